@@ -1,0 +1,231 @@
+"""The vendor protocol: normalized job snapshots, result files, vendor specs and errors.
+
+Exception tree (what the poller does with each)::
+
+    VendorError                 base; `message` is safe to show users (no secrets)
+    ├── TransientError          5xx, timeouts, HTML/malformed bodies: back off, state unchanged
+    │   └── RateLimitedError    429 / vendor throttle codes: wait `retry_after` or back off longer
+    ├── JobNotFoundError        vendor does not know the job: not-found rule (failed / expired)
+    ├── AuthError               credentials rejected after one refresh: watch fails
+    └── RequestRejectedError    any other definitive vendor error: watch fails quoting code + text
+    RefError (ValueError)       a job reference that fails validation; raised before any request
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import httpx
+
+Clock = Callable[[], float]
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {State.SUCCEEDED, State.PARTIAL, State.FAILED, State.CANCELLED, State.EXPIRED}
+)
+
+
+def status_key(raw: object) -> str:
+    """Compare vendor statuses without case, spaces, `_` or `-` (vendors mix spellings)."""
+    return re.sub(r"[\s_-]+", "", str(raw)).lower()
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """What one poll learned about a job, normalized across vendors.
+
+    `progress` holds display pairs for the parent message ("Rows", "1,187 of 1,200");
+    `facts` holds the vendor's own summary fields (kept for result files);
+    `error_message` may be long raw vendor text: renderers escape and clip it.
+    `expires_at` (epoch seconds) is when the vendor forgets the job's details, if known.
+    """
+
+    state: State
+    raw_status: str
+    progress: tuple[tuple[str, str], ...] = ()
+    facts: tuple[tuple[str, str], ...] = ()
+    error_code: str | None = None
+    error_message: str | None = None
+    expires_at: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> JobSnapshot | None:
+        if not text:
+            return None
+        raw = json.loads(text)
+        return cls(
+            state=State(raw["state"]),
+            raw_status=raw["raw_status"],
+            progress=tuple(tuple(p) for p in raw.get("progress", ())),  # type: ignore[misc]
+            facts=tuple(tuple(p) for p in raw.get("facts", ())),  # type: ignore[misc]
+            error_code=raw.get("error_code"),
+            error_message=raw.get("error_message"),
+            expires_at=raw.get("expires_at"),
+        )
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """A file to post into the watch's thread. Small files carry `content`; large ones a `path`."""
+
+    filename: str
+    title: str
+    comment: str = ""
+    content: bytes | None = None
+    path: str | None = None
+
+    @property
+    def size(self) -> int:
+        if self.content is not None:
+            return len(self.content)
+        import os
+
+        return os.path.getsize(self.path) if self.path else 0
+
+
+class Vendor(Protocol):
+    """One connection's client for one vendor. Built by `VendorSpec.build`."""
+
+    def fetch(self, ref: str) -> JobSnapshot:
+        """Poll the job once. Raises a `VendorError` subclass on anything but a readable job."""
+        ...
+
+    def results(self, ref: str, snapshot: JobSnapshot) -> Iterable[ResultFile]:
+        """Files to post once the job is terminal (may be empty)."""
+        ...
+
+    def check(self) -> str:
+        """One cheap authenticated call; returns a short human description. Raises VendorError."""
+        ...
+
+
+@dataclass
+class VendorContext:
+    """Per-process resources a vendor client shares with its siblings."""
+
+    http: httpx.Client
+    clock: Clock
+    shared: dict[Any, Any] = field(default_factory=dict)  # e.g. Zoho token caches by key
+
+
+@dataclass(frozen=True)
+class VendorSpec:
+    """Static facts about a vendor: names, job-ref syntax, poll schedule, connection family.
+
+    `schedule` is ((from_age_s, interval_s), ...) ascending; the first entry starts at 0.
+    `family` names the connection table in Settings (`zoho`, `zuora`, `micro`).
+    `rate_per_minute` is the default token-bucket rate for one connection.
+    """
+
+    key: str
+    aliases: tuple[str, ...]
+    label: str
+    ref_syntax: str
+    example_ref: str
+    parse_ref: Callable[[str], str]
+    schedule: tuple[tuple[float, float], ...]
+    floor: float
+    ceiling: float
+    family: str
+    rate_per_minute: float
+    build: Callable[[Any, VendorContext], Vendor]
+
+
+class RefError(ValueError):
+    """A job reference that does not match the vendor's id syntax."""
+
+
+class VendorError(Exception):
+    """Base of every vendor failure. `message` is safe to show (no secrets, unescaped)."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class TransientError(VendorError):
+    """Worth retrying later: the job's state is unknown, not changed."""
+
+
+class RateLimitedError(TransientError):
+    """The vendor asked us to slow down; `retry_after` seconds when it said how long."""
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class JobNotFoundError(VendorError):
+    """The vendor does not know this job (never did, or has forgotten it)."""
+
+    def __init__(self, message: str, *, code: str | None = None, hint: str = "") -> None:
+        super().__init__(message, code=code)
+        self.hint = hint
+
+
+class AuthError(VendorError):
+    """Credentials rejected even after one refresh."""
+
+
+class RequestRejectedError(VendorError):
+    """A definitive vendor error (permission, bad org, bad config): retrying will not help."""
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def build_http_client(
+    transport: httpx.BaseTransport | None = None, *, timeout: float = 20.0
+) -> httpx.Client:
+    """The one shared vendor HTTP client. Redirects are never followed automatically, so a
+    credential header can't ride a redirect to a foreign host (vendors.md §1.5)."""
+    return httpx.Client(
+        transport=transport,
+        timeout=httpx.Timeout(timeout, connect=10.0),
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        headers={"User-Agent": "syncwatch/0.1"},
+    )

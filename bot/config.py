@@ -1,0 +1,312 @@
+"""Settings.from_env: the only code that knows environment variable names and the TOML layout."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.vendors.zoho_auth import ZOHO_DCS, ZohoConnection
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_CONNECTION = "default"
+
+
+class ConfigError(Exception):
+    """Configuration that can't work. `problems` lists every finding, one sentence each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything syncwatch reads from its environment and config file.
+
+    Secrets live here in memory only; `__repr__` is overridden so they never reach a log.
+    """
+
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    db_path: str = "./syncwatch.db"
+    config_path: str | None = None
+    port: int = 3000
+    host: str = "0.0.0.0"
+    poll_interval: float | None = None
+    watch_timeout: float = 86400.0
+    max_file_mb: float = 50.0
+    zoho: Mapping[str, ZohoConnection] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(db_path={self.db_path!r}, port={self.port}, host={self.host!r}, "
+            f"socket_mode={self.socket_mode}, zoho={sorted(self.zoho)})"
+        )
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    def connections(self, family: str) -> Mapping[str, Any]:
+        """Named connections of one vendor family (`zoho`, later `zuora`, `micro`)."""
+        return {"zoho": self.zoho}.get(family, {})
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, for redaction and for tests that grep for leaks."""
+        found = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token]
+        for conn in self.zoho.values():
+            found += [conn.client_secret, conn.refresh_token, conn.client_id]
+        return [s for s in found if s]
+
+    def problems_for_run(self) -> list[str]:
+        """What stops `syncwatch run` from starting (empty when it can run)."""
+        problems = []
+        if not self.slack_bot_token:
+            problems.append("SLACK_BOT_TOKEN is not set (the bot token, starts with xoxb-)")
+        elif not self.slack_bot_token.startswith("xoxb-"):
+            problems.append("SLACK_BOT_TOKEN does not look like a bot token (expected xoxb-…)")
+        if self.slack_app_token and not self.slack_app_token.startswith("xapp-"):
+            problems.append("SLACK_APP_TOKEN does not look like an app token (expected xapp-…)")
+        if not self.socket_mode and not self.slack_signing_secret:
+            problems.append(
+                "SLACK_SIGNING_SECRET is not set (required in HTTP mode; "
+                "set SLACK_APP_TOKEN instead to use Socket Mode)"
+            )
+        if not self.zoho:
+            problems.append(
+                "no vendor is configured: set ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and "
+                "ZOHO_REFRESH_TOKEN (or add connections to the config file)"
+            )
+        return problems
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate. Raises ConfigError listing every problem found (no secrets)."""
+        env = os.environ if env is None else env
+        problems: list[str] = []
+        get = _Reader(env, problems)
+
+        config_path = get.text("SYNCWATCH_CONFIG") or None
+        if config_path is None and Path("syncwatch.toml").is_file():
+            config_path = "syncwatch.toml"
+        toml = _load_toml(config_path, problems)
+
+        zoho: dict[str, ZohoConnection] = {}
+        default_zoho = _zoho_from_env(env, problems)
+        if default_zoho is not None:
+            zoho[DEFAULT_CONNECTION] = default_zoho
+        for name, section in _sections(toml, "zoho", problems):
+            conn = _zoho_connection(name, section, f"[zoho.{name}] in {config_path}", problems)
+            if conn is not None:
+                zoho[name] = conn
+
+        settings = cls(
+            slack_bot_token=get.text("SLACK_BOT_TOKEN"),
+            slack_signing_secret=get.text("SLACK_SIGNING_SECRET"),
+            slack_app_token=get.text("SLACK_APP_TOKEN"),
+            slack_api_url=get.url("SLACK_API_URL", DEFAULT_SLACK_API_URL, origin_only=False),
+            db_path=get.text("SYNCWATCH_DB") or "./syncwatch.db",
+            config_path=config_path,
+            port=int(get.number("PORT", 3000, minimum=0, maximum=65535, integer=True)),
+            host=get.text("SYNCWATCH_HOST") or "0.0.0.0",
+            poll_interval=get.optional_number("SYNCWATCH_POLL_INTERVAL", minimum=1),
+            watch_timeout=get.number("SYNCWATCH_WATCH_TIMEOUT", 86400, minimum=1),
+            max_file_mb=get.number("SYNCWATCH_MAX_FILE_MB", 50, minimum=0.001),
+            zoho=zoho,
+        )
+        if problems:
+            raise ConfigError(problems)
+        if not settings.slack_api_url.endswith("/"):
+            settings = _replace(settings, slack_api_url=settings.slack_api_url + "/")
+        return settings
+
+
+def _replace(settings: Settings, **changes: Any) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, **changes)
+
+
+class _Reader:
+    """Reads env values, appending a readable problem (never the value of a secret)."""
+
+    def __init__(self, env: Mapping[str, str], problems: list[str]) -> None:
+        self.env = env
+        self.problems = problems
+
+    def text(self, name: str) -> str:
+        return self.env.get(name, "").strip()
+
+    def number(
+        self,
+        name: str,
+        default: float,
+        *,
+        minimum: float,
+        maximum: float | None = None,
+        integer: bool = False,
+    ) -> float:
+        value = self.optional_number(name, minimum=minimum, maximum=maximum, integer=integer)
+        return default if value is None else value
+
+    def optional_number(
+        self, name: str, *, minimum: float, maximum: float | None = None, integer: bool = False
+    ) -> float | None:
+        raw = self.text(name)
+        if not raw:
+            return None
+        try:
+            value = int(raw) if integer else float(raw)
+        except ValueError:
+            kind = "a whole number" if integer else "a number"
+            self.problems.append(f"{name}={raw!r} is not {kind}")
+            return None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = (
+                f"between {minimum:g} and {maximum:g}" if maximum is not None else f"≥ {minimum:g}"
+            )
+            self.problems.append(f"{name}={raw} is out of range (must be {bound})")
+            return None
+        return value
+
+    def url(self, name: str, default: str, *, origin_only: bool = True) -> str:
+        raw = self.text(name)
+        if not raw:
+            return default
+        problem = url_problem(raw, origin_only=origin_only)
+        if problem:
+            self.problems.append(f"{name}={raw!r} {problem}")
+            return default
+        return raw.rstrip("/") if origin_only else raw
+
+
+def url_problem(raw: str, *, origin_only: bool = True) -> str | None:
+    """Why `raw` is not a usable base URL, or None. Overrides are origins (design.md §6)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an http(s) URL"
+    if parts.username or parts.password:
+        return "must not carry a user name or password"
+    if origin_only and parts.path.strip("/"):
+        return "must be an origin only (scheme://host[:port]); the API paths are added by syncwatch"
+    if parts.query or parts.fragment:
+        return "must not have a query string or fragment"
+    return None
+
+
+def _load_toml(path: str | None, problems: list[str]) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        problems.append(f"SYNCWATCH_CONFIG points at {path}, which does not exist")
+    except tomllib.TOMLDecodeError as err:
+        problems.append(f"{path} is not valid TOML: {err}")
+    except OSError as err:
+        problems.append(f"{path} can't be read: {err.strerror}")
+    return {}
+
+
+def _sections(
+    toml: Mapping[str, Any], family: str, problems: list[str]
+) -> list[tuple[str, Mapping[str, Any]]]:
+    table = toml.get(family, {})
+    if not isinstance(table, dict):
+        problems.append(f"[{family}] in the config file must be a table of named connections")
+        return []
+    out = []
+    for name, section in table.items():
+        if not isinstance(section, dict):
+            problems.append(f"[{family}.{name}] must be a table")
+        elif name == DEFAULT_CONNECTION:
+            problems.append(
+                f"[{family}.default] is reserved for the connection the environment describes"
+            )
+        else:
+            out.append((name, section))
+    return out
+
+
+_ZOHO_ENV = {
+    "client_id": "ZOHO_CLIENT_ID",
+    "client_secret": "ZOHO_CLIENT_SECRET",
+    "refresh_token": "ZOHO_REFRESH_TOKEN",
+    "dc": "ZOHO_DC",
+    "analytics_org_id": "ZOHO_ANALYTICS_ORG_ID",
+    "accounts_url": "ZOHO_ACCOUNTS_URL",
+    "analytics_api_url": "ZOHO_ANALYTICS_API_URL",
+    "crm_api_url": "ZOHO_CRM_API_URL",
+}
+
+
+def _zoho_from_env(env: Mapping[str, str], problems: list[str]) -> ZohoConnection | None:
+    values = {key: env.get(var, "").strip() for key, var in _ZOHO_ENV.items()}
+    if not any(values[k] for k in ("client_id", "client_secret", "refresh_token")):
+        return None
+    return _zoho_connection(DEFAULT_CONNECTION, values, "environment", problems, names=_ZOHO_ENV)
+
+
+def _zoho_connection(
+    name: str,
+    values: Mapping[str, Any],
+    where: str,
+    problems: list[str],
+    names: Mapping[str, str] | None = None,
+) -> ZohoConnection | None:
+    def label(key: str) -> str:
+        return names[key] if names else f"{key} in {where}"
+
+    def text(key: str) -> str:
+        value = values.get(key, "")
+        return str(value).strip() if value is not None else ""
+
+    before = len(problems)
+    for key in ("client_id", "client_secret", "refresh_token"):
+        if not text(key):
+            problems.append(f"{label(key)} is not set (needed for the Zoho connection {name!r})")
+    dc = (text("dc") or "us").lower()
+    if dc not in ZOHO_DCS:
+        problems.append(f"{label('dc')}={dc!r} is not a Zoho data centre ({', '.join(ZOHO_DCS)})")
+        dc = "us"
+    hosts = ZOHO_DCS[dc]
+    resolved: dict[str, str] = {}
+    overridden = set()
+    for key, host, short in (
+        ("accounts_url", hosts.accounts, "accounts"),
+        ("analytics_api_url", hosts.analytics, "analytics"),
+        ("crm_api_url", hosts.crm, "crm"),
+    ):
+        raw = text(key)
+        if raw:
+            problem = url_problem(raw)
+            if problem:
+                problems.append(f"{label(key)}={raw!r} {problem}")
+            overridden.add(short)
+            resolved[key] = raw.rstrip("/")
+        else:
+            resolved[key] = f"https://{host}"
+    org = text("analytics_org_id")
+    if org and not org.isdigit():
+        problems.append(f"{label('analytics_org_id')} must be digits (Zoho's organization id)")
+    if len(problems) > before:
+        return None
+    return ZohoConnection(
+        name=name,
+        client_id=text("client_id"),
+        client_secret=text("client_secret"),
+        refresh_token=text("refresh_token"),
+        dc=dc,
+        analytics_org_id=org,
+        overridden=frozenset(overridden),
+        **resolved,
+    )

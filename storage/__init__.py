@@ -1,0 +1,33 @@
+"""SQLite storage: the only package that names tables or writes SQL."""
+
+from .store import (
+    ACTIVE,
+    DONE,
+    PAUSED,
+    STOPPED,
+    DuplicateWatchError,
+    NewWatch,
+    OutboxRow,
+    ParentRef,
+    PollResult,
+    Store,
+    Transition,
+    TransitionDraft,
+    Watch,
+)
+
+__all__ = [
+    "ACTIVE",
+    "DONE",
+    "PAUSED",
+    "STOPPED",
+    "DuplicateWatchError",
+    "NewWatch",
+    "OutboxRow",
+    "ParentRef",
+    "PollResult",
+    "Store",
+    "Transition",
+    "TransitionDraft",
+    "Watch",
+]

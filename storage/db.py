@@ -1,0 +1,76 @@
+"""Connections: one SQLite connection per thread, WAL, busy timeout, explicit transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlite_utils import Database
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def open_database(path: str) -> Database:
+    """A sqlite-utils Database on a fresh connection with our pragmas.
+
+    isolation_level=None puts transaction control in our hands: `immediate()` opens
+    BEGIN IMMEDIATE, so a read-then-write unit never fails with "database is locked"
+    half-way (a deferred BEGIN can't upgrade its lock while another writer commits).
+    """
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if path != ":memory:":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return Database(conn, execute_plugins=False)
+
+
+class ConnectionPool:
+    """One Database per thread (sqlite3 connections must not be shared across threads)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[Database] = []
+        self._lock = threading.Lock()
+        self._memory: Database | None = open_database(path) if path == ":memory:" else None
+
+    def get(self) -> Database:
+        if self._memory is not None:  # tests: one shared in-memory connection
+            return self._memory
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = open_database(self.path)
+            self._local.db = db
+            with self._lock:
+                self._all.append(db)
+        return db
+
+    @contextmanager
+    def immediate(self) -> Iterator[Database]:
+        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE)."""
+        db = self.get()
+        if db.conn.in_transaction:  # nested unit: join the outer transaction
+            yield db
+            return
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+        else:
+            db.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._all:
+                db.conn.close()
+            self._all.clear()
+        if self._memory is not None:
+            self._memory.conn.close()

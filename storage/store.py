@@ -1,0 +1,505 @@
+"""The store API: watches, their transitions, the Slack outbox and parent message refs.
+
+Every write is one `BEGIN IMMEDIATE` transaction; a poll's state change and the outbox
+rows that announce it commit together, so a crash never leaves one without the other.
+Times are epoch seconds passed in by the caller (the store has no clock of its own).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from sqlite_utils import Database
+
+from .db import ConnectionPool
+from .migrations import apply as apply_migrations
+
+ACTIVE = "active"
+DONE = "done"
+STOPPED = "stopped"
+PAUSED = "paused"
+
+_ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o/1/l: ids are read aloud and typed
+
+
+class DuplicateWatchError(Exception):
+    """An active watch of the same job already exists in that channel."""
+
+    def __init__(self, existing: Watch) -> None:
+        super().__init__(f"already watching as {existing.id}")
+        self.existing = existing
+
+
+@dataclass(frozen=True)
+class Watch:
+    id: str
+    vendor: str
+    ref: str
+    connection: str
+    team_id: str | None
+    channel_id: str
+    requester_id: str
+    status: str
+    state: str | None
+    raw_status: str | None
+    snapshot: str | None
+    interval_s: float
+    created_at: float
+    updated_at: float
+    next_poll_at: float | None
+    lease_until: float | None
+    lease_owner: str | None
+    attempts: int
+    polls: int
+    last_error: str | None
+    deadline: float
+    finished_at: float | None
+    stopped_by: str | None
+    pause_reason: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any] | sqlite3.Row) -> Watch:
+        data = dict(row)
+        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class NewWatch:
+    vendor: str
+    ref: str
+    connection: str
+    channel_id: str
+    requester_id: str
+    interval_s: float
+    deadline: float
+    team_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    id: int
+    watch_id: str
+    at: float
+    event: str
+    from_state: str | None
+    to_state: str | None
+    raw_status: str | None
+    error_code: str | None
+    error_message: str | None
+    actor: str | None
+    note: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Transition:
+        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class TransitionDraft:
+    """A history entry to record; `event` is state | stopped | timeout | note."""
+
+    event: str
+    from_state: str | None = None
+    to_state: str | None = None
+    raw_status: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    actor: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """Everything one poll changes, applied in one transaction by `Store.apply_poll`.
+
+    `changes` are watch columns to set. With `transition`, a thread reply is queued for it;
+    `update_parent` queues an edit of the parent; each of `uploads` (JSON-able payloads)
+    queues a file for the thread.
+    """
+
+    changes: dict[str, Any]
+    transition: TransitionDraft | None = None
+    update_parent: bool = False
+    uploads: Sequence[dict[str, Any]] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    watch_id: str
+    kind: str
+    transition_id: int | None
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> OutboxRow:
+        return cls(
+            id=row["id"],
+            watch_id=row["watch_id"],
+            kind=row["kind"],
+            transition_id=row["transition_id"],
+            payload=json.loads(row["payload"] or "{}"),
+            status=row["status"],
+            attempts=row["attempts"] or 0,
+            created_at=row["created_at"],
+            next_attempt_at=row["next_attempt_at"],
+        )
+
+
+@dataclass(frozen=True)
+class ParentRef:
+    watch_id: str
+    channel_id: str
+    ts: str
+
+
+class Store:
+    """The only door to the database. Safe to share across threads."""
+
+    def __init__(self, path: str) -> None:
+        self.pool = ConnectionPool(path)
+        with self.pool.immediate() as db:
+            apply_migrations(db)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @property
+    def _db(self) -> Database:
+        return self.pool.get()
+
+    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        cursor = self._db.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- watches ---------------------------------------------------------------------------
+
+    def create_watches(self, drafts: Iterable[NewWatch], now: float) -> list[Watch]:
+        """Create watches, each with its parent-post outbox row, all or none.
+
+        Raises DuplicateWatchError (nothing created) if any job is already actively
+        watched in its channel.
+        """
+        created = []
+        with self.pool.immediate() as db:
+            for draft in drafts:
+                existing = self.find_active(draft.vendor, draft.ref, draft.channel_id)
+                if existing is not None:
+                    raise DuplicateWatchError(existing)
+                watch_id = self._new_id(db, "w", "watches")
+                db["watches"].insert(
+                    {
+                        "id": watch_id,
+                        "vendor": draft.vendor,
+                        "ref": draft.ref,
+                        "connection": draft.connection,
+                        "team_id": draft.team_id,
+                        "channel_id": draft.channel_id,
+                        "requester_id": draft.requester_id,
+                        "status": ACTIVE,
+                        "interval_s": draft.interval_s,
+                        "created_at": now,
+                        "updated_at": now,
+                        "next_poll_at": now,
+                        "attempts": 0,
+                        "polls": 0,
+                        "deadline": draft.deadline,
+                    },
+                    pk="id",
+                )
+                self._queue(db, watch_id, "parent", now)
+                created.append(self.get_watch(watch_id))
+        return [w for w in created if w is not None]
+
+    def _new_id(self, db: Database, prefix: str, table: str) -> str:
+        length = 3
+        while True:
+            for _ in range(8):
+                candidate = prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+                if not db.execute(f"SELECT 1 FROM {table} WHERE id = ?", [candidate]).fetchone():
+                    return candidate
+            length += 1  # crowded at this length: grow rather than loop
+
+    def get_watch(self, watch_id: str) -> Watch | None:
+        rows = self._rows("SELECT * FROM watches WHERE id = ?", [watch_id])
+        return Watch.from_row(rows[0]) if rows else None
+
+    def find_active(self, vendor: str, ref: str, channel_id: str) -> Watch | None:
+        rows = self._rows(
+            "SELECT * FROM watches WHERE vendor = ? AND ref = ? AND channel_id = ? "
+            "AND status = 'active'",
+            [vendor, ref, channel_id],
+        )
+        return Watch.from_row(rows[0]) if rows else None
+
+    def list_watches(
+        self,
+        *,
+        channel_id: str | None = None,
+        requester_id: str | None = None,
+        statuses: Sequence[str] | None = (ACTIVE,),
+        limit: int = 100,
+    ) -> list[Watch]:
+        where, params = [], []
+        if channel_id is not None:
+            where.append("channel_id = ?")
+            params.append(channel_id)
+        if requester_id is not None:
+            where.append("requester_id = ?")
+            params.append(requester_id)
+        if statuses:
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(statuses)
+        sql = "SELECT * FROM watches"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id LIMIT ?"
+        return [Watch.from_row(r) for r in self._rows(sql, [*params, limit])]
+
+    def claim_due(self, now: float, owner: str, lease_s: float, limit: int) -> list[Watch]:
+        """Lease up to `limit` active watches whose poll is due. One statement, so two
+        pollers never claim the same watch; an expired lease (crashed poller) is reclaimable."""
+        if limit <= 0:
+            return []
+        with self.pool.immediate():
+            rows = self._rows(
+                "UPDATE watches SET lease_until = :lease, lease_owner = :owner "
+                "WHERE id IN (SELECT id FROM watches WHERE status = 'active' "
+                "AND next_poll_at <= :now AND (lease_until IS NULL OR lease_until < :now) "
+                "ORDER BY next_poll_at LIMIT :limit) RETURNING *",
+                {"lease": now + lease_s, "owner": owner, "now": now, "limit": limit},
+            )
+        return sorted((Watch.from_row(r) for r in rows), key=lambda w: w.next_poll_at or 0)
+
+    def release(self, watch_id: str, owner: str) -> None:
+        with self.pool.immediate() as db:
+            db.execute(
+                "UPDATE watches SET lease_until = NULL, lease_owner = NULL "
+                "WHERE id = ? AND lease_owner = ?",
+                [watch_id, owner],
+            )
+
+    def next_due_at(self) -> float | None:
+        row = self._db.execute(
+            "SELECT MIN(next_poll_at) FROM watches WHERE status = 'active'"
+        ).fetchone()
+        return row[0] if row else None
+
+    def apply_poll(self, watch_id: str, owner: str, result: PollResult, now: float) -> bool:
+        """Apply one poll's outcome if this poller still holds the lease and the watch is
+        still active (a stop that landed mid-poll wins). Returns whether it was applied."""
+        with self.pool.immediate() as db:
+            current = self.get_watch(watch_id)
+            if current is None or current.status != ACTIVE or current.lease_owner != owner:
+                return False
+            changes = {
+                **result.changes,
+                "updated_at": now,
+                "lease_until": None,
+                "lease_owner": None,
+            }
+            db["watches"].update(watch_id, changes)
+            self._record(db, watch_id, result.transition, result.update_parent, now)
+            for payload in result.uploads:
+                self._queue(db, watch_id, "upload", now, payload=payload)
+            return True
+
+    def stop_watch(self, watch_id: str, by: str, now: float) -> Watch | None:
+        """Stop an active or paused watch. Returns the stopped watch, or None if it was not
+        running (already done or stopped)."""
+        with self.pool.immediate() as db:
+            current = self.get_watch(watch_id)
+            if current is None or current.status not in (ACTIVE, PAUSED):
+                return None
+            db["watches"].update(
+                watch_id,
+                {
+                    "status": STOPPED,
+                    "stopped_by": by,
+                    "finished_at": now,
+                    "updated_at": now,
+                    "next_poll_at": None,
+                    "lease_until": None,
+                    "lease_owner": None,
+                },
+            )
+            draft = TransitionDraft(
+                event="stopped", from_state=current.state, to_state=current.state, actor=by
+            )
+            self._record(db, watch_id, draft, True, now)
+        return self.get_watch(watch_id)
+
+    def pause_watch(self, watch_id: str, reason: str, now: float) -> None:
+        """Stop polling and delivering: Slack says the channel is gone or closed to us."""
+        with self.pool.immediate() as db:
+            db.execute(
+                "UPDATE watches SET status = 'paused', pause_reason = ?, updated_at = ?, "
+                "next_poll_at = NULL, lease_until = NULL, lease_owner = NULL "
+                "WHERE id = ? AND status = 'active'",
+                [reason, now, watch_id],
+            )
+            db.execute(
+                "UPDATE outbox SET status = 'dead', last_error = ? "
+                "WHERE watch_id = ? AND status = 'pending'",
+                [reason, watch_id],
+            )
+
+    def _record(
+        self,
+        db: Database,
+        watch_id: str,
+        draft: TransitionDraft | None,
+        update_parent: bool,
+        now: float,
+    ) -> None:
+        # Parent edit before the reply: the thread then never runs ahead of the message.
+        if update_parent:
+            self._queue(db, watch_id, "parent", now)
+        if draft is not None:
+            transition_id = (
+                db["transitions"]
+                .insert({"watch_id": watch_id, "at": now, **draft.__dict__}, pk="id")
+                .last_pk
+            )
+            self._queue(db, watch_id, "reply", now, transition_id=transition_id)
+
+    # -- transitions -----------------------------------------------------------------------
+
+    def get_transition(self, transition_id: int) -> Transition | None:
+        rows = self._rows("SELECT * FROM transitions WHERE id = ?", [transition_id])
+        return Transition.from_row(rows[0]) if rows else None
+
+    def transitions(self, watch_id: str) -> list[Transition]:
+        rows = self._rows("SELECT * FROM transitions WHERE watch_id = ? ORDER BY id", [watch_id])
+        return [Transition.from_row(r) for r in rows]
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def _queue(
+        self,
+        db: Database,
+        watch_id: str,
+        kind: str,
+        now: float,
+        *,
+        transition_id: int | None = None,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        db["outbox"].insert(
+            {
+                "watch_id": watch_id,
+                "kind": kind,
+                "transition_id": transition_id,
+                "payload": json.dumps(payload or {}),
+                "status": "pending",
+                "created_at": now,
+                "next_attempt_at": now,
+                "attempts": 0,
+            },
+            pk="id",
+        )
+
+    def due_outbox(self, now: float, limit: int = 200) -> list[OutboxRow]:
+        """Pending rows that may go now, oldest first. A row waits while an earlier row of
+        the same watch is deferred, so each thread reads in order."""
+        rows = self._rows(
+            "SELECT * FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= :now "
+            "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.watch_id = o.watch_id "
+            "AND p.status = 'pending' AND p.id < o.id AND p.next_attempt_at > :now) "
+            "ORDER BY o.id LIMIT :limit",
+            {"now": now, "limit": limit},
+        )
+        return [OutboxRow.from_row(r) for r in rows]
+
+    def next_outbox_at(self) -> float | None:
+        row = self._db.execute(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+        ).fetchone()
+        return row[0] if row else None
+
+    def pending_parent_upto(self, watch_id: str) -> tuple[int, Watch | None]:
+        """The newest pending parent row id and the watch as of the same read, so a render
+        from this watch covers every row up to that id (later rows stay pending)."""
+        with self.pool.immediate():
+            row = self._db.execute(
+                "SELECT MAX(id) FROM outbox WHERE watch_id = ? AND kind = 'parent' "
+                "AND status = 'pending'",
+                [watch_id],
+            ).fetchone()
+            return (row[0] or 0), self.get_watch(watch_id)
+
+    def mark_sent(self, row_id: int, now: float, slack_ref: str | None = None) -> None:
+        with self.pool.immediate() as db:
+            db["outbox"].update(row_id, {"status": "sent", "sent_at": now, "slack_ref": slack_ref})
+
+    def mark_parent_rows_sent(self, watch_id: str, upto_id: int, now: float) -> None:
+        with self.pool.immediate() as db:
+            db.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ? WHERE watch_id = ? "
+                "AND kind = 'parent' AND status = 'pending' AND id <= ?",
+                [now, watch_id, upto_id],
+            )
+
+    def defer(self, row_id: int, next_attempt_at: float, error: str) -> None:
+        with self.pool.immediate() as db:
+            db.execute(
+                "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ? "
+                "WHERE id = ?",
+                [next_attempt_at, error, row_id],
+            )
+
+    def mark_dead(self, row_id: int, error: str) -> None:
+        with self.pool.immediate() as db:
+            db["outbox"].update(row_id, {"status": "dead", "last_error": error})
+
+    def outbox_rows(self, watch_id: str) -> list[OutboxRow]:
+        rows = self._rows("SELECT * FROM outbox WHERE watch_id = ? ORDER BY id", [watch_id])
+        return [OutboxRow.from_row(r) for r in rows]
+
+    def outbox_backlog(self, now: float) -> tuple[int, float]:
+        """(pending rows, age in seconds of the oldest) for metrics."""
+        count, oldest = self._db.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
+        ).fetchone()
+        return count, (now - oldest) if oldest is not None else 0.0
+
+    # -- parent messages -------------------------------------------------------------------
+
+    def parent_ref(self, watch_id: str) -> ParentRef | None:
+        rows = self._rows("SELECT * FROM slack_messages WHERE watch_id = ?", [watch_id])
+        if not rows:
+            return None
+        return ParentRef(rows[0]["watch_id"], rows[0]["channel_id"], rows[0]["ts"])
+
+    def parent_posted(
+        self, watch_id: str, channel_id: str, ts: str, upto_id: int, now: float
+    ) -> None:
+        """Store the parent's ts and mark the parent rows it covers sent, in one transaction,
+        so replies can never be sent before the ts they thread under is known."""
+        with self.pool.immediate() as db:
+            db["slack_messages"].upsert(
+                {"watch_id": watch_id, "channel_id": channel_id, "ts": ts, "posted_at": now},
+                pk="watch_id",
+            )
+            self.mark_parent_rows_sent(watch_id, upto_id, now)
+
+    def forget_parent(self, watch_id: str) -> None:
+        """The parent was deleted in Slack: the next parent row posts a new one."""
+        with self.pool.immediate() as db:
+            db.execute("DELETE FROM slack_messages WHERE watch_id = ?", [watch_id])
+
+    # -- operators -------------------------------------------------------------------------
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, COUNT(*) FROM watches GROUP BY status").fetchall()
+        return {status: count for status, count in rows}

@@ -295,6 +295,15 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
+    def poll_soon(self, watch_id: str, now: float) -> None:
+        """Make an active watch due now (the Refresh button); a leased poll is left alone."""
+        with self.pool.immediate() as db:
+            db.execute(
+                "UPDATE watches SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?) "
+                "WHERE id = ? AND status = 'active'",
+                [now, now, watch_id],
+            )
+
     def apply_poll(self, watch_id: str, owner: str, result: PollResult, now: float) -> bool:
         """Apply one poll's outcome if this poller still holds the lease and the watch is
         still active (a stop that landed mid-poll wins). Returns whether it was applied."""

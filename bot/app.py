@@ -1,0 +1,97 @@
+"""create_app builds the Bolt App; make_wsgi serves it beside /healthz and /metrics."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+
+from bot import listeners
+from bot.config import Settings
+from bot.metrics import Metrics
+from bot.service import Service
+
+log = logging.getLogger(__name__)
+
+# Listener threads: each ack needs a free worker (slack.md §3), so keep plenty beyond the
+# HTTP server's own threads; listeners do at most one Slack read and a few SQLite writes.
+LISTENER_THREADS = 32
+HTTP_THREADS = 16
+
+
+def create_app(
+    settings: Settings,
+    service: Service,
+    *,
+    client: WebClient,
+    metrics: Metrics | None = None,
+    authorize: Callable[..., Any] | None = None,
+) -> App:
+    """The Bolt app. `client` carries the bot token and SLACK_API_URL; Bolt copies it for
+    every listener. Nothing runs at import time."""
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret or None,
+        authorize=authorize,
+        process_before_response=False,
+        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener"),
+        logger=logging.getLogger("slack_bolt"),
+    )
+
+    if metrics is not None:
+
+        @app.middleware
+        def note_inbound(next: Callable[[], BoltResponse]) -> BoltResponse:
+            metrics.last_inbound.set_to_current_time()
+            return next()
+
+    listeners.register(app, service)
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Any = None) -> None:
+        ref = secrets.token_hex(2)
+        log.error("listener failed (ref %s): %s", ref, type(error).__name__, exc_info=error)
+        if respond is not None and body.get("response_url"):
+            respond(
+                text=f"Something went wrong (ref {ref}). Nothing was changed; try again.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+
+    return app
+
+
+def make_wsgi(
+    app: App | None,
+    *,
+    render_metrics: Callable[[], bytes],
+    healthy: Callable[[], bool],
+) -> Callable[..., Iterable[bytes]]:
+    """WSGI app: Slack at /slack/events (HTTP mode only), /healthz and /metrics always."""
+    slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            ok = healthy()
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable",
+                [("Content-Type", "text/plain; charset=utf-8")],
+            )
+            return [b"ok\n" if ok else b"unhealthy\n"]
+        if path == "/metrics":
+            body = render_metrics()
+            start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4")])
+            return [body]
+        if slack is not None and path == "/slack/events":
+            return slack(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return wsgi

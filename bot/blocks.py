@@ -1,0 +1,395 @@
+"""Pure rendering: watches, transitions and command answers -> Slack text + Block Kit JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.grammar import COMMAND, HELP_TOPICS, CommandError
+from bot.vendors import SPECS, JobSnapshot, State, lookup
+from storage import Transition, Watch
+
+# Action ids: the verb; the button's value carries the watch id.
+WATCH_REFRESH = "watch.refresh"
+WATCH_STOP = "watch.stop"
+
+MAX_BLOCKS = 50
+SECTION_LIMIT = 3000
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+STATE_LOOK: dict[str | None, tuple[str, str]] = {
+    None: (":mag:", "Checking"),
+    State.QUEUED: (":hourglass_flowing_sand:", "Queued"),
+    State.RUNNING: (":arrows_counterclockwise:", "Running"),
+    State.SUCCEEDED: (":white_check_mark:", "Succeeded"),
+    State.PARTIAL: (":warning:", "Partially succeeded"),
+    State.FAILED: (":x:", "Failed"),
+    State.CANCELLED: (":no_entry_sign:", "Cancelled"),
+    State.EXPIRED: (":hourglass:", "Expired"),
+    State.UNKNOWN: (":grey_question:", "Unrecognised status"),
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks} if self.blocks else {"text": self.text}
+
+
+def esc(raw: str) -> str:
+    """Make text inert in mrkdwn: only &, < and > are control characters (slack.md §6)."""
+    return raw.translate(_ESCAPES)
+
+
+def esc_clip(raw: str, limit: int) -> str:
+    """Escape, then shorten to `limit` characters without splitting an entity."""
+    out = esc(raw)
+    if len(out) <= limit:
+        return out
+    kept, size = [], 1
+    for piece in map(esc, raw):
+        if size + len(piece) > limit:
+            break
+        kept.append(piece)
+        size += len(piece)
+    return "".join(kept) + "…"
+
+
+def quote_block(raw: str, limit: int) -> str:
+    """Vendor text as a code block: escaped, clipped, and unable to close the block early."""
+    return "```" + esc_clip(raw.replace("```", "ˋˋˋ"), limit - 6) + "```"
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": mrkdwn(text[:SECTION_LIMIT])}
+
+
+def context(*texts: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [mrkdwn(t[:2000]) for t in texts[:10]]}
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def slack_date(epoch: float, token: str = "{date_short_pretty} {time}") -> str:
+    """A date Slack renders in the reader's own time zone, with a UTC fallback."""
+    import datetime as dt
+
+    fallback = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(epoch)}^{token}|{fallback}>"
+
+
+def vendor_label(vendor: str) -> str:
+    spec = lookup(vendor)
+    return spec.label if spec else vendor
+
+
+def job_title(watch: Watch) -> str:
+    return f"*{esc(vendor_label(watch.vendor))}* `{esc(watch.ref)}`"
+
+
+def archive_link(channel_id: str, ts: str) -> str:
+    """A link to a message Slack resolves for any member (no workspace domain needed)."""
+    return f"https://slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
+
+
+# -- parent message ------------------------------------------------------------------------
+
+
+def render_parent(watch: Watch, now: float) -> Message:
+    """The one channel message per watch, rendered from the watch's current row."""
+    snap = JobSnapshot.from_json(watch.snapshot)
+    emoji, label = STATE_LOOK.get(watch.state, STATE_LOOK[State.UNKNOWN])
+    status_line = f"{emoji} *{label}*"
+    if watch.raw_status:
+        status_line += f" · vendor status `{esc_clip(watch.raw_status, 80)}`"
+    if watch.status == "stopped":
+        status_line = f":octagonal_sign: *Stopped* by <@{watch.stopped_by}> · last state: {label}"
+    elif watch.status == "paused":
+        status_line = f":double_vertical_bar: *Paused* ({esc(watch.pause_reason or 'paused')})"
+
+    blocks: list[dict[str, Any]] = [section(f"{job_title(watch)}\n{status_line}")]
+    if snap and snap.progress:
+        fields = [mrkdwn(f"*{esc(k)}*\n{esc_clip(v, 200)}") for k, v in snap.progress[:10]]
+        blocks.append({"type": "section", "fields": fields})
+    if snap and snap.error_message and watch.state in (State.FAILED, State.PARTIAL):
+        code = f" `{esc_clip(snap.error_code, 40)}`" if snap.error_code else ""
+        blocks.append(section(f"*Vendor said*{code}\n{quote_block(snap.error_message, 600)}"))
+    if watch.status == "active" and watch.last_error:
+        failed = f"Last check failed ({watch.attempts}×)"
+        blocks.append(context(f":warning: {failed}: {esc_clip(watch.last_error, 300)}"))
+
+    when = f"started {slack_date(watch.created_at, '{ago}')}"
+    if watch.finished_at is not None:
+        when = f"took {duration(watch.finished_at - watch.created_at)}"
+    meta = [f"Asked by <@{watch.requester_id}>", when, f"watch `{watch.id}`"]
+    if watch.connection != "default":
+        meta.append(f"connection `{esc(watch.connection)}`")
+    blocks.append(context(" · ".join(meta)))
+    if watch.status == "active":
+        blocks.append(_actions(watch))
+    text = f"{vendor_label(watch.vendor)} {watch.ref}: {label}"
+    if watch.status in ("stopped", "paused"):
+        text = f"{vendor_label(watch.vendor)} {watch.ref}: {watch.status}"
+    return Message(esc(text), blocks)
+
+
+def _actions(watch: Watch) -> dict[str, Any]:
+    return {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": WATCH_REFRESH,
+                "text": {"type": "plain_text", "text": "Refresh now"},
+                "value": watch.id,
+            },
+            {
+                "type": "button",
+                "action_id": WATCH_STOP,
+                "text": {"type": "plain_text", "text": "Stop watching"},
+                "value": watch.id,
+                "style": "danger",
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Stop watching?"},
+                    "text": {
+                        "type": "plain_text",
+                        "text": f"syncwatch stops checking this job ({watch.id}). "
+                        "The job itself keeps running at the vendor.",
+                    },
+                    "confirm": {"type": "plain_text", "text": "Stop watching"},
+                    "deny": {"type": "plain_text", "text": "Keep watching"},
+                },
+            },
+        ],
+    }
+
+
+# -- thread replies ------------------------------------------------------------------------
+
+
+def render_reply(watch: Watch, transition: Transition) -> Message:
+    """One thread reply for one history entry. Terminal replies mention the requester."""
+    label = vendor_label(watch.vendor)
+    raw = f" (`{esc_clip(transition.raw_status, 80)}`)" if transition.raw_status else ""
+    mention = f"<@{watch.requester_id}> "
+    took = duration(transition.at - watch.created_at)
+    state = transition.to_state
+
+    if transition.event == "stopped":
+        who = transition.actor or "someone"
+        ping = mention if who != watch.requester_id else ""
+        text = (
+            f":octagonal_sign: {ping}Stopped watching at <@{who}>'s request after {took}. "
+            "The job itself was not touched at the vendor."
+        )
+        return _reply(text)
+    if transition.event == "timeout":
+        last = f" Last vendor status: `{esc_clip(transition.raw_status, 80)}`." if raw else ""
+        text = (
+            f":hourglass: {mention}Gave up after {took}: the job never finished while I was "
+            f"watching.{last} Check it in {esc(label)} directly."
+        )
+        return _reply(text)
+    if transition.event == "note":
+        return _reply(esc(transition.note or ""))
+
+    detail = _error_detail(transition)
+    if state == State.SUCCEEDED:
+        text = f":white_check_mark: {mention}Job succeeded in {took}{raw}.{_progress_suffix(watch)}"
+    elif state == State.PARTIAL:
+        text = (
+            f":warning: {mention}Job completed with problems after {took}{raw}."
+            f"{_progress_suffix(watch)}{detail}"
+        )
+    elif state == State.FAILED:
+        text = f":x: {mention}Job failed after {took}{raw}.{detail}"
+    elif state == State.CANCELLED:
+        text = f":no_entry_sign: {mention}Job was cancelled at the vendor{raw}.{detail}"
+    elif state == State.EXPIRED:
+        text = f":hourglass: {mention}{esc(label)} no longer has this job's details{raw}.{detail}"
+    elif state == State.UNKNOWN:
+        text = (
+            f":grey_question: {esc(label)} reports a status I don't recognise{raw}. "
+            "I'll keep checking and show it as-is."
+        )
+    else:
+        look = STATE_LOOK.get(state, STATE_LOOK[State.UNKNOWN])
+        verb = "First check: job is" if transition.from_state is None else "Job is now"
+        text = f"{look[0]} {verb} *{look[1].lower()}*{raw}."
+        if transition.from_state is None:
+            text += " I'll post here when it changes."
+    return _reply(text)
+
+
+def _progress_suffix(watch: Watch) -> str:
+    snap = JobSnapshot.from_json(watch.snapshot)
+    if not snap or not snap.progress:
+        return ""
+    return " " + "; ".join(f"{esc(k)}: {esc_clip(v, 120)}" for k, v in snap.progress[:4]) + "."
+
+
+def _error_detail(transition: Transition) -> str:
+    parts = []
+    if transition.error_code or transition.error_message:
+        code = f" `{esc_clip(transition.error_code, 40)}`" if transition.error_code else ""
+        parts.append(f"\nVendor said{code}:")
+        if transition.error_message:
+            parts.append(quote_block(transition.error_message, 2500))
+    if transition.note:
+        parts.append(f"\n{esc(transition.note)}")
+    return "\n".join(parts) if parts else ""
+
+
+def _reply(text: str) -> Message:
+    fallback = text.split("\n", 1)[0][:300]
+    return Message(fallback, [section(text)])
+
+
+# -- command answers (ephemeral) -----------------------------------------------------------
+
+
+def render_usage_error(err: CommandError) -> Message:
+    text = f":warning: {err.message}\nExample: `{esc(err.example)}` · `{COMMAND} help` for more."
+    return Message(text)
+
+
+def render_help(topic: str | None = None) -> Message:
+    vendors = "\n".join(
+        f"• `{spec.key}` (alias `{'`, `'.join(spec.aliases[:2])}`): {esc(spec.label)}, "
+        f"job ref `{esc(spec.ref_syntax)}` — e.g. `{COMMAND} watch {spec.key} {spec.example_ref}`"
+        for spec in SPECS.values()
+    )
+    first = next(iter(SPECS.values()))
+    sections = {
+        "watch": (
+            f"*Watch a job* — `{COMMAND} watch <vendor> <job-ref> [<job-ref> …] [as <connection>] "
+            f"[every <interval>]`\n"
+            f"e.g. `{COMMAND} watch {first.key} {first.example_ref}`\n"
+            "I post one message here, keep it current, explain each change in its thread, and "
+            "mention you when the job ends. `every 30s` sets how often I check (vendors have "
+            "minimums); `as eu-team` picks a named connection from syncwatch's config."
+        ),
+        "sync": (
+            f"*Run a datasource sync* — `{COMMAND} sync <workspace-id>/<datasource-id> "
+            "[as <connection>] [at <HH:MM or cron> [tz <zone>]]`\n"
+            "Zoho Analytics datasource syncs are not available in this version yet."
+        ),
+        "list": f"*List* — `{COMMAND} list` shows the active watches in this channel.",
+        "stop": (
+            f"*Stop* — `{COMMAND} stop w7k2` stops watching (the job itself keeps running). "
+            "The id is shown in the watch's message and in `list`; the *Stop watching* button "
+            "does the same."
+        ),
+        "vendors": f"*Vendors*\n{vendors}",
+    }
+    spec = lookup(topic) if topic else None
+    if spec is not None:
+        topic = "vendors"
+    if topic in sections:
+        return Message(sections[topic], [section(sections[topic])])
+    intro = (
+        f"*syncwatch* watches long-running vendor jobs and tells this channel how they end.\n"
+        f"• `{COMMAND} watch <vendor> <job-ref>` — watch a job\n"
+        f"• `{COMMAND} sync <workspace-id>/<datasource-id>` — run a datasource sync\n"
+        f"• `{COMMAND} list` — active watches in this channel\n"
+        f"• `{COMMAND} stop <watch-id>` — stop watching\n"
+        f"• `{COMMAND} help <topic>` — topics: {', '.join(HELP_TOPICS)}"
+    )
+    blocks = [section(intro), section(sections["watch"]), section(sections["vendors"])]
+    blocks.append(context("Slash commands can't be used inside threads; run them in the channel."))
+    return Message(intro, blocks)
+
+
+def render_created(watches: list[Watch]) -> Message:
+    ids = ", ".join(f"`{w.id}` ({job_title(w)})" for w in watches)
+    noun = "a watch" if len(watches) == 1 else f"{len(watches)} watches"
+    text = (
+        f":eyes: Started {noun}: {ids}. Updates go to the message I just posted in this "
+        f"channel and its thread. Stop with `{COMMAND} stop {watches[0].id}`."
+    )
+    return Message(text)
+
+
+def render_duplicate(existing: Watch, parent_ts: str | None) -> Message:
+    where = "its message in this channel"
+    if parent_ts:
+        where = f"<{archive_link(existing.channel_id, parent_ts)}|its message>"
+    text = (
+        f"I'm already watching {job_title(existing)} in this channel as `{existing.id}` — see "
+        f"{where}. Nothing new was started."
+    )
+    return Message(text)
+
+
+def render_list(watches: list[Watch], now: float) -> Message:
+    if not watches:
+        text = f"No active watches in this channel. Start one with `{COMMAND} watch …`."
+        return Message(text)
+    lines = []
+    for w in watches[:40]:
+        emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
+        lines.append(
+            f"{emoji} `{w.id}` {job_title(w)} — {label}, asked by <@{w.requester_id}>, "
+            f"for {duration(now - w.created_at)}"
+        )
+    if len(watches) > 40:
+        lines.append(f"…and {len(watches) - 40} more.")
+    header = f"*Active watches in this channel ({len(watches)})*"
+    chunks = ["\n".join(lines[i : i + 10]) for i in range(0, len(lines), 10)]
+    blocks = [section(header)] + [section(chunk) for chunk in chunks]
+    return Message(f"{len(watches)} active watches in this channel", blocks)
+
+
+def render_notice(text: str) -> Message:
+    return Message(text)
+
+
+def render_home(watches: list[Watch], now: float) -> dict[str, Any]:
+    """The App Home view: the user's active watches, then recent outcomes."""
+    active = [w for w in watches if w.status in ("active", "paused")]
+    recent = [w for w in watches if w.status not in ("active", "paused")][:10]
+    out: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Your syncwatch watches"}}
+    ]
+    if not active:
+        out.append(section(f"Nothing running. Start one from a channel: `{COMMAND} help`."))
+    for w in active[:40]:
+        emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
+        if w.status == "paused":
+            emoji, label = ":double_vertical_bar:", f"Paused ({esc(w.pause_reason or '')})"
+        out.append(
+            section(
+                f"{emoji} {job_title(w)} — {label}\n`{w.id}` in <#{w.channel_id}>, "
+                f"for {duration(now - w.created_at)}"
+            )
+        )
+    if recent:
+        out.append({"type": "divider"})
+        out.append(section("*Recent outcomes*"))
+        lines = []
+        for w in recent:
+            emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
+            if w.status == "stopped":
+                emoji, label = ":octagonal_sign:", "Stopped"
+            lines.append(f"{emoji} {job_title(w)} — {label} in <#{w.channel_id}>")
+        out.append(section("\n".join(lines)))
+    return {"type": "home", "blocks": out[:100]}

@@ -1,0 +1,222 @@
+"""`syncwatch run | demo | check | watches`: the only module that wires real I/O."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from bot.config import ConfigError, Settings
+
+log = logging.getLogger("syncwatch")
+
+
+class RedactingFilter(logging.Filter):
+    """Last line of defence: configured secrets and token-shaped strings never reach a log."""
+
+    TOKEN_SHAPES = re.compile(
+        r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|1000\.[0-9a-fA-F]{16,}\.[0-9a-fA-F]{16,}"
+    )
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = self.redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return self.TOKEN_SHAPES.sub("[redacted]", text)
+
+
+def setup_logging(secrets: Sequence[str], level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("apscheduler", "httpx", "httpcore", "waitress", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as err:
+        print("syncwatch: configuration problems:", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        sys.exit(1)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit()
+    problems = settings.problems_for_run()
+    if problems:
+        print("syncwatch: can't start:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("Run `syncwatch check` for details.", file=sys.stderr)
+        return 1
+    setup_logging(settings.secrets())
+    from bot.runtime import BotProcess
+
+    try:
+        bot = BotProcess(settings)
+    except Exception as err:  # e.g. Slack rejected the token during auth.test
+        log.error("startup failed: %s", err)
+        return 1
+    stopping = {"flag": False}
+
+    def stop(signum: int, _frame: object) -> None:
+        if not stopping["flag"]:
+            stopping["flag"] = True
+            log.info("signal %s: shutting down", signum)
+            bot.shutdown()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    bot.start()
+    mode = "Socket Mode" if settings.socket_mode else "HTTP"
+    log.info("syncwatch running (%s), database %s", mode, settings.db_path)
+    try:
+        if settings.socket_mode:
+            bot.serve_socket_mode()
+        else:
+            bot.serve_http()
+    finally:
+        if not stopping["flag"]:
+            bot.shutdown()
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bot.vendors import SPECS, VendorContext, VendorError, build_http_client
+    from bot.vendors.pool import VendorPool
+
+    settings = _settings_or_exit()
+    failures = 0
+    mode = "Socket Mode" if settings.socket_mode else f"HTTP on {settings.host}:{settings.port}"
+    print(f"slack      mode {mode}; API {settings.slack_api_url}")
+    for problem in settings.problems_for_run():
+        print(f"FAIL       {problem}")
+        failures += 1
+    if settings.slack_bot_token:
+        failures += _check_slack(settings)
+    print(f"database   {settings.db_path}")
+    for name, conn in settings.zoho.items():
+        print(
+            f"zoho       [{name}] dc={conn.dc} accounts={conn.accounts_url} "
+            f"analytics={conn.analytics_api_url} org={conn.analytics_org_id or '(not set)'}"
+        )
+        if not conn.analytics_org_id:
+            print("WARN       ZOHO_ANALYTICS_ORG_ID is not set: Zoho Analytics polls will fail")
+    pool = VendorPool(settings.connections, VendorContext(build_http_client(), time.time))
+    try:
+        for spec in SPECS.values():
+            for name in settings.connections(spec.family):
+                try:
+                    detail = pool.get(spec, name).check()
+                    print(f"ok         {spec.key} [{name}]: {detail}")
+                except VendorError as err:
+                    print(f"FAIL       {spec.key} [{name}]: {err.message}")
+                    failures += 1
+    finally:
+        pool.close()
+    return 1 if failures else 0
+
+
+def _check_slack(settings: Settings) -> int:
+    from slack_sdk.errors import SlackApiError, SlackClientError
+
+    from bot.notifier import build_slack_client
+
+    try:
+        info = build_slack_client(settings.slack_bot_token, settings.slack_api_url).auth_test()
+        print(f"ok         slack: bot {info.get('user')} in team {info.get('team')}")
+        return 0
+    except SlackApiError as err:
+        print(f"FAIL       slack: token rejected ({err.response.get('error')})")
+    except (SlackClientError, OSError) as err:
+        print(f"FAIL       slack: can't reach {settings.slack_api_url} ({type(err).__name__})")
+    return 1
+
+
+def cmd_watches(args: argparse.Namespace) -> int:
+    from storage import Store
+
+    settings = _settings_or_exit()
+    store = Store(settings.db_path)
+    try:
+        statuses = None if args.all else ("active", "paused")
+        watches = store.list_watches(statuses=statuses, limit=args.limit)
+    finally:
+        store.close()
+    if not watches:
+        print("no watches" if args.all else "no active or paused watches (--all shows every one)")
+        return 0
+    print(f"{'id':<8} {'status':<8} {'state':<10} {'vendor':<15} {'channel':<12} {'age':>8}  ref")
+    now = time.time()
+    for w in watches:
+        age = _age(now - w.created_at)
+        print(
+            f"{w.id:<8} {w.status:<8} {(w.state or '-'):<10} {w.vendor:<15} "
+            f"{w.channel_id:<12} {age:>8}  {w.ref}"
+            + (f"  ({w.pause_reason})" if w.pause_reason else "")
+        )
+    return 0
+
+
+def _age(seconds: float) -> str:
+    from bot.blocks import duration
+
+    return duration(seconds)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(fast=args.fast)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syncwatch",
+        description="Slack bot that watches long-running vendor jobs and data syncs.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    p = sub.add_parser("run", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP)")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("demo", help="offline demo: simulated vendors and Slack, in the terminal")
+    p.add_argument("--fast", action="store_true", help="skip the pauses between steps")
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("check", help="validate configuration and try each vendor's credentials")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("watches", help="list watches from the database (operators)")
+    p.add_argument("--all", action="store_true", help="include finished and stopped watches")
+    p.add_argument("--limit", type=int, default=200, help="at most this many rows (200)")
+    p.set_defaults(func=cmd_watches)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

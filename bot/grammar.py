@@ -1,0 +1,293 @@
+"""Pure parser: `/syncwatch` text -> a request dataclass, or CommandError(message, example)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from bot.vendors import SPECS, RefError, VendorSpec, lookup
+
+COMMAND = "/syncwatch"
+MAX_TEXT = 4000
+MAX_REFS = 10
+CONNECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+SHORT_ID = re.compile(r"^[ws][a-z0-9]{3,12}$")
+HELP_TOPICS = ("vendors", "watch", "sync", "list", "stop")
+
+
+@dataclass(frozen=True)
+class HelpRequest:
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class WatchRequest:
+    vendor: str
+    refs: tuple[str, ...]
+    connection: str = "default"
+    every: float | None = None  # seconds; clamped to the vendor's floor by the service
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    workspace_id: str
+    datasource_id: str
+    connection: str = "default"
+    at: str | None = None
+    tz: str | None = None
+
+
+@dataclass(frozen=True)
+class ListRequest:
+    pass
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    target_id: str
+
+
+Request = HelpRequest | WatchRequest | SyncRequest | ListRequest | StopRequest
+
+
+class CommandError(ValueError):
+    """Input we can't act on. `message` says what is wrong (mrkdwn-safe, never echoes a
+    secret); `example` is a command that works."""
+
+    def __init__(self, message: str, example: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.example = example
+
+
+def _first_example() -> str:
+    spec = next(iter(SPECS.values()))
+    return f"{COMMAND} watch {spec.key} {spec.example_ref}"
+
+
+# Shapes of secrets people paste by mistake (design.md §6). Matching text is refused and
+# never echoed, stored or logged.
+_CREDENTIAL_PATTERNS = [
+    re.compile(r"xox[abposr]-[A-Za-z0-9-]{6,}"),  # Slack tokens
+    re.compile(r"xapp-\d-[A-Za-z0-9-]{6,}"),  # Slack app-level tokens
+    re.compile(r"\b1000\.[0-9a-fA-F]{16,}\.[0-9a-fA-F]{16,}\b"),  # Zoho OAuth tokens
+    re.compile(r"(?i)\b(?:password|passwd|pwd)\s*[=:]"),
+    re.compile(r"(?i)\b(?:bearer|zoho-oauthtoken|basic)\s+[A-Za-z0-9._~+/=-]{16,}"),
+]
+_SECRET_KEYWORD = re.compile(
+    r"(?i)\b(?:token|secret|api[-_]?key|key|password|credential)s?\s*[=:]?\s*([^\s\"']{12,})"
+)
+
+
+def looks_like_credential(text: str) -> bool:
+    if any(p.search(text) for p in _CREDENTIAL_PATTERNS):
+        return True
+    for match in _SECRET_KEYWORD.finditer(text):
+        value = match.group(1)
+        classes = sum(bool(re.search(c, value)) for c in ("[a-z]", "[A-Z]", "[0-9]", r"[^\w]"))
+        if classes >= 2:  # a long mixed string right after "token"/"secret"/"key"
+            return True
+    return False
+
+
+def code(text: str) -> str:
+    """Inline code for user-supplied text in an error: clipped, and safe inside backticks."""
+    text = text.replace("`", "'").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"`{text[:60]}{'…' if len(text) > 60 else ''}`"
+
+
+def parse(text: str) -> Request:
+    """Parse the text after `/syncwatch`. Raises CommandError; never returns partial work."""
+    if looks_like_credential(text):
+        raise CommandError(
+            "That looks like it contains a password or token, so I ignored the whole command "
+            "and didn't store it. Credentials belong in syncwatch's configuration, never in "
+            "Slack — if it was real, rotate it.",
+            f"{COMMAND} help",
+        )
+    if len(text) > MAX_TEXT:
+        raise CommandError(
+            f"That command is {len(text):,} characters long; the limit is {MAX_TEXT:,}.",
+            _first_example(),
+        )
+    words = text.split()
+    if not words:
+        raise CommandError(
+            "Tell me what to do: `watch`, `sync`, `list`, `stop` or `help`.", _first_example()
+        )
+    verb, args = words[0].lower(), words[1:]
+    if verb in ("help", "?", "-h", "--help"):
+        return _parse_help(args)
+    if verb == "watch":
+        return _parse_watch(args)
+    if verb == "sync":
+        return _parse_sync(args)
+    if verb in ("list", "ls"):
+        if args:
+            raise CommandError("`list` takes no arguments.", f"{COMMAND} list")
+        return ListRequest()
+    if verb in ("stop", "unwatch"):
+        return _parse_stop(args)
+    guess = difflib.get_close_matches(verb, ["watch", "sync", "list", "stop", "help"], n=1)
+    hint = f" Did you mean `{guess[0]}`?" if guess else ""
+    raise CommandError(
+        f"I don't know the subcommand {code(verb)}.{hint} "
+        "Try `watch`, `sync`, `list`, `stop` or `help`.",
+        _first_example(),
+    )
+
+
+def _parse_help(args: list[str]) -> HelpRequest:
+    if not args:
+        return HelpRequest()
+    topic = args[0].lower()
+    if topic in HELP_TOPICS or lookup(topic) is not None:
+        return HelpRequest(topic)
+    raise CommandError(
+        f"There's no help topic {code(topic)}. Topics: {', '.join(HELP_TOPICS)}.",
+        f"{COMMAND} help vendors",
+    )
+
+
+def _take_options(
+    args: list[str], allowed: tuple[str, ...], example: str
+) -> tuple[list[str], dict[str, list[str]]]:
+    """Split positional words from `keyword value…` options; each option at most once."""
+    positional: list[str] = []
+    options: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for word in args:
+        key = word.lower()
+        if key in allowed:
+            if key in options:
+                raise CommandError(f"`{key}` is given twice.", example)
+            current = options[key] = []
+        elif current is not None:
+            current.append(word)
+        else:
+            positional.append(word)
+    for key, values in options.items():
+        if not values:
+            raise CommandError(f"`{key}` needs a value after it.", example)
+    return positional, options
+
+
+def _parse_connection(options: dict[str, list[str]], example: str) -> str:
+    if "as" not in options:
+        return "default"
+    values = options["as"]
+    if len(values) != 1 or not CONNECTION_NAME.match(values[0].lower()):
+        raise CommandError(
+            f"{code(' '.join(values))} is not a connection name: use one word of letters, "
+            "digits, `-` or `_`, as named in syncwatch's config.",
+            example,
+        )
+    return values[0].lower()
+
+
+def _vendor(name: str) -> VendorSpec:
+    spec = lookup(name)
+    if spec is not None:
+        return spec
+    names = sorted({n for s in SPECS.values() for n in (s.key, *s.aliases)})
+    guess = difflib.get_close_matches(name.lower(), names, n=1)
+    hint = f" Did you mean `{guess[0]}`?" if guess else ""
+    supported = ", ".join(f"`{s.key}` (`{'`, `'.join(s.aliases[:1])}`)" for s in SPECS.values())
+    example = (
+        _first_example()
+        if not guess
+        else f"{COMMAND} watch {guess[0]} "
+        + (
+            lookup(guess[0]).example_ref  # type: ignore[union-attr]
+        )
+    )
+    raise CommandError(f"Unknown vendor {code(name)}.{hint} Supported: {supported}.", example)
+
+
+def _parse_watch(args: list[str]) -> WatchRequest:
+    if not args:
+        raise CommandError("`watch` needs a vendor and a job id.", _first_example())
+    if "://" in args[0]:
+        raise CommandError(
+            "Pasted vendor URLs aren't understood yet: give the vendor and the job id.",
+            _first_example(),
+        )
+    spec = _vendor(args[0])
+    example = f"{COMMAND} watch {spec.key} {spec.example_ref}"
+    positional, options = _take_options(args[1:], ("as", "every"), example)
+    if not positional:
+        raise CommandError(f"`watch {spec.key}` needs a job id: {spec.ref_syntax}.", example)
+    if len(positional) > MAX_REFS:
+        raise CommandError(
+            f"That's {len(positional)} jobs; one command can watch at most {MAX_REFS}.", example
+        )
+    refs: list[str] = []
+    for raw in positional:
+        try:
+            ref = spec.parse_ref(raw)
+        except RefError as err:
+            raise CommandError(str(err), example) from None
+        if ref in refs:
+            raise CommandError(f"{code(raw)} is listed twice.", example)
+        refs.append(ref)
+    every = None
+    if "every" in options:
+        every = parse_duration(" ".join(options["every"]), example)
+    return WatchRequest(spec.key, tuple(refs), _parse_connection(options, example), every)
+
+
+_DURATION = re.compile(
+    r"^(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?)?$", re.I
+)
+
+
+def parse_duration(text: str, example: str) -> float:
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise CommandError(
+            f"{code(text)} is not a duration: write e.g. `30s`, `2m` or `1h`.", example
+        )
+    value = float(match.group(1))
+    unit = (match.group(2) or "s").lower()[0]
+    seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
+    if seconds <= 0 or seconds > 86400:
+        raise CommandError("The interval must be between 1 second and 24 hours.", example)
+    return seconds
+
+
+_SYNC_TARGET = re.compile(r"^(\d{1,20})/(\d{1,20})$")
+
+
+def _parse_sync(args: list[str]) -> SyncRequest:
+    example = f"{COMMAND} sync 2480011000000498001/2480011000000630011"
+    positional, options = _take_options(args, ("as", "at", "tz"), example)
+    if len(positional) != 1:
+        raise CommandError("`sync` needs exactly one `<workspace-id>/<datasource-id>`.", example)
+    match = _SYNC_TARGET.match(positional[0])
+    if not match:
+        raise CommandError(
+            f"{code(positional[0])} is not `<workspace-id>/<datasource-id>` (both digits).",
+            example,
+        )
+    if "tz" in options and "at" not in options:
+        raise CommandError("`tz` only applies to a schedule given with `at`.", example)
+    at = " ".join(options["at"]) if "at" in options else None
+    tz = " ".join(options["tz"]) if "tz" in options else None
+    return SyncRequest(match.group(1), match.group(2), _parse_connection(options, example), at, tz)
+
+
+def _parse_stop(args: list[str]) -> StopRequest:
+    example = f"{COMMAND} stop w7k2"
+    if len(args) != 1:
+        raise CommandError(
+            "`stop` needs one watch or schedule id (shown in its message and in `list`).",
+            example,
+        )
+    target = args[0].lower()
+    if not SHORT_ID.match(target):
+        raise CommandError(
+            f"{code(args[0])} is not a watch or schedule id; ids look like `w7k2` or `s3xq`.",
+            example,
+        )
+    return StopRequest(target)

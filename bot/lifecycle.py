@@ -1,0 +1,227 @@
+"""Pure watch lifecycle: poll intervals, backoff, and what one poll outcome changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.vendors import (
+    AuthError,
+    JobNotFoundError,
+    JobSnapshot,
+    RateLimitedError,
+    State,
+    TransientError,
+    VendorError,
+    VendorSpec,
+)
+from storage import DONE, PollResult, TransitionDraft, Watch
+
+Random = Callable[[], float]  # uniform in [0, 1)
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Operator settings that shape every watch's schedule."""
+
+    poll_interval: float | None = None  # SYNCWATCH_POLL_INTERVAL; None = vendor defaults
+    watch_timeout: float = 86400.0
+
+
+def start_interval(spec: VendorSpec, every: float | None, policy: PollPolicy) -> float:
+    """A new watch's first interval (design.md §6 Intervals)."""
+    base = policy.poll_interval if policy.poll_interval is not None else spec.schedule[0][1]
+    if every is None:
+        return base
+    floor = spec.floor if policy.poll_interval is None else min(spec.floor, policy.poll_interval)
+    return max(every, floor)
+
+
+def interval_at(spec: VendorSpec, start: float, age: float) -> float:
+    """Interval for a job `age` seconds old: the watch's start interval, then the vendor's
+    later age steps, never below the start interval."""
+    step = None
+    for from_age, interval in spec.schedule[1:]:
+        if age >= from_age:
+            step = interval
+    if step is None:
+        return start
+    return max(start, step)
+
+
+def transient_delay(interval: float, failures: int, rand: Random) -> float:
+    """5xx/timeouts/garbage: min(600, max(interval, 5·2^(n-1))) plus 0–10 % jitter."""
+    base = min(600.0, max(interval, 5.0 * 2 ** (failures - 1)))
+    return base * (1 + 0.1 * rand())
+
+
+def rate_limit_delay(retry_after: float | None, failures: int, rand: Random) -> float:
+    """Vendor throttling: its Retry-After plus 0–10 %, else 60 s doubling to 10 min."""
+    if retry_after is not None:
+        return retry_after * (1 + 0.1 * rand()) + 0.05
+    base = min(600.0, 60.0 * 2 ** (failures - 1))
+    return base / 2 + base / 2 * rand()  # jitter so throttled watches don't return in step
+
+
+Outcome = JobSnapshot | VendorError
+
+
+def decide(
+    watch: Watch,
+    outcome: Outcome,
+    spec: VendorSpec,
+    now: float,
+    rand: Random,
+    uploads: Sequence[dict[str, Any]] = (),
+) -> PollResult:
+    """What one poll outcome does to a watch: new columns, history entry, messages to send.
+
+    `uploads` are the result files (already prepared) to queue when the job ends.
+    """
+    if isinstance(outcome, JobSnapshot):
+        return _on_snapshot(watch, outcome, spec, now, uploads)
+    if isinstance(outcome, TransientError):
+        return _on_transient(watch, outcome, spec, now, rand)
+    return failed(watch, outcome, now)
+
+
+def timed_out(watch: Watch, now: float) -> PollResult:
+    """The watch outlived SYNCWATCH_WATCH_TIMEOUT: end it as `expired`."""
+    snap = JobSnapshot.from_json(watch.snapshot)
+    expired = JobSnapshot(
+        state=State.EXPIRED,
+        raw_status=watch.raw_status or "",
+        progress=snap.progress if snap else (),
+        facts=snap.facts if snap else (),
+    )
+    return PollResult(
+        changes={
+            "status": DONE,
+            "state": State.EXPIRED.value,
+            "snapshot": expired.to_json(),
+            "finished_at": now,
+            "next_poll_at": None,
+        },
+        transition=TransitionDraft(
+            event="timeout",
+            from_state=watch.state,
+            to_state=State.EXPIRED.value,
+            raw_status=watch.raw_status,
+        ),
+        update_parent=True,
+    )
+
+
+def _next_poll(watch: Watch, spec: VendorSpec, now: float, delay: float | None = None) -> float:
+    if delay is None:
+        delay = interval_at(spec, watch.interval_s, now - watch.created_at)
+    # Never sleep past the deadline: the timeout must fire on time.
+    return min(now + delay, max(watch.deadline, now))
+
+
+def _on_snapshot(
+    watch: Watch,
+    snap: JobSnapshot,
+    spec: VendorSpec,
+    now: float,
+    uploads: Sequence[dict[str, Any]],
+) -> PollResult:
+    previous = JobSnapshot.from_json(watch.snapshot)
+    changes: dict[str, Any] = {
+        "state": snap.state.value,
+        "raw_status": snap.raw_status,
+        "snapshot": snap.to_json(),
+        "polls": watch.polls + 1,
+        "attempts": 0,
+        "last_error": None,
+    }
+    changed_state = watch.state != snap.state.value
+    transition = None
+    if changed_state:
+        transition = TransitionDraft(
+            event="state",
+            from_state=watch.state,
+            to_state=snap.state.value,
+            raw_status=snap.raw_status,
+            error_code=snap.error_code if snap.state in (State.FAILED, State.PARTIAL) else None,
+            error_message=snap.error_message
+            if snap.state in (State.FAILED, State.PARTIAL)
+            else None,
+        )
+    visible_change = (
+        changed_state
+        or previous is None
+        or previous.progress != snap.progress
+        or previous.raw_status != snap.raw_status
+        or watch.last_error is not None
+    )
+    if snap.state.terminal:
+        changes.update({"status": DONE, "finished_at": now, "next_poll_at": None})
+        return PollResult(changes, transition, True, tuple(uploads))
+    changes["next_poll_at"] = _next_poll(watch, spec, now)
+    return PollResult(changes, transition, visible_change)
+
+
+def _on_transient(
+    watch: Watch, err: TransientError, spec: VendorSpec, now: float, rand: Random
+) -> PollResult:
+    failures = watch.attempts + 1
+    if isinstance(err, RateLimitedError):
+        delay = rate_limit_delay(err.retry_after, failures, rand)
+        shown = f"{err.message} (waiting {int(delay)}s before the next check)"
+    else:
+        delay = transient_delay(watch.interval_s, failures, rand)
+        shown = err.message
+    changes = {
+        "attempts": failures,
+        "last_error": shown[:500],
+        "next_poll_at": _next_poll(watch, spec, now, delay),
+    }
+    # Tell the channel on the first failure and then now and again, not on every retry.
+    tell = failures == 1 or failures % 5 == 0
+    return PollResult(changes, None, tell)
+
+
+def failed(watch: Watch, err: VendorError, now: float) -> PollResult:
+    """A definitive vendor answer that ends the watch (not found, auth, rejected)."""
+    previous = JobSnapshot.from_json(watch.snapshot)
+    message = err.message
+    if isinstance(err, JobNotFoundError):
+        # Not-found rule (vendors.md §1.2.6): on the first poll the id is likely wrong;
+        # after a good poll the vendor has forgotten a job we saw.
+        state = State.FAILED if watch.polls == 0 else State.EXPIRED
+        if err.hint:
+            message = f"{message} — {err.hint}"
+    else:
+        state = State.FAILED
+        if isinstance(err, AuthError):
+            message = f"{message} The job may still be running at the vendor."
+    snap = JobSnapshot(
+        state=state,
+        raw_status=watch.raw_status or (err.code or ""),
+        progress=previous.progress if previous else (),
+        facts=previous.facts if previous else (),
+        error_code=err.code,
+        error_message=message,
+    )
+    return PollResult(
+        changes={
+            "status": DONE,
+            "state": state.value,
+            "snapshot": snap.to_json(),
+            "finished_at": now,
+            "next_poll_at": None,
+            "attempts": 0,
+            "last_error": None,
+        },
+        transition=TransitionDraft(
+            event="state",
+            from_state=watch.state,
+            to_state=state.value,
+            raw_status=watch.raw_status,
+            error_code=err.code,
+            error_message=message,
+        ),
+        update_parent=True,
+    )

@@ -1,0 +1,63 @@
+"""The `/syncwatch` slash command."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks, grammar
+from bot.service import Requester, Service
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, service: Service) -> None:
+    @app.command(grammar.COMMAND)
+    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        try:
+            request = grammar.parse(command.get("text") or "")
+        except grammar.CommandError as err:
+            ack(**blocks.render_usage_error(err).as_kwargs())  # the error *is* the ack
+            return
+        who = Requester(command["user_id"], command["channel_id"], command.get("team_id"))
+        if not isinstance(request, grammar.WatchRequest):
+            ack(**service.handle(request, who).as_kwargs())  # fast, SQLite only
+            return
+        ack()
+        refusal = membership_problem(client, who.channel_id)
+        reply = refusal or service.handle(request, who)
+        respond(**reply.as_kwargs(), response_type="ephemeral")
+
+
+def membership_problem(client: WebClient, channel_id: str) -> blocks.Message | None:
+    """The bot must be in the channel to post there; say how to fix it if it isn't."""
+    invite = (
+        "I'm not in this channel yet, so I can't post updates here. Invite me with "
+        "`/invite @syncwatch` and run the command again. Nothing was started."
+    )
+    if channel_id.startswith("D"):
+        return blocks.render_notice(
+            "Run this in a channel: watches post their updates where the team can see them. "
+            "Nothing was started."
+        )
+    try:
+        info = client.conversations_info(channel=channel_id)
+    except SlackApiError as err:
+        code = err.response.get("error", "")
+        if code == "channel_not_found":
+            return blocks.render_notice(invite)
+        log.warning("conversations.info failed for %s: %s", channel_id, code)
+        return blocks.render_notice(
+            f":warning: Slack didn't let me check this channel (`{blocks.esc(code)}`). "
+            "Nothing was started; try again in a minute."
+        )
+    channel = info.get("channel") or {}
+    if channel.get("is_archived"):
+        return blocks.render_notice("This channel is archived. Nothing was started.")
+    if not channel.get("is_member"):
+        return blocks.render_notice(invite)
+    return None

@@ -1,0 +1,54 @@
+"""Prometheus metrics for one process: its own registry, rendered at GET /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.polls = Counter(
+            "syncwatch_polls",
+            "Vendor polls by vendor and outcome",
+            ["vendor", "outcome"],
+            registry=self.registry,
+        )
+        self.slack_calls = Counter(
+            "syncwatch_slack_deliveries",
+            "Outbox deliveries to Slack by kind and outcome",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.last_inbound = Gauge(
+            "syncwatch_last_inbound_request_timestamp_seconds",
+            "When the last request from Slack arrived (a quiet Socket Mode link shows here)",
+            registry=self.registry,
+        )
+
+    def watch_store(self, read: Callable[[], tuple[dict[str, int], int, float]]) -> None:
+        """Report watch counts and outbox backlog from the database at scrape time."""
+        self.registry.register(_StoreCollector(read))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StoreCollector(Collector):
+    def __init__(self, read: Callable[[], tuple[dict[str, int], int, float]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_status, backlog, age = self.read()
+        watches = GaugeMetricFamily("syncwatch_watches", "Watches by status", labels=["status"])
+        for status in ("active", "done", "stopped", "paused"):
+            watches.add_metric([status], by_status.get(status, 0))
+        yield watches
+        yield GaugeMetricFamily("syncwatch_outbox_backlog", "Unsent outbox rows", value=backlog)
+        yield GaugeMetricFamily(
+            "syncwatch_outbox_oldest_age_seconds", "Age of the oldest unsent row", value=age
+        )

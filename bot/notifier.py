@@ -1,0 +1,315 @@
+"""Delivers outbox rows to Slack in order (parent post/edit, thread replies, files); the only
+code that writes to channels. A row is marked sent only after Slack confirms it."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot import blocks
+from bot.metrics import Metrics
+from storage import OutboxRow, Store
+
+log = logging.getLogger(__name__)
+
+CHANNEL_GONE = {"not_in_channel", "channel_not_found", "is_archived"}
+MESSAGE_GONE = {"message_not_found"}
+NOT_EDITABLE = {"cant_update_message", "edit_window_closed"}
+OUR_BUG = {"invalid_blocks", "msg_too_long", "msg_blocks_too_long", "invalid_arguments"}
+CREDENTIALS = {"invalid_auth", "token_revoked", "account_inactive", "not_authed"}
+FILE_POLICY = {
+    "file_uploads_disabled",
+    "file_upload_size_restricted",
+    "file_type_not_allowed",
+    "storage_limit_reached",
+}
+MAX_ATTEMPTS = 25  # about two days of capped backoff; then the row is kept as dead
+
+
+def build_slack_client(token: str, base_url: str) -> WebClient:
+    """The one WebClient: honours SLACK_API_URL and retries 429s, 5xx and connection errors."""
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=15,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=1),
+        ],
+    )
+
+
+class Notifier:
+    def __init__(
+        self,
+        store: Store,
+        client: WebClient,
+        *,
+        clock: Callable[[], float],
+        metrics: Metrics | None = None,
+        workers: int = 4,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.credentials_ok = True
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="notify")
+        # Striped locks: one watch is never delivered by two threads at once.
+        self._locks = [threading.Lock() for _ in range(64)]
+
+    # -- loop ------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=20)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.deliver_due()
+            except Exception:
+                log.exception("outbox delivery round failed")
+            next_at = self.store.next_outbox_at()
+            delay = 1.0 if next_at is None else min(1.0, max(0.0, next_at - self.clock()))
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def deliver_due(self) -> int:
+        """Send every row that is due now, one thread per watch at a time. Returns rows tried."""
+        rows = self.store.due_outbox(self.clock())
+        by_watch: dict[str, list[OutboxRow]] = defaultdict(list)
+        for row in rows:
+            by_watch[row.watch_id].append(row)
+        futures = [self._pool.submit(self._deliver_watch, rs) for rs in by_watch.values()]
+        for future in futures:
+            future.result()
+        return len(rows)
+
+    def _deliver_watch(self, rows: list[OutboxRow]) -> None:
+        with self._locks[hash(rows[0].watch_id) % len(self._locks)]:
+            for row in rows:
+                if not self._deliver(row):
+                    return  # keep the thread in order: later rows wait for this one
+
+    # -- one row ---------------------------------------------------------------------------
+
+    def _deliver(self, row: OutboxRow) -> bool:
+        """Deliver one row. Returns False when it was deferred (later rows must wait)."""
+        try:
+            if row.kind == "parent":
+                self._sync_parent(row)
+            elif row.kind == "reply":
+                self._send_reply(row)
+            elif row.kind == "upload":
+                self._upload(row)
+            else:
+                self.store.mark_dead(row.id, f"unknown outbox kind {row.kind!r}")
+            self.metrics.slack_calls.labels(row.kind, "sent").inc()
+            return True
+        except _NoParentYet:
+            self.store.defer(row.id, self.clock() + 5, "waiting for the parent message")
+            return False
+        except SlackApiError as err:
+            return self._on_slack_error(row, err)
+        except (SlackClientError, OSError) as err:  # connection failures after retries
+            self._retry_later(row, f"{type(err).__name__}: {err}")
+            return False
+
+    def _on_slack_error(self, row: OutboxRow, err: SlackApiError) -> bool:
+        code = str(err.response.get("error", "")) if err.response is not None else ""
+        status = getattr(err.response, "status_code", 0)
+        self.metrics.slack_calls.labels(row.kind, code or f"http_{status}").inc()
+        if code in CHANNEL_GONE:
+            log.warning("watch %s paused: Slack says %s", row.watch_id, code)
+            self.store.pause_watch(row.watch_id, _pause_reason(code), self.clock())
+            return False
+        if code in CREDENTIALS:
+            self.credentials_ok = False
+            log.error("Slack rejected the bot token (%s); deliveries wait", code)
+            self.store.defer(row.id, self.clock() + 60, code)
+            return False
+        if code == "ratelimited" or status == 429:
+            retry_after = _retry_after(err)
+            self.store.defer(row.id, self.clock() + retry_after, "ratelimited")
+            return False
+        if row.kind == "upload" and code in FILE_POLICY:
+            self._post_thread_note(
+                row, f":warning: I couldn't attach the result file: Slack said `{code}`."
+            )
+            self.store.mark_sent(row.id, self.clock(), slack_ref=code)
+            return True
+        self._retry_later(row, code or f"HTTP {status}")
+        return False
+
+    def _retry_later(self, row: OutboxRow, error: str) -> None:
+        attempts = row.attempts + 1
+        if attempts >= MAX_ATTEMPTS:
+            log.error("outbox row %s for watch %s gave up: %s", row.id, row.watch_id, error)
+            self.store.mark_dead(row.id, error)
+            return
+        delay = min(300.0, 2.0**attempts)
+        log.warning(
+            "outbox row %s (watch %s) retry in %.0fs: %s", row.id, row.watch_id, delay, error
+        )
+        self.store.defer(row.id, self.clock() + delay, error[:300])
+
+    # -- kinds -----------------------------------------------------------------------------
+
+    def _sync_parent(self, row: OutboxRow) -> None:
+        """Bring the parent up to date with the watch as it is now (rows coalesce)."""
+        upto, watch = self.store.pending_parent_upto(row.watch_id)
+        if upto < row.id or watch is None:
+            return  # an earlier render already covered this row
+        message = blocks.render_parent(watch, self.clock())
+        ref = self.store.parent_ref(watch.id)
+        if ref is not None:
+            try:
+                self._call_with_fallback(
+                    self.client.chat_update,
+                    message,
+                    channel=ref.channel_id,
+                    ts=ref.ts,
+                    parse="none",
+                )
+                self.store.mark_parent_rows_sent(watch.id, upto, self.clock())
+                return
+            except SlackApiError as err:
+                code = err.response.get("error", "")
+                if code in MESSAGE_GONE:  # someone deleted it: start a new parent
+                    self.store.forget_parent(watch.id)
+                elif code in NOT_EDITABLE:  # keep going in the thread only
+                    log.warning("watch %s: parent can no longer be edited (%s)", watch.id, code)
+                    self.store.mark_parent_rows_sent(watch.id, upto, self.clock())
+                    return
+                else:
+                    raise
+        response = self._call_with_fallback(
+            self.client.chat_postMessage,
+            message,
+            channel=watch.channel_id,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        self.store.parent_posted(watch.id, response["channel"], response["ts"], upto, self.clock())
+
+    def _call_with_fallback(
+        self, method: Callable[..., Any], message: blocks.Message, **kwargs: Any
+    ) -> Any:
+        """Call with blocks; if Slack calls them invalid (our bug), send plain text instead
+        of leaving the channel without the news."""
+        try:
+            return method(text=message.text, blocks=message.blocks, **kwargs)
+        except SlackApiError as err:
+            if err.response.get("error") not in OUR_BUG:
+                raise
+            log.error("Slack refused our blocks (%s); sending text only", err.response["error"])
+            return method(text=message.text[:3000], blocks=[], **kwargs)
+
+    def _parent_ts(self, watch_id: str) -> tuple[str, str]:
+        ref = self.store.parent_ref(watch_id)
+        if ref is None:
+            raise _NoParentYet()
+        return ref.channel_id, ref.ts
+
+    def _send_reply(self, row: OutboxRow) -> None:
+        watch = self.store.get_watch(row.watch_id)
+        transition = self.store.get_transition(row.transition_id or 0)
+        if watch is None or transition is None:
+            self.store.mark_dead(row.id, "watch or transition missing")
+            return
+        channel, parent_ts = self._parent_ts(watch.id)
+        message = blocks.render_reply(watch, transition)
+        response = self._call_with_fallback(
+            self.client.chat_postMessage,
+            message,
+            channel=channel,
+            thread_ts=parent_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        self.store.mark_sent(row.id, self.clock(), slack_ref=response.get("ts"))
+
+    def _upload(self, row: OutboxRow) -> None:
+        channel, parent_ts = self._parent_ts(row.watch_id)
+        payload = row.payload
+        if "note" in payload:
+            self._post_thread_note(row, f":warning: {blocks.esc(payload['note'])}")
+            self.store.mark_sent(row.id, self.clock())
+            return
+        content = base64.b64decode(payload.get("content_b64", ""))
+        if not content:  # Slack refuses zero-length uploads: say so instead
+            name = blocks.esc(payload.get("filename", "result"))
+            self._post_thread_note(row, f"The result file `{name}` is empty: no rows.")
+            self.store.mark_sent(row.id, self.clock())
+            return
+        response = self.client.files_upload_v2(
+            channel=channel,
+            thread_ts=parent_ts,
+            content=content,
+            filename=payload["filename"],
+            title=payload.get("title") or payload["filename"],
+            initial_comment=blocks.esc(payload.get("comment", "")) or None,
+        )
+        files = response.get("files") or [response.get("file") or {}]
+        self.store.mark_sent(row.id, self.clock(), slack_ref=files[0].get("id"))
+
+    def _post_thread_note(self, row: OutboxRow, text: str) -> None:
+        channel, parent_ts = self._parent_ts(row.watch_id)
+        self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=parent_ts,
+            text=text,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+
+
+class _NoParentYet(Exception):
+    """A reply or file whose parent message has not been posted yet."""
+
+
+def _pause_reason(code: str) -> str:
+    return {
+        "not_in_channel": "I was removed from this channel",
+        "channel_not_found": "the channel is gone or I can't see it",
+        "is_archived": "the channel is archived",
+    }.get(code, code)
+
+
+def _retry_after(err: SlackApiError) -> float:
+    headers = getattr(err.response, "headers", {}) or {}
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return max(1.0, float(value[0] if isinstance(value, list) else value))
+            except ValueError:
+                break
+    return 30.0

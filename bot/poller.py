@@ -1,0 +1,193 @@
+"""The poll loop: a 1 s APScheduler tick claims due watches with a lease, polls them with
+bounded concurrency, and applies each outcome (state, history, outbox rows) in one transaction.
+
+APScheduler only decides *when* the tick runs; which watches are due lives in the database,
+so a restart simply picks up where the rows say.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import random
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from bot import lifecycle
+from bot.metrics import Metrics
+from bot.ratelimit import Buckets
+from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
+from bot.vendors.pool import UnknownConnectionError, VendorPool
+from storage import PollResult, Store, Watch
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+
+
+class Poller:
+    def __init__(
+        self,
+        store: Store,
+        vendors: VendorPool,
+        policy: lifecycle.PollPolicy,
+        *,
+        clock: Callable[[], float],
+        on_change: Callable[[], None] = lambda: None,
+        metrics: Metrics | None = None,
+        max_workers: int = 16,
+        lease_seconds: float = 120.0,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.vendors = vendors
+        self.policy = policy
+        self.clock = clock
+        self.on_change = on_change
+        self.metrics = metrics or Metrics()
+        self.max_workers = max_workers
+        self.lease_seconds = lease_seconds
+        self.rand = rand
+        self.owner = f"poller-{secrets.token_hex(4)}"
+        self.buckets = Buckets(clock)
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="poll")
+        self._in_flight: set[Future[None]] = set()
+        self._lock = threading.Lock()
+        self._scheduler: BackgroundScheduler | None = None
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=TICK_SECONDS,
+            id="poll-tick",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=30,
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def tick(self) -> int:
+        """Claim what is due (up to free worker capacity) and start polling it. Returns
+        how many watches were claimed; does not wait for the polls."""
+        with self._lock:
+            self._in_flight = {f for f in self._in_flight if not f.done()}
+            capacity = self.max_workers * 2 - len(self._in_flight)
+        claimed = self.store.claim_due(self.clock(), self.owner, self.lease_seconds, capacity)
+        for watch in claimed:
+            future = self._executor.submit(self.poll_one, watch)
+            with self._lock:
+                self._in_flight.add(future)
+        return len(claimed)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait for in-flight polls (tests and shutdown)."""
+        with self._lock:
+            pending = set(self._in_flight)
+        wait(pending, timeout=timeout)
+
+    def run_once(self, timeout: float = 10.0) -> int:
+        """Claim and finish one round of due polls (tests, bench)."""
+        count = self.tick()
+        self.drain(timeout)
+        return count
+
+    # -- one poll --------------------------------------------------------------------------
+
+    def poll_one(self, watch: Watch) -> None:
+        try:
+            self._poll(watch)
+        except Exception:  # a bug must not kill the worker or strand the lease
+            ref = secrets.token_hex(2)
+            log.exception("poll of watch %s failed unexpectedly (ref %s)", watch.id, ref)
+            self._apply(watch, TransientError(f"internal error while checking (ref {ref})"))
+
+    def _poll(self, watch: Watch) -> None:
+        spec = lookup(watch.vendor)
+        now = self.clock()
+        if spec is None:
+            err = VendorError(f"vendor {watch.vendor!r} is not supported by this version")
+            self._commit(watch, lifecycle.failed(watch, err, now), "unsupported")
+            return
+        if now >= watch.deadline:
+            self._commit(watch, lifecycle.timed_out(watch, now), "timeout")
+            return
+        wait_s = self.buckets.take((spec.key, watch.connection), spec.rate_per_minute)
+        if wait_s > 0:  # over the vendor's budget: come back later, not a failure
+            self._commit(watch, PollResult({"next_poll_at": now + wait_s}), "throttled")
+            return
+        try:
+            vendor = self.vendors.get(spec, watch.connection)
+        except UnknownConnectionError as err:
+            self._apply(watch, VendorError(f"syncwatch's config has {err}"))
+            return
+        try:
+            outcome: JobSnapshot | VendorError = vendor.fetch(watch.ref)
+        except VendorError as err:
+            outcome = err
+        uploads: list[dict[str, Any]] = []
+        if isinstance(outcome, JobSnapshot) and outcome.state.terminal:
+            uploads = self._result_uploads(vendor, watch, outcome)
+        self._apply(watch, outcome, uploads=uploads)
+
+    def _result_uploads(self, vendor: Any, watch: Watch, snap: JobSnapshot) -> list[dict[str, Any]]:
+        try:
+            files: list[ResultFile] = list(vendor.results(watch.ref, snap))
+        except VendorError as err:
+            log.warning("watch %s: result files unavailable: %s", watch.id, err.message)
+            return [{"note": f"The result file could not be fetched: {err.message}"}]
+        return [_upload_payload(f) for f in files]
+
+    def _apply(
+        self,
+        watch: Watch,
+        outcome: JobSnapshot | VendorError,
+        *,
+        uploads: list[dict[str, Any]] | None = None,
+    ) -> None:
+        spec = lookup(watch.vendor)
+        now = self.clock()
+        if spec is None:
+            result = lifecycle.failed(watch, VendorError(str(outcome)), now)
+        else:
+            result = lifecycle.decide(watch, outcome, spec, now, self.rand, uploads or ())
+        kind = "ok" if isinstance(outcome, JobSnapshot) else type(outcome).__name__
+        self._commit(watch, result, kind)
+
+    def _commit(self, watch: Watch, result: PollResult, outcome: str | None) -> None:
+        applied = self.store.apply_poll(watch.id, self.owner, result, self.clock())
+        if outcome is not None:
+            self.metrics.polls.labels(watch.vendor, outcome).inc()
+        if applied and (result.transition is not None or result.update_parent or result.uploads):
+            self.on_change()
+        if not applied:
+            log.info("watch %s changed while it was being polled; outcome dropped", watch.id)
+
+
+def _upload_payload(rf: ResultFile) -> dict[str, Any]:
+    """Small result files travel inside the outbox row, so the row alone can be retried."""
+    content = rf.content
+    if content is None and rf.path:
+        with open(rf.path, "rb") as fh:
+            content = fh.read()
+    return {
+        "filename": rf.filename,
+        "title": rf.title,
+        "comment": rf.comment,
+        "content_b64": base64.b64encode(content or b"").decode("ascii"),
+    }

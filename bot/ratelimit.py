@@ -1,0 +1,47 @@
+"""Token buckets: keep each vendor connection below its published request rate."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+class TokenBucket:
+    """`rate_per_minute` tokens a minute, holding at most `burst`. Thread-safe."""
+
+    def __init__(self, rate_per_minute: float, burst: float, clock: Callable[[], float]) -> None:
+        self.rate = rate_per_minute / 60.0
+        self.burst = burst
+        self.clock = clock
+        self.tokens = burst
+        self.updated = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """Take one token. Returns 0 when granted, else the seconds until one is available
+        (nothing is taken then)."""
+        with self._lock:
+            now = self.clock()
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return 0.0
+            return (1 - self.tokens) / self.rate
+
+
+class Buckets:
+    """One bucket per key, created on first use."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._buckets: dict[tuple[str, ...], TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[str, ...], rate_per_minute: float) -> float:
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                burst = max(1.0, min(10.0, rate_per_minute / 6))
+                bucket = self._buckets[key] = TokenBucket(rate_per_minute, burst, self.clock)
+        return bucket.take()

@@ -1,0 +1,126 @@
+"""Wires one bot process from Settings: store, vendor clients, Slack client, service, poller,
+notifier, Bolt app and the HTTP server. Shared by `syncwatch run`, the demo and the tests."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from slack_sdk import WebClient
+from waitress.server import create_server
+
+from bot.app import HTTP_THREADS, create_app, make_wsgi
+from bot.config import Settings
+from bot.metrics import Metrics
+from bot.notifier import Notifier, build_slack_client
+from bot.poller import Poller
+from bot.service import Service
+from bot.vendors import VendorContext, build_http_client
+from bot.vendors.pool import VendorPool
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+
+class BotProcess:
+    """Everything one `syncwatch run` owns. Build, `start()`, then `serve_http()` or
+    `serve_socket_mode()`; `shutdown()` stops it all."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        vendor_transport: httpx.BaseTransport | None = None,
+        slack_client: WebClient | None = None,
+        authorize: Callable[..., Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = Metrics()
+        self.store = Store(settings.db_path)
+        ctx = VendorContext(http=build_http_client(vendor_transport), clock=clock)
+        self.vendors = VendorPool(settings.connections, ctx)
+        self.slack = slack_client or build_slack_client(
+            settings.slack_bot_token, settings.slack_api_url
+        )
+        self.notifier = Notifier(self.store, self.slack, clock=clock, metrics=self.metrics)
+        self.service = Service(self.store, settings, clock=clock, on_change=self.notifier.wake)
+        self.poller = Poller(
+            self.store,
+            self.vendors,
+            self.service.policy,
+            clock=clock,
+            on_change=self.notifier.wake,
+            metrics=self.metrics,
+        )
+        self.app = create_app(
+            settings, self.service, client=self.slack, metrics=self.metrics, authorize=authorize
+        )
+        self.metrics.watch_store(self._store_figures)
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+        self._socket_handler: Any = None
+
+    def _store_figures(self) -> tuple[dict[str, int], int, float]:
+        backlog, age = self.store.outbox_backlog(self.clock())
+        return self.store.count_by_status(), backlog, age
+
+    def healthy(self) -> bool:
+        return self.notifier.credentials_ok
+
+    def start(self) -> None:
+        """Start polling and delivering (rows left by a previous process resume here)."""
+        self.notifier.start()
+        self.poller.start()
+        self.notifier.wake()
+
+    def serve_http(self, *, background: bool = False) -> int:
+        """Serve /slack/events, /healthz and /metrics on SYNCWATCH_HOST:PORT with waitress.
+        Returns the bound port (useful with PORT=0)."""
+        return self._serve(self.app, background)
+
+    def serve_socket_mode(self, *, background: bool = False) -> int:
+        """Connect to Slack over Socket Mode; /healthz and /metrics still served over HTTP."""
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        self._socket_handler = SocketModeHandler(self.app, self.settings.slack_app_token)
+        self._socket_handler.connect()
+        return self._serve(None, background)
+
+    def _serve(self, app: Any, background: bool) -> int:
+        wsgi = make_wsgi(app, render_metrics=self.metrics.render, healthy=self.healthy)
+        self._server = create_server(
+            wsgi,
+            host=self.settings.host,
+            port=self.settings.port,
+            threads=HTTP_THREADS,
+            backlog=1024,  # a burst of commands waits in the kernel queue, not refused
+            connection_limit=1000,
+            ident="syncwatch",
+        )
+        port = int(self._server.effective_port)
+        log.info("listening on http://%s:%s", self.settings.host, port)
+        if background:
+            self._server_thread = threading.Thread(
+                target=self._server.run, name="http", daemon=True
+            )
+            self._server_thread.start()
+        else:
+            self._server.run()
+        return port
+
+    def shutdown(self) -> None:
+        if self._socket_handler is not None:
+            self._socket_handler.close()
+        if self._server is not None:
+            self._server.close()
+            self._server.task_dispatcher.shutdown(timeout=5)
+        self.poller.shutdown()
+        self.notifier.shutdown()
+        self.vendors.close()
+        self.store.close()

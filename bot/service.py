@@ -1,0 +1,147 @@
+"""Use cases behind the slash command and buttons: create, list, stop and refresh watches.
+
+No Slack or httpx types cross this module; it answers with `blocks.Message` values for the
+person who asked, and leaves channel posts to the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot import blocks, grammar, lifecycle
+from bot.config import Settings
+from bot.vendors import lookup
+from storage import ACTIVE, PAUSED, DuplicateWatchError, NewWatch, Store, Watch
+
+log = logging.getLogger(__name__)
+
+COMMAND = grammar.COMMAND
+
+
+@dataclass(frozen=True)
+class Requester:
+    user_id: str
+    channel_id: str
+    team_id: str | None = None
+
+
+class Service:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        clock: Callable[[], float],
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.on_change = on_change  # wakes the notifier after a commit
+        self.policy = lifecycle.PollPolicy(settings.poll_interval, settings.watch_timeout)
+
+    def handle(self, request: grammar.Request, who: Requester) -> blocks.Message:
+        if isinstance(request, grammar.HelpRequest):
+            return blocks.render_help(request.topic)
+        if isinstance(request, grammar.WatchRequest):
+            return self.create_watches(request, who)
+        if isinstance(request, grammar.ListRequest):
+            return self.list_channel(who.channel_id)
+        if isinstance(request, grammar.StopRequest):
+            return self.stop(request.target_id, who)
+        if isinstance(request, grammar.SyncRequest):
+            return blocks.render_notice(
+                ":construction: Datasource syncs aren't available in this version of syncwatch "
+                f"yet, so nothing was started. You can watch import jobs: `{COMMAND} help watch`."
+            )
+        raise TypeError(f"unhandled request {request!r}")
+
+    def create_watches(self, request: grammar.WatchRequest, who: Requester) -> blocks.Message:
+        spec = lookup(request.vendor)
+        if spec is None:  # grammar only yields known vendors; a guard, not a path
+            raise ValueError(f"unknown vendor {request.vendor}")
+        connections = self.settings.connections(spec.family)
+        if request.connection not in connections:
+            if not connections:
+                text = (
+                    f":warning: {spec.label} isn't set up on this syncwatch, so nothing was "
+                    "started. Ask whoever runs it to configure the credentials "
+                    f"(see `syncwatch check`)."
+                )
+            else:
+                names = ", ".join(f"`{n}`" for n in sorted(connections))
+                text = (
+                    f":warning: There's no {spec.family.title()} connection named "
+                    f"`{blocks.esc(request.connection)}`. Configured: {names}. Nothing was started."
+                )
+            return blocks.render_notice(text)
+        now = self.clock()
+        interval = lifecycle.start_interval(spec, request.every, self.policy)
+        drafts = [
+            NewWatch(
+                vendor=spec.key,
+                ref=ref,
+                connection=request.connection,
+                channel_id=who.channel_id,
+                requester_id=who.user_id,
+                team_id=who.team_id,
+                interval_s=interval,
+                deadline=now + self.policy.watch_timeout,
+            )
+            for ref in request.refs
+        ]
+        try:
+            created = self.store.create_watches(drafts, now)
+        except DuplicateWatchError as dup:
+            ref = self.store.parent_ref(dup.existing.id)
+            return blocks.render_duplicate(dup.existing, ref.ts if ref else None)
+        log.info(
+            "watch created: %s",
+            ", ".join(f"{w.id} {w.vendor} {w.ref} in {w.channel_id}" for w in created),
+        )
+        self.on_change()
+        return blocks.render_created(created)
+
+    def list_channel(self, channel_id: str) -> blocks.Message:
+        watches = self.store.list_watches(channel_id=channel_id, statuses=(ACTIVE,))
+        return blocks.render_list(watches, self.clock())
+
+    def stop(
+        self, watch_id: str, who: Requester | None, *, by: str | None = None
+    ) -> blocks.Message:
+        """Stop a watch from the command or the button. Only from the watch's own channel."""
+        user = by or (who.user_id if who else "")
+        watch = self.store.get_watch(watch_id)
+        if watch is None or (who is not None and watch.channel_id != who.channel_id):
+            return blocks.render_notice(
+                f":warning: There's no watch `{blocks.esc(watch_id)}` in this channel. "
+                f"`{COMMAND} list` shows the ones that are running here."
+            )
+        if watch.status not in (ACTIVE, PAUSED):
+            return blocks.render_notice(
+                f"Watch `{watch.id}` is already {watch.status}; nothing to stop."
+            )
+        stopped = self.store.stop_watch(watch.id, user, self.clock())
+        if stopped is None:
+            return blocks.render_notice(f"Watch `{watch.id}` had already ended.")
+        log.info("watch %s stopped by %s", watch.id, user)
+        self.on_change()
+        return blocks.render_notice(
+            f":octagonal_sign: Stopped watching {blocks.job_title(watch)} (`{watch.id}`). "
+            "The job itself keeps running at the vendor."
+        )
+
+    def watches_for_user(self, user_id: str) -> list[Watch]:
+        return self.store.list_watches(requester_id=user_id, statuses=None, limit=60)
+
+    def refresh(self, watch_id: str, who: Requester) -> blocks.Message | None:
+        """Poll at the next tick (the vendor's rate limit still applies)."""
+        watch = self.store.get_watch(watch_id)
+        if watch is None or watch.channel_id != who.channel_id:
+            return blocks.render_notice(f"There's no watch `{blocks.esc(watch_id)}` here.")
+        if watch.status != ACTIVE:
+            return blocks.render_notice(f"Watch `{watch.id}` has ended ({watch.status}).")
+        self.store.poll_soon(watch.id, self.clock())
+        return None

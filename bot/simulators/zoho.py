@@ -1,0 +1,283 @@
+"""Zoho Accounts and Zoho Analytics simulator on 127.0.0.1: token refresh and import-job polls."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.simulators import HttpReply, HttpRequest, LocalServer
+
+_JOB_PATH = re.compile(r"^/restapi/v2/bulk/workspaces/(?P<ws>[^/]+)/importjobs/(?P<job>[^/]+)/?$")
+_VIEW_ID = "2480011000000498003"
+_COLUMNS = {"Order Id": "Plain Text", "Amount": "Currency"}
+_JOB_SUMMARY = "Fetch import job info"
+
+
+@dataclass(frozen=True)
+class _Scripted:
+    path_contains: str
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _failure(status: int, summary: str, code: int, message: str) -> HttpReply:
+    """Analytics' error envelope (vendors.md §3.5)."""
+    body = {
+        "status": "failure",
+        "summary": summary,
+        "data": {"errorCode": code, "errorMessage": message},
+    }
+    return HttpReply.of_json(body, status=status)
+
+
+class ZohoSimulator(LocalServer):
+    """Zoho Accounts (`/oauth/v2/token`) and Analytics (`/restapi/v2/…`) on one local origin.
+
+    Point `ZOHO_ACCOUNTS_URL` and `ZOHO_ANALYTICS_API_URL` at `url`. Every minted access
+    token stays valid until `revoke_tokens()`. An import job answers its script one step per
+    poll and repeats the last step; polls refused for auth or org do not advance it.
+    """
+
+    def __init__(
+        self,
+        client_id: str = "sim-client",
+        client_secret: str = "sim-secret",
+        refresh_token: str = "sim-refresh",
+        org_id: str = "55522777",
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.refresh_token = refresh_token
+        self.org_id = org_id
+        self._lock = threading.Lock()
+        self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
+        self.token_requests = 0  # tokens minted so far
+        self._valid_tokens: set[str] = set()
+        self._jobs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._polls: dict[tuple[str, str], int] = {}
+        self._scripted: list[_Scripted] = []
+        super().__init__()
+        self.url = self.root
+
+    # ----- configuration -----
+
+    def add_import_job(self, ws: str, job: str, steps: list[dict[str, Any]]) -> None:
+        """Script job `ws/job`: poll n returns steps[n] (the last one forever) as `data`."""
+        if not steps:
+            raise ValueError("an import job needs at least one step")
+        with self._lock:
+            self._jobs[(ws, job)] = copy.deepcopy(steps)
+            self._polls[(ws, job)] = 0
+
+    def polls(self, ws: str, job: str) -> int:
+        """How many polls of `ws/job` got a job answer (refused ones not counted)."""
+        with self._lock:
+            return self._polls.get((ws, job), 0)
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every access token minted so far; the next poll gets 8535."""
+        with self._lock:
+            self._valid_tokens.clear()
+
+    def fail_next(
+        self,
+        path_contains: str,
+        status: int,
+        body: str | bytes,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next request whose path (with query) contains `path_contains` verbatim.
+
+        Queued replies are used in order. Without a Content-Type header one is guessed
+        from the body: JSON, HTML (starts with `<`) or plain text.
+        """
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        given = dict(headers or {})
+        if not any(k.lower() == "content-type" for k in given):
+            given["Content-Type"] = _guess_type(raw)
+        with self._lock:
+            self._scripted.append(_Scripted(path_contains, status, raw, given))
+
+    # ----- HTTP -----
+
+    def route(self, request: HttpRequest) -> HttpReply:
+        with self._lock:
+            self.requests.append((request.method, request.target, dict(request.headers)))
+            scripted = next((s for s in self._scripted if s.path_contains in request.target), None)
+            if scripted is not None:
+                self._scripted.remove(scripted)
+                return HttpReply(scripted.status, scripted.body, scripted.headers)
+            if request.path == "/oauth/v2/token":
+                if request.method != "POST":
+                    return HttpReply.of_json({"error": "invalid_request"}, status=405)
+                return self._token(request.form())
+            if request.method == "GET" and request.path.rstrip("/") == "/restapi/v2/orgs":
+                return self._authorized(request) or self._orgs()
+            match = _JOB_PATH.match(request.path)
+            if request.method == "GET" and match:
+                refused = self._authorized(request) or self._org_checked(request)
+                return refused or self._poll(match["ws"], match["job"])
+        return HttpReply.of_text(f"no simulator route for {request.method} {request.path}", 404)
+
+    # ----- handlers (callers hold self._lock) -----
+
+    def _token(self, form: dict[str, str]) -> HttpReply:
+        # Zoho answers refresh failures on HTTP 200 with an `error` field (vendors.md §2.2).
+        if form.get("grant_type") != "refresh_token":
+            return HttpReply.of_json({"error": "unsupported_grant_type"})
+        if (
+            form.get("client_id") != self.client_id
+            or form.get("client_secret") != self.client_secret
+        ):
+            return HttpReply.of_json({"error": "invalid_client"})
+        if form.get("refresh_token") != self.refresh_token:
+            return HttpReply.of_json({"error": "invalid_code"})
+        self.token_requests += 1
+        token = f"sim-access-{self.token_requests}"
+        self._valid_tokens.add(token)
+        return HttpReply.of_json(
+            {
+                "access_token": token,
+                "expires_in": 3600,
+                "api_domain": self.root,
+                "token_type": "Bearer",
+            }
+        )
+
+    def _authorized(self, request: HttpRequest) -> HttpReply | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme == "Zoho-oauthtoken" and token in self._valid_tokens:
+            return None
+        return _failure(401, "INVALID_OAUTHTOKEN", 8535, "Invalid Oauthtoken")
+
+    def _org_checked(self, request: HttpRequest) -> HttpReply | None:
+        org = request.headers.get("zanalytics-orgid")
+        if not org:
+            return _failure(400, "INVALID_INPUT", 8083, "ZANALYTICS-ORGID header is missing")
+        if org != self.org_id:
+            return _failure(
+                400, "NO_PERMISSION", 7387, "Workspace does not belong to this organization"
+            )
+        return None
+
+    def _orgs(self) -> HttpReply:
+        orgs = [{"orgId": self.org_id, "orgName": "Demo Org"}]
+        return _success("Get organizations", {"orgs": orgs})
+
+    def _poll(self, ws: str, job: str) -> HttpReply:
+        steps = self._jobs.get((ws, job))
+        if steps is None:
+            return _success(
+                _JOB_SUMMARY, {"jobId": job, "jobCode": "1005", "jobStatus": "JOB NOT FOUND"}
+            )
+        n = self._polls[(ws, job)]
+        self._polls[(ws, job)] = n + 1
+        return _success(_JOB_SUMMARY, {"jobId": job, **steps[min(n, len(steps) - 1)]})
+
+
+def _success(summary: str, data: dict[str, Any]) -> HttpReply:
+    return HttpReply.of_json({"status": "success", "summary": summary, "data": data})
+
+
+def _guess_type(body: bytes) -> str:
+    text = body.lstrip()
+    if text.startswith(b"<"):
+        return "text/html; charset=utf-8"
+    try:
+        json.loads(body)
+    except ValueError:
+        return "text/plain; charset=utf-8"
+    return "application/json"
+
+
+# ----- script builders: each returns the `data` objects for add_import_job() -----
+
+
+def _queued() -> dict[str, Any]:
+    return {"jobCode": "1001", "jobStatus": "JOB NOT INITIATED"}
+
+
+def _running() -> dict[str, Any]:
+    return {"jobCode": "1002", "jobStatus": "JOB IN PROGRESS"}
+
+
+def _expiry(now: float | None) -> str:
+    """Zoho keeps job details one hour after completion; epoch milliseconds, as a string."""
+    return str(int(((time.time() if now is None else now) + 3600) * 1000))
+
+
+def _completed(total: int, succeeded: int, errors: str, now: float | None) -> dict[str, Any]:
+    summary = {
+        "importType": "APPEND",
+        "totalColumnCount": len(_COLUMNS),
+        "selectedColumnCount": len(_COLUMNS),
+        "totalRowCount": total,
+        "successRowCount": succeeded,
+        "warnings": 0,
+        "importOperation": "created",
+    }
+    return {
+        "jobCode": "1004",
+        "jobStatus": "JOB COMPLETED",
+        "jobInfo": {
+            "viewId": _VIEW_ID,
+            "importSummary": summary,
+            "columnDetails": dict(_COLUMNS),
+            "importErrors": errors,
+        },
+        "expiryTime": _expiry(now),
+    }
+
+
+def steps_success(
+    total_rows: int = 1200,
+    polls_queued: int = 1,
+    polls_running: int = 2,
+    *,
+    now: float | None = None,
+) -> list[dict[str, Any]]:
+    """Queued, running, then completed with every row imported (normalizes to succeeded)."""
+    return [
+        *(_queued() for _ in range(polls_queued)),
+        *(_running() for _ in range(polls_running)),
+        _completed(total_rows, total_rows, "", now),
+    ]
+
+
+def steps_partial(
+    total_rows: int = 1200,
+    rejected: int = 13,
+    error_text: str = "Row 17: Column 'Amount' expects a number; found 'twelve'",
+    *,
+    polls_queued: int = 1,
+    polls_running: int = 2,
+    now: float | None = None,
+) -> list[dict[str, Any]]:
+    """Queued, running, then completed with `rejected` rows refused (normalizes to partial)."""
+    return [
+        *(_queued() for _ in range(polls_queued)),
+        *(_running() for _ in range(polls_running)),
+        _completed(total_rows, total_rows - rejected, error_text, now),
+    ]
+
+
+def steps_failure(
+    error_text: str = "Column 'Amount' expects a number; row 17 has 'twelve'",
+    polls_running: int = 2,
+    *,
+    now: float | None = None,
+) -> list[dict[str, Any]]:
+    """Running, then 1003 ERROR OCCURRED with the reason in `jobInfo.importErrors`."""
+    failed = {
+        "jobCode": "1003",
+        "jobStatus": "ERROR OCCURRED",
+        "jobInfo": {"viewId": _VIEW_ID, "importErrors": error_text},
+        "expiryTime": _expiry(now),
+    }
+    return [*(_running() for _ in range(polls_running)), failed]

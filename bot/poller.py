@@ -88,7 +88,10 @@ class Poller:
         with self._lock:
             self._in_flight = {f for f in self._in_flight if not f.done()}
             capacity = self.max_workers * 2 - len(self._in_flight)
-        claimed = self.store.claim_due(self.clock(), self.owner, self.lease_seconds, capacity)
+        # Half a tick early: a poll due just after this tick would otherwise wait a whole one.
+        claimed = self.store.claim_due(
+            self.clock(), self.owner, self.lease_seconds, capacity, early=TICK_SECONDS / 2
+        )
         for watch in claimed:
             future = self._executor.submit(self.poll_one, watch)
             with self._lock:

@@ -266,18 +266,27 @@ class Store:
         sql += " ORDER BY created_at DESC, id LIMIT ?"
         return [Watch.from_row(r) for r in self._rows(sql, [*params, limit])]
 
-    def claim_due(self, now: float, owner: str, lease_s: float, limit: int) -> list[Watch]:
-        """Lease up to `limit` active watches whose poll is due. One statement, so two
-        pollers never claim the same watch; an expired lease (crashed poller) is reclaimable."""
+    def claim_due(
+        self, now: float, owner: str, lease_s: float, limit: int, early: float = 0.0
+    ) -> list[Watch]:
+        """Lease up to `limit` active watches whose poll is due by `now + early`. One
+        statement, so two pollers never claim the same watch; an expired lease (crashed
+        poller) is reclaimable."""
         if limit <= 0:
             return []
         with self.pool.immediate():
             rows = self._rows(
                 "UPDATE watches SET lease_until = :lease, lease_owner = :owner "
                 "WHERE id IN (SELECT id FROM watches WHERE status = 'active' "
-                "AND next_poll_at <= :now AND (lease_until IS NULL OR lease_until < :now) "
+                "AND next_poll_at <= :due AND (lease_until IS NULL OR lease_until < :now) "
                 "ORDER BY next_poll_at LIMIT :limit) RETURNING *",
-                {"lease": now + lease_s, "owner": owner, "now": now, "limit": limit},
+                {
+                    "lease": now + lease_s,
+                    "owner": owner,
+                    "now": now,
+                    "due": now + early,
+                    "limit": limit,
+                },
             )
         return sorted((Watch.from_row(r) for r in rows), key=lambda w: w.next_poll_at or 0)
 

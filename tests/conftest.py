@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
+import httpx
 import pytest
 
 from bot.simulators.slack import FakeSlackAPI
@@ -47,3 +53,98 @@ def fake_slack() -> Iterator[FakeSlackAPI]:
 def zoho_sim() -> Iterator[ZohoSimulator]:
     with ZohoSimulator() as sim:
         yield sim
+
+
+# -- the real app over HTTP, against the local fakes ------------------------------------------
+
+SIGNING_SECRET = "test-signing-secret"
+
+
+def bot_env(tmp_path, fake_slack: FakeSlackAPI, zoho_sim: ZohoSimulator) -> dict[str, str]:
+    """Environment for a bot that talks only to the local fakes."""
+    return {
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "SYNCWATCH_DB": str(tmp_path / "syncwatch.db"),
+        "SYNCWATCH_HOST": "127.0.0.1",
+        "PORT": "0",
+        "SYNCWATCH_POLL_INTERVAL": "1",
+        "ZOHO_CLIENT_ID": zoho_sim.client_id,
+        "ZOHO_CLIENT_SECRET": zoho_sim.client_secret,
+        "ZOHO_REFRESH_TOKEN": zoho_sim.refresh_token,
+        "ZOHO_ACCOUNTS_URL": zoho_sim.url,
+        "ZOHO_ANALYTICS_API_URL": zoho_sim.url,
+        "ZOHO_ANALYTICS_ORG_ID": zoho_sim.org_id,
+    }
+
+
+def signed_headers(body: str, ts: int | None = None, secret: str = SIGNING_SECRET) -> dict:
+    stamp = str(int(time.time()) if ts is None else ts)
+    sig = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={sig}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+class SlackDriver:
+    """Sends what Slack would send to the bot's HTTP endpoint, signed."""
+
+    def __init__(self, base_url: str, fake_slack: FakeSlackAPI) -> None:
+        self.base_url = base_url
+        self.fake = fake_slack
+        self._n = 0
+
+    def post(self, form: dict[str, str], **kw):
+        body = urlencode(form)
+        return httpx.post(
+            f"{self.base_url}/slack/events",
+            content=body,
+            headers=signed_headers(body, **kw),
+            timeout=10,
+        )
+
+    def slash(self, text: str, *, user: str = "U1", channel: str = "C1", key: str | None = None):
+        self._n += 1
+        key = key or f"cmd{self._n}"
+        form = {
+            "command": "/syncwatch",
+            "text": text,
+            "team_id": "T1",
+            "user_id": user,
+            "channel_id": channel,
+            "response_url": self.fake.response_url(key),
+            "trigger_id": f"trigger-{self._n}",
+        }
+        return self.post(form), key
+
+    def click(
+        self,
+        action_id: str,
+        value: str,
+        message_ts: str,
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        key: str = "click",
+    ):
+        payload = {
+            "type": "block_actions",
+            "team": {"id": "T1"},
+            "user": {"id": user},
+            "channel": {"id": channel},
+            "response_url": self.fake.response_url(key),
+            "container": {"type": "message", "channel_id": channel, "message_ts": message_ts},
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "value": value,
+                    "block_id": "b1",
+                    "action_ts": "1",
+                }
+            ],
+        }
+        return self.post({"payload": json.dumps(payload)})

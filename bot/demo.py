@@ -1,0 +1,267 @@
+"""`syncwatch demo`: the real bot against built-in vendor simulators and a local Slack
+stand-in, driven by a short scripted session and printed to the terminal as it happens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlencode
+
+import httpx
+
+from bot.config import Settings
+from bot.runtime import BotProcess
+from bot.simulators.slack import FakeSlackAPI, Message
+from bot.simulators.zoho import ZohoSimulator, steps_failure, steps_success
+
+CHANNEL, CHANNEL_NAME = "C0DEMO", "#revops-imports"
+USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "UBOT": "syncwatch"}
+SIGNING_SECRET = "demo-signing-secret"
+WS = "2480011000000498001"
+JOB_OK, JOB_BAD = "2480011000000512007", "2480011000000512019"
+
+EMOJI = {
+    ":white_check_mark:": "✅",
+    ":x:": "❌",
+    ":warning:": "⚠️ ",
+    ":hourglass_flowing_sand:": "⏳",
+    ":hourglass:": "⌛",
+    ":arrows_counterclockwise:": "🔄",
+    ":mag:": "🔍",
+    ":octagonal_sign:": "🛑",
+    ":eyes:": "👀",
+    ":grey_question:": "❓",
+    ":no_entry_sign:": "🚫",
+    ":construction:": "🚧",
+    ":double_vertical_bar:": "⏸ ",
+}
+
+
+class Terminal:
+    """Renders Slack mrkdwn and Block Kit as plain terminal text."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.color = out.isatty()
+        self.lock = threading.Lock()
+
+    def style(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def plain(self, text: str) -> str:
+        for code, symbol in EMOJI.items():
+            text = text.replace(code, symbol)
+        text = re.sub(r"<@(\w+)>", lambda m: "@" + USERS.get(m.group(1), m.group(1)), text)
+        text = re.sub(r"<#(\w+)>", lambda m: CHANNEL_NAME if m.group(1) == CHANNEL else "#?", text)
+        text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+        text = re.sub(r"<(https?://[^|>]+)\|([^>]*)>", r"\2 (\1)", text)
+        text = re.sub(r"\*([^*\n]+)\*", lambda m: self.style(m.group(1), "1"), text)
+        return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+    def blocks_text(self, message: Message) -> str:
+        lines: list[str] = []
+        for block in message.blocks or []:
+            kind = block.get("type")
+            if kind == "section":
+                if block.get("text"):
+                    lines.append(self.plain(block["text"]["text"]))
+                for field in block.get("fields", []):
+                    lines.append("  " + self.plain(field["text"]).replace("\n", ": ", 1))
+            elif kind == "context":
+                lines.append(
+                    self.style(" · ".join(self.plain(e["text"]) for e in block["elements"]), "2")
+                )
+            elif kind == "actions":
+                buttons = "  ".join(f"[ {e['text']['text']} ]" for e in block["elements"])
+                lines.append(self.style(buttons, "36"))
+        return "\n".join(lines) if lines else self.plain(message.text)
+
+    def say(self, text: str = "") -> None:
+        with self.lock:
+            print(text, file=self.out, flush=True)
+
+    def indent(self, text: str, prefix: str) -> str:
+        return "\n".join(prefix + line for line in text.splitlines())
+
+
+def _signed_post(base_url: str, form: dict[str, str]) -> httpx.Response:
+    body = urlencode(form)
+    stamp = str(int(time.time()))
+    signature = hmac.new(
+        SIGNING_SECRET.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256
+    ).hexdigest()
+    headers = {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={signature}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    return httpx.post(f"{base_url}/slack/events", content=body, headers=headers, timeout=10)
+
+
+class DemoSession:
+    def __init__(self, term: Terminal, slack: FakeSlackAPI, base_url: str) -> None:
+        self.term = term
+        self.slack = slack
+        self.base_url = base_url
+        self.n = 0
+
+    def command(self, user: str, text: str) -> None:
+        """Type a slash command as `user`; print what only they see."""
+        self.n += 1
+        key = f"demo{self.n}"
+        name = USERS[user]
+        self.term.say(self.term.style(f"\n{name} types: /syncwatch {text}", "33"))
+        form = {
+            "command": "/syncwatch",
+            "text": text,
+            "team_id": "T1",
+            "user_id": user,
+            "channel_id": CHANNEL,
+            "response_url": self.slack.response_url(key),
+            "trigger_id": key,
+        }
+        response = _signed_post(self.base_url, form)
+        answer: dict[str, Any] = {}
+        if response.content:
+            answer = (
+                response.json()
+                if "json" in response.headers.get("content-type", "")
+                else {"text": response.text}
+            )
+        if not answer.get("text"):
+            found = self.slack.wait_for(f"respond/{key}", timeout=10)
+            answer = found[0].params
+        shown = self.term.blocks_text(
+            Message("", "", answer.get("text", ""), answer.get("blocks") or [])
+        )
+        if not answer.get("blocks"):
+            shown = self.term.plain(answer.get("text", ""))
+        label = self.term.style(f"  (only {name} sees this)", "2")
+        self.term.say(label)
+        self.term.say(self.term.indent(shown, "  │ "))
+
+
+def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 90.0) -> int:
+    """Run the scripted session; returns 0 when both watches ended as scripted."""
+    out = out or sys.stdout
+    term = Terminal(out)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    pause = 0.0 if fast else 1.0
+    with FakeSlackAPI() as slack, ZohoSimulator() as zoho, tempfile.TemporaryDirectory() as tmp:
+        zoho.add_import_job(WS, JOB_OK, steps_success(total_rows=1200, polls_running=3))
+        zoho.add_import_job(
+            WS,
+            JOB_BAD,
+            steps_failure(
+                error_text="Row 17, column 'Amount': expected a number but found 'twelve'",
+                polls_running=2,
+            ),
+        )
+        env = {
+            "SLACK_BOT_TOKEN": "xoxb-demo",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.api_url,
+            "SYNCWATCH_DB": str(Path(tmp) / "demo.db"),
+            "SYNCWATCH_HOST": "127.0.0.1",
+            "PORT": "0",
+            "SYNCWATCH_POLL_INTERVAL": "1",
+            "ZOHO_CLIENT_ID": zoho.client_id,
+            "ZOHO_CLIENT_SECRET": zoho.client_secret,
+            "ZOHO_REFRESH_TOKEN": zoho.refresh_token,
+            "ZOHO_ACCOUNTS_URL": zoho.url,
+            "ZOHO_ANALYTICS_API_URL": zoho.url,
+            "ZOHO_ANALYTICS_ORG_ID": zoho.org_id,
+        }
+        settings = Settings.from_env(env)
+        bot = BotProcess(settings)
+        slack.on_change(lambda kind, message: _print_change(term, slack, kind, message))
+        bot.start()
+        port = bot.serve_http(background=True)
+        term.say(term.style("syncwatch demo", "1"))
+        term.say(
+            f"A local Slack stand-in and a simulated Zoho Analytics on 127.0.0.1; the bot is "
+            f"the real one, serving http://127.0.0.1:{port}/slack/events.\n"
+            f"Channel {CHANNEL_NAME}: alice and bob watch two import jobs, carol mistypes."
+        )
+        session = DemoSession(term, slack, f"http://127.0.0.1:{port}")
+        try:
+            session.command("U0ALICE", "help")
+            time.sleep(pause)
+            session.command("U0ALICE", f"watch za {WS}/{JOB_OK}")
+            time.sleep(pause)
+            session.command("U0BOB", f"watch zoho-analytics {WS}/{JOB_BAD}")
+            time.sleep(pause)
+            session.command("U0CAROL", "watch zoho-analytic 12/34")
+            ok = _wait_for_outcomes(bot, timeout)
+            time.sleep(0.3)  # let the last callbacks print
+            _print_transcript(term, slack)
+        finally:
+            bot.shutdown()
+        if not ok:
+            term.say("The demo did not finish in time; see the messages above.")
+            return 1
+        term.say(
+            "\nThat's the whole loop. Next: create the Slack app from manifest.yml and run "
+            "`syncwatch run` (see README)."
+        )
+        return 0
+
+
+def _wait_for_outcomes(bot: BotProcess, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        watches = bot.store.list_watches(statuses=None)
+        done = len(watches) == 2 and all(w.status == "done" for w in watches)
+        backlog, _ = bot.store.outbox_backlog(time.time())
+        if done and backlog == 0:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _print_change(term: Terminal, slack: FakeSlackAPI, kind: str, message: Message) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    where = "in the thread" if message.thread_ts else f"in {CHANNEL_NAME}"
+    if kind == "post":
+        verb = "replied" if message.thread_ts else "posted"
+    elif kind == "update":
+        verb = "edited its message"
+    else:
+        verb = "attached a file"
+    head = term.style(f"[{stamp}] syncwatch {verb} {where}", "32")
+    body = term.blocks_text(message) if kind != "file" else _file_line(term, slack, message)
+    prefix = "      ┆ " if message.thread_ts else "  │ "
+    term.say(head)
+    if kind == "update":
+        body = "\n".join(body.splitlines()[:2])  # the edit: just the headline
+    term.say(term.indent(body, prefix))
+
+
+def _file_line(term: Terminal, slack: FakeSlackAPI, message: Message) -> str:
+    lines = []
+    for file_id, title, filename in message.files:
+        data = slack.uploads.get(file_id, b"")
+        lines.append(f"📎 {filename} ({len(data)} bytes) — {title}")
+        preview = data.decode("utf-8", "replace").splitlines()[:4]
+        lines.extend("   " + line for line in preview)
+    if message.text:
+        lines.insert(0, term.plain(message.text))
+    return "\n".join(lines)
+
+
+def _print_transcript(term: Terminal, slack: FakeSlackAPI) -> None:
+    term.say(term.style(f"\n═══ {CHANNEL_NAME}, as it reads now ═══", "1"))
+    for parent in slack.messages(CHANNEL):
+        term.say(term.indent(term.blocks_text(parent), "  │ "))
+        for reply in slack.thread(CHANNEL, parent.ts):
+            body = _file_line(term, slack, reply) if reply.files else term.blocks_text(reply)
+            term.say(term.indent(body, "      ┆ "))
+        term.say("")

@@ -1,0 +1,20 @@
+"""`syncwatch demo` runs the scripted session offline and prints a readable conversation."""
+
+from __future__ import annotations
+
+import io
+
+from bot.demo import run_demo
+
+
+def test_demo_prints_the_channel_and_threads_and_succeeds():
+    out = io.StringIO()
+    assert run_demo(fast=True, out=out, timeout=60) == 0
+    text = out.getvalue()
+    assert "alice types: /syncwatch watch za" in text
+    assert "(only carol sees this)" in text and "Did you mean `zoho-analytics`?" in text
+    assert "✅ @alice Job succeeded" in text
+    assert "❌ @bob Job failed" in text and "expected a number but found 'twelve'" in text
+    assert "📎 import-summary-2480011000000512007.csv" in text
+    transcript = text.split("as it reads now", 1)[1]
+    assert transcript.count("Asked by @") == 2  # one parent per watch, nothing doubled

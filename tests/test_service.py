@@ -1,0 +1,111 @@
+"""Service use cases: what the person who typed the command is told, and what is stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot import grammar
+from bot.config import Settings
+from bot.service import Requester, Service
+from storage import PollResult
+
+ZOHO = {
+    "ZOHO_CLIENT_ID": "test-client",
+    "ZOHO_CLIENT_SECRET": "test-client-secret",
+    "ZOHO_REFRESH_TOKEN": "test-refresh-token",
+    "ZOHO_ANALYTICS_ORG_ID": "55522777",
+    "ZOHO_ACCOUNTS_URL": "https://accounts.zoho.test",
+    "ZOHO_ANALYTICS_API_URL": "https://analytics.zoho.test",
+}
+ALICE = Requester("U1", "C1", "T1")
+
+
+@pytest.fixture
+def service(store, clock) -> Service:
+    woke = []
+    svc = Service(store, Settings.from_env(ZOHO), clock=clock, on_change=lambda: woke.append(1))
+    svc.woke = woke  # type: ignore[attr-defined]
+    return svc
+
+
+def watch(service: Service, text: str, who: Requester = ALICE):
+    return service.handle(grammar.parse(text), who)
+
+
+def test_watch_creates_one_row_per_ref_and_wakes_the_notifier(service, store):
+    reply = watch(service, "watch za 1/2 1/3 every 45s")
+    rows = store.list_watches()
+    assert sorted(w.ref for w in rows) == ["1/2", "1/3"]
+    assert all(w.interval_s == 45 and w.requester_id == "U1" for w in rows)
+    assert "Started 2 watches" in reply.text and rows[0].id in reply.text
+    assert service.woke
+
+
+def test_every_below_the_vendor_floor_is_clamped(service, store):
+    watch(service, "watch za 1/2 every 1s")
+    assert store.list_watches()[0].interval_s == 10
+
+
+def test_watch_deadline_follows_the_configured_timeout(store, clock):
+    svc = Service(store, Settings.from_env({**ZOHO, "SYNCWATCH_WATCH_TIMEOUT": "600"}), clock=clock)
+    svc.handle(grammar.parse("watch za 1/2"), ALICE)
+    assert store.list_watches()[0].deadline == clock.now + 600
+
+
+def test_unknown_connection_is_refused_and_nothing_stored(service, store):
+    reply = watch(service, "watch za 1/2 as eu-team")
+    assert "no Zoho connection named `eu-team`" in reply.text
+    assert "`default`" in reply.text
+    assert store.list_watches(statuses=None) == []
+
+
+def test_unconfigured_vendor_is_refused_and_nothing_stored(store, clock):
+    svc = Service(store, Settings.from_env({}), clock=clock)
+    reply = svc.handle(grammar.parse("watch za 1/2"), ALICE)
+    assert "isn't set up on this syncwatch" in reply.text
+    assert store.list_watches(statuses=None) == []
+
+
+def test_duplicate_in_the_same_channel_is_refused(service, store):
+    watch(service, "watch za 1/2")
+    reply = watch(service, "watch za 1/2 1/3")
+    assert "already watching" in reply.text
+    assert len(store.list_watches()) == 1  # the batch is all-or-none
+    watch(service, "watch za 1/2", Requester("U1", "C2"))
+    assert len(store.list_watches()) == 2
+
+
+def test_stop_only_from_the_watch_channel(service, store):
+    watch(service, "watch za 1/2")
+    (w,) = store.list_watches()
+    assert "no watch" in watch(service, f"stop {w.id}", Requester("U2", "C9")).text
+    assert store.get_watch(w.id).status == "active"
+    assert "Stopped watching" in watch(service, f"stop {w.id}", Requester("U2", "C1")).text
+    stopped = store.get_watch(w.id)
+    assert stopped.status == "stopped" and stopped.stopped_by == "U2"
+    assert "already stopped" in watch(service, f"stop {w.id}").text
+
+
+def test_refresh_makes_the_watch_due_now(service, store, clock):
+    watch(service, "watch za 1/2")
+    (w,) = store.list_watches()
+    store.claim_due(clock.now, "p", 1, 10)
+    store.apply_poll(w.id, "p", PollResult({"next_poll_at": clock.now + 600}), clock.now)
+    clock.advance(5)
+    assert service.refresh(w.id, ALICE) is None
+    assert store.get_watch(w.id).next_poll_at == clock.now
+    assert "no watch" in service.refresh(w.id, Requester("U1", "C2")).text
+
+
+def test_list_shows_only_this_channels_active_watches(service):
+    watch(service, "watch za 1/2")
+    watch(service, "watch za 1/3", Requester("U1", "C2"))
+    listing = service.handle(grammar.ListRequest(), ALICE)
+    body = str(listing.blocks)
+    assert "1/2" in body and "1/3" not in body
+
+
+def test_sync_says_it_is_not_available_yet_and_stores_nothing(service, store):
+    reply = watch(service, "sync 1/2")
+    assert "aren't available in this version" in reply.text
+    assert store.list_watches(statuses=None) == []

@@ -253,7 +253,8 @@ def _error_detail(transition: Transition) -> str:
         code = f" `{esc_clip(transition.error_code, 40)}`" if transition.error_code else ""
         parts.append(f"\nVendor said{code}:")
         if transition.error_message:
-            parts.append(quote_block(transition.error_message, 2500))
+            # 2,000 leaves room in the 3,000 section for status, progress and code
+            parts.append(quote_block(transition.error_message, 2000))
     if transition.note:
         parts.append(f"\n{esc(transition.note)}")
     return "\n".join(parts) if parts else ""
@@ -382,6 +383,8 @@ def render_home(watches: list[Watch], now: float) -> dict[str, Any]:
                 f"for {duration(now - w.created_at)}"
             )
         )
+    if len(active) > 40:  # cut lists say so (slack.md §7)
+        out.append(context(f"…and {len(active) - 40} more."))
     if recent:
         out.append({"type": "divider"})
         out.append(section("*Recent outcomes*"))

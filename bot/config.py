@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -169,6 +171,9 @@ class _Reader:
             kind = "a whole number" if integer else "a number"
             self.problems.append(f"{name}={raw!r} is not {kind}")
             return None
+        if not math.isfinite(value):  # float() reads "nan" and "inf", which no setting means
+            self.problems.append(f"{name}={raw!r} is not a finite number")
+            return None
         if value < minimum or (maximum is not None and value > maximum):
             bound = (
                 f"between {minimum:g} and {maximum:g}" if maximum is not None else f"≥ {minimum:g}"
@@ -183,14 +188,18 @@ class _Reader:
             return default
         problem = url_problem(raw, origin_only=origin_only)
         if problem:
-            self.problems.append(f"{name}={raw!r} {problem}")
+            self.problems.append(f"{name}={masked_url(raw)!r} {problem}")
             return default
         return raw.rstrip("/") if origin_only else raw
 
 
 def url_problem(raw: str, *, origin_only: bool = True) -> str | None:
     """Why `raw` is not a usable base URL, or None. Overrides are origins (design.md §6)."""
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port  # raises ValueError unless the port is a number in 0-65535
+    except ValueError:
+        return "is not a valid URL (check the host and port)"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "is not an http(s) URL"
     if parts.username or parts.password:
@@ -200,6 +209,12 @@ def url_problem(raw: str, *, origin_only: bool = True) -> str | None:
     if parts.query or parts.fragment:
         return "must not have a query string or fragment"
     return None
+
+
+def masked_url(raw: str) -> str:
+    """A URL to quote in a problem: its user info or query may hold a secret, so hide them."""
+    raw = re.sub(r"//[^/?#]*@", "//…@", raw)
+    return re.sub(r"([?#]).*", r"\1…", raw, count=1, flags=re.S)
 
 
 def _load_toml(path: str | None, problems: list[str]) -> dict[str, Any]:
@@ -290,7 +305,7 @@ def _zoho_connection(
         if raw:
             problem = url_problem(raw)
             if problem:
-                problems.append(f"{label(key)}={raw!r} {problem}")
+                problems.append(f"{label(key)}={masked_url(raw)!r} {problem}")
             overridden.add(short)
             resolved[key] = raw.rstrip("/")
         else:

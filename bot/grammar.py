@@ -91,6 +91,11 @@ def looks_like_credential(text: str) -> bool:
     return False
 
 
+def _inert(text: str) -> str:
+    """Escape mrkdwn's control characters (slack.md §6) in text that quotes user input."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def code(text: str) -> str:
     """Inline code for user-supplied text in an error: clipped, and safe inside backticks."""
     text = text.replace("`", "'").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -243,8 +248,8 @@ def _parse_watch(args: list[str]) -> WatchRequest:
     for raw in positional:
         try:
             ref = spec.parse_ref(raw)
-        except RefError as err:
-            raise CommandError(str(err), example) from None
+        except RefError as err:  # its text quotes the input: make it inert in mrkdwn
+            raise CommandError(_inert(str(err)), example) from None
         if ref in refs:
             raise CommandError(f"{code(raw)} is listed twice.", example)
         refs.append(ref)
@@ -268,12 +273,12 @@ def parse_duration(text: str, example: str) -> float:
     value = float(match.group(1))
     unit = (match.group(2) or "s").lower()[0]
     seconds = value * {"s": 1, "m": 60, "h": 3600}[unit]
-    if seconds <= 0 or seconds > 86400:
+    if seconds < 1 or seconds > 86400:
         raise CommandError("The interval must be between 1 second and 24 hours.", example)
     return seconds
 
 
-_SYNC_TARGET = re.compile(r"^(\d{1,20})/(\d{1,20})$")
+_SYNC_TARGET = re.compile(r"^([0-9]{1,20})/([0-9]{1,20})$")  # ASCII: \d admits other scripts
 
 
 def _parse_sync(args: list[str]) -> SyncRequest:

@@ -171,7 +171,9 @@ def _on_transient(
         delay = rate_limit_delay(err.retry_after, failures, rand)
         shown = f"{err.message} (waiting {int(delay)}s before the next check)"
     else:
-        delay = transient_delay(watch.interval_s, failures, rand)
+        # Back off from the interval the job's age calls for, not the (shorter) start one.
+        interval = interval_at(spec, watch.interval_s, now - watch.created_at)
+        delay = transient_delay(interval, failures, rand)
         shown = err.message
     changes = {
         "attempts": failures,

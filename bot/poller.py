@@ -137,7 +137,7 @@ class Poller:
         try:
             vendor = self.vendors.get(spec, watch.connection)
         except UnknownConnectionError as err:
-            self._apply(watch, VendorError(f"syncwatch's config has {err}"))
+            self._apply(watch, VendorError(f"{err} in syncwatch's config"))
             return
         try:
             outcome: JobSnapshot | VendorError = vendor.fetch(watch.ref)

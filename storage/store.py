@@ -429,11 +429,13 @@ class Store:
 
     def due_outbox(self, now: float, limit: int = 200) -> list[OutboxRow]:
         """Pending rows that may go now, oldest first. A row waits while an earlier row of
-        the same watch is deferred, so each thread reads in order."""
+        the same watch is deferred, so each thread reads in order; a parent row waits only
+        for earlier parent rows (a reply waiting for a parent must not block that parent)."""
         rows = self._rows(
             "SELECT * FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= :now "
             "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.watch_id = o.watch_id "
-            "AND p.status = 'pending' AND p.id < o.id AND p.next_attempt_at > :now) "
+            "AND p.status = 'pending' AND p.id < o.id AND p.next_attempt_at > :now "
+            "AND (o.kind != 'parent' OR p.kind = 'parent')) "
             "ORDER BY o.id LIMIT :limit",
             {"now": now, "limit": limit},
         )

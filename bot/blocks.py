@@ -132,7 +132,8 @@ def render_parent(watch: Watch, now: float) -> Message:
         blocks.append({"type": "section", "fields": fields})
     if snap and snap.error_message and watch.state in (State.FAILED, State.PARTIAL):
         code = f" `{esc_clip(snap.error_code, 40)}`" if snap.error_code else ""
-        blocks.append(section(f"*Vendor said*{code}\n{quote_block(snap.error_message, 600)}"))
+        said = "*Vendor said*" if snap.error_code else "*Details*"
+        blocks.append(section(f"{said}{code}\n{quote_block(snap.error_message, 600)}"))
     if watch.status == "active" and watch.last_error:
         failed = f"Last check failed ({watch.attempts}×)"
         blocks.append(context(f":warning: {failed}: {esc_clip(watch.last_error, 300)}"))
@@ -251,7 +252,7 @@ def _error_detail(transition: Transition) -> str:
     parts = []
     if transition.error_code or transition.error_message:
         code = f" `{esc_clip(transition.error_code, 40)}`" if transition.error_code else ""
-        parts.append(f"\nVendor said{code}:")
+        parts.append(f"\n{'Vendor said' if transition.error_code else 'Details'}{code}:")
         if transition.error_message:
             # 2,000 leaves room in the 3,000 section for status, progress and code
             parts.append(quote_block(transition.error_message, 2000))

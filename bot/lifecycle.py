@@ -61,7 +61,9 @@ def rate_limit_delay(retry_after: float | None, failures: int, rand: Random) -> 
     if retry_after is not None:
         return retry_after * (1 + 0.1 * rand()) + 0.05
     base = min(600.0, 60.0 * 2 ** (failures - 1))
-    return base / 2 + base / 2 * rand()  # jitter so throttled watches don't return in step
+    # Equal jitter rather than full jitter: throttled watches spread out, yet none comes
+    # back within seconds to hit the same throttle again.
+    return base / 2 + base / 2 * rand()
 
 
 Outcome = JobSnapshot | VendorError
@@ -197,7 +199,7 @@ def failed(watch: Watch, err: VendorError, now: float) -> PollResult:
             message = f"{message} — {err.hint}"
     else:
         state = State.FAILED
-        if isinstance(err, AuthError):
+        if isinstance(err, AuthError) and "may still be running" not in message:
             message = f"{message} The job may still be running at the vendor."
     snap = JobSnapshot(
         state=state,

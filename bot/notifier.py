@@ -133,8 +133,11 @@ class Notifier:
             else:
                 self.store.mark_dead(row.id, f"unknown outbox kind {row.kind!r}")
             self.metrics.slack_calls.labels(row.kind, "sent").inc()
+            self.credentials_ok = True
             return True
         except _NoParentYet:
+            # Normally the parent row is just ahead; if it died, queue a fresh one.
+            self.store.ensure_parent_row(row.watch_id, self.clock())
             self.store.defer(row.id, self.clock() + 5, "waiting for the parent message")
             return False
         except SlackApiError as err:
@@ -160,12 +163,6 @@ class Notifier:
             retry_after = _retry_after(err)
             self.store.defer(row.id, self.clock() + retry_after, "ratelimited")
             return False
-        if row.kind == "upload" and code in FILE_POLICY:
-            self._post_thread_note(
-                row, f":warning: I couldn't attach the result file: Slack said `{code}`."
-            )
-            self.store.mark_sent(row.id, self.clock(), slack_ref=code)
-            return True
         self._retry_later(row, code or f"HTTP {status}")
         return False
 
@@ -190,6 +187,9 @@ class Notifier:
             return  # an earlier render already covered this row
         message = blocks.render_parent(watch, self.clock())
         ref = self.store.parent_ref(watch.id)
+        if ref is not None and not ref.editable:  # Slack won't take edits: thread only
+            self.store.mark_parent_rows_sent(watch.id, upto, self.clock())
+            return
         if ref is not None:
             try:
                 self._call_with_fallback(
@@ -207,6 +207,7 @@ class Notifier:
                     self.store.forget_parent(watch.id)
                 elif code in NOT_EDITABLE:  # keep going in the thread only
                     log.warning("watch %s: parent can no longer be edited (%s)", watch.id, code)
+                    self.store.parent_not_editable(watch.id)
                     self.store.mark_parent_rows_sent(watch.id, upto, self.clock())
                     return
                 else:
@@ -270,14 +271,25 @@ class Notifier:
             self._post_thread_note(row, f"The result file `{name}` is empty: no rows.")
             self.store.mark_sent(row.id, self.clock())
             return
-        response = self.client.files_upload_v2(
-            channel=channel,
-            thread_ts=parent_ts,
-            content=content,
-            filename=payload["filename"],
-            title=payload.get("title") or payload["filename"],
-            initial_comment=blocks.esc(payload.get("comment", "")) or None,
-        )
+        try:
+            response = self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=parent_ts,
+                content=content,
+                filename=payload["filename"],
+                title=payload.get("title") or payload["filename"],
+                initial_comment=blocks.esc(payload.get("comment", "")) or None,
+            )
+        except SlackApiError as err:
+            code = str(err.response.get("error", ""))
+            if code not in FILE_POLICY:
+                raise
+            # Permanent for this workspace: tell the thread instead of retrying forever.
+            self._post_thread_note(
+                row, f":warning: I couldn't attach the result file: Slack said `{code}`."
+            )
+            self.store.mark_sent(row.id, self.clock(), slack_ref=code)
+            return
         files = response.get("files") or [response.get("file") or {}]
         self.store.mark_sent(row.id, self.clock(), slack_ref=files[0].get("id"))
 

@@ -59,6 +59,7 @@ class Poller:
         self._in_flight: set[Future[None]] = set()
         self._lock = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
+        self._closed = False
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -77,10 +78,17 @@ class Poller:
         self._scheduler = scheduler
 
     def shutdown(self) -> None:
+        """Stop ticking, finish in-flight polls, free leases. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
         self._executor.shutdown(wait=True, cancel_futures=True)
+        # Polls cancelled before they started still hold leases: free them so the next
+        # process polls those watches at once instead of after the lease runs out.
+        self.store.release_owner(self.owner)
 
     def tick(self) -> int:
         """Claim what is due (up to free worker capacity) and start polling it. Returns

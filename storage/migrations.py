@@ -95,5 +95,12 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_parent_editable(db: Database) -> None:
+    # Slack refuses edits to some messages for good (edit_window_closed): remember it so
+    # later changes go to the thread only, instead of retrying chat.update every time.
+    db["slack_messages"].add_column("editable", int, not_null_default=1)
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)

@@ -160,6 +160,7 @@ class ParentRef:
     watch_id: str
     channel_id: str
     ts: str
+    editable: bool = True
 
 
 class Store:
@@ -499,7 +500,8 @@ class Store:
         rows = self._rows("SELECT * FROM slack_messages WHERE watch_id = ?", [watch_id])
         if not rows:
             return None
-        return ParentRef(rows[0]["watch_id"], rows[0]["channel_id"], rows[0]["ts"])
+        row = rows[0]
+        return ParentRef(row["watch_id"], row["channel_id"], row["ts"], bool(row["editable"]))
 
     def parent_posted(
         self, watch_id: str, channel_id: str, ts: str, upto_id: int, now: float
@@ -512,6 +514,32 @@ class Store:
                 pk="watch_id",
             )
             self.mark_parent_rows_sent(watch_id, upto_id, now)
+
+    def parent_not_editable(self, watch_id: str) -> None:
+        with self.pool.immediate() as db:
+            db.execute("UPDATE slack_messages SET editable = 0 WHERE watch_id = ?", [watch_id])
+
+    def ensure_parent_row(self, watch_id: str, now: float) -> bool:
+        """Queue a parent post/edit unless one is already pending (a reply whose parent row
+        died must not wait forever). Returns whether a row was added."""
+        with self.pool.immediate() as db:
+            pending = db.execute(
+                "SELECT 1 FROM outbox WHERE watch_id = ? AND kind = 'parent' "
+                "AND status = 'pending'",
+                [watch_id],
+            ).fetchone()
+            if pending:
+                return False
+            self._queue(db, watch_id, "parent", now)
+            return True
+
+    def release_owner(self, owner: str) -> None:
+        """Give back every lease `owner` holds (a poller shutting down)."""
+        with self.pool.immediate() as db:
+            db.execute(
+                "UPDATE watches SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ?",
+                [owner],
+            )
 
     def forget_parent(self, watch_id: str) -> None:
         """The parent was deleted in Slack: the next parent row posts a new one."""

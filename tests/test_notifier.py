@@ -175,7 +175,9 @@ def test_reply_waits_for_a_deferred_parent(notifier, store, clock, fake_slack):
     assert [m.thread_ts for m in fake_slack.messages("C1", include_replies=True)] == [None, ts]
 
 
-def test_reply_without_a_parent_is_deferred_not_dropped(notifier, store, clock, fake_slack):
+def test_reply_without_a_parent_is_deferred_and_a_new_parent_is_queued(
+    notifier, store, clock, fake_slack
+):
     w = watch(store, clock)
     store.mark_dead(store.outbox_rows(w.id)[0].id, "gave up")  # the first post never made it
     store.claim_due(clock.now, "test-poller", 120, 10)
@@ -183,16 +185,16 @@ def test_reply_without_a_parent_is_deferred_not_dropped(notifier, store, clock, 
     store.apply_poll(w.id, "test-poller", note, clock.now)
     notifier.deliver_due()
     assert fake_slack.calls == []
-    reply = store.outbox_rows(w.id)[-1]
+    reply = next(r for r in store.outbox_rows(w.id) if r.kind == "reply")
     assert (reply.status, reply.next_attempt_at) == ("pending", clock.now + 5)
+    assert store.outbox_rows(w.id)[-1].kind == "parent"  # recovery queued at once
 
-    clock.advance(1)
-    poll(store, clock, w.id, RUNNING)  # the next change queues a parent row
     for _ in range(3):
         notifier.deliver_due()
         clock.advance(5)
     thread = fake_slack.thread("C1", parent_of(store, w.id))
-    assert [m.text.split(" ")[0] for m in thread] == ["first", ":arrows_counterclockwise:"]
+    assert [m.text.split(" ")[0] for m in thread] == ["first"]
+    assert len(fake_slack.messages("C1")) == 1
     assert set(statuses(store, w.id)) == {"dead", "sent"}
 
 
@@ -359,3 +361,27 @@ def test_started_notifier_delivers_when_woken(notifier, store, clock, fake_slack
     notifier.shutdown()
     assert store.get_watch(w.id).status == ACTIVE
     assert set(statuses(store, w.id)) == {"sent"}
+
+
+def test_uneditable_parent_is_not_edited_again(notifier, store, clock, fake_slack):
+    w = watch(store, clock)
+    notifier.deliver_due()
+    fake_slack.fail_next("chat.update", "edit_window_closed")
+    poll(store, clock, w.id, RUNNING)
+    notifier.deliver_due()
+    poll(store, clock, w.id, SUCCEEDED)
+    notifier.deliver_due()
+    assert len(fake_slack.calls_for("chat.update")) == 1  # the refused one only
+    replies = fake_slack.thread("C1", parent_of(store, w.id))
+    assert len(replies) == 2  # the news still reaches the thread
+
+
+def test_credentials_recover_after_a_good_delivery(notifier, store, clock, fake_slack):
+    fake_slack.fail_next("chat.postMessage", "invalid_auth")
+    watch(store, clock)
+    notifier.deliver_due()
+    assert notifier.credentials_ok is False
+    clock.advance(61)
+    notifier.deliver_due()
+    assert notifier.credentials_ok is True
+    assert len(fake_slack.messages("C1")) == 1

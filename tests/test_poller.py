@@ -74,7 +74,7 @@ def zoho() -> FakeZoho:
 
 
 @pytest.fixture
-def make_poller(clock, zoho) -> Iterator[Callable[[Store], Poller]]:
+def make_poller(clock, zoho, store) -> Iterator[Callable[[Store], Poller]]:
     settings = Settings.from_env(ENV)
     made: list[tuple[Poller, VendorPool]] = []
 
@@ -305,6 +305,7 @@ def test_restart_resumes_and_ends_the_job_once(make_poller, clock, zoho, tmp_pat
         assert second_store.get_watch(w.id).status == DONE
         assert zoho.polls() == 3
     finally:
+        second.shutdown()
         second_store.close()
 
 

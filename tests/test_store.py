@@ -65,7 +65,7 @@ def test_migrations_are_idempotent_across_reopen(tmp_path):
     try:
         assert second.get_watch(w.id) == w
         applied = second.pool.get().execute("SELECT name FROM _sqlite_migrations").fetchall()
-        assert [name for (name,) in applied] == ["m001_initial"]
+        assert [name for (name,) in applied] == ["m001_initial", "m002_parent_editable"]
     finally:
         second.close()
 

@@ -276,8 +276,8 @@ def render_usage_error(err: CommandError) -> Message:
 
 def render_help(topic: str | None = None) -> Message:
     vendors = "\n".join(
-        f"• `{spec.key}` (alias `{'`, `'.join(spec.aliases[:2])}`): {esc(spec.label)}, "
-        f"job ref `{esc(spec.ref_syntax)}` — e.g. `{COMMAND} watch {spec.key} {spec.example_ref}`"
+        f"• `{spec.key}` (alias `{'`, `'.join(spec.aliases[:2])}`): {spec.label}, "
+        f"job ref `{spec.ref_syntax}` — e.g. `{COMMAND} watch {spec.key} {spec.example_ref}`"
         for spec in SPECS.values()
     )
     first = next(iter(SPECS.values()))
@@ -303,6 +303,8 @@ def render_help(topic: str | None = None) -> Message:
         ),
         "vendors": f"*Vendors*\n{vendors}",
     }
+    # Help is our own text, but its placeholders (`<vendor>`) would read as Slack markup.
+    sections = {name: esc(text) for name, text in sections.items()}
     spec = lookup(topic) if topic else None
     if spec is not None:
         topic = "vendors"
@@ -316,6 +318,7 @@ def render_help(topic: str | None = None) -> Message:
         f"• `{COMMAND} stop <watch-id>` — stop watching\n"
         f"• `{COMMAND} help <topic>` — topics: {', '.join(HELP_TOPICS)}"
     )
+    intro = esc(intro)
     blocks = [section(intro), section(sections["watch"]), section(sections["vendors"])]
     blocks.append(context("Slash commands can't be used inside threads; run them in the channel."))
     return Message(intro, blocks)

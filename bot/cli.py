@@ -31,6 +31,14 @@ class RedactingFilter(logging.Filter):
         clean = self.redact(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # Tracebacks quote local values and URLs too: format now, redacted.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         return True
 
     def redact(self, text: str) -> str:

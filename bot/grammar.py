@@ -85,6 +85,8 @@ def looks_like_credential(text: str) -> bool:
         return True
     for match in _SECRET_KEYWORD.finditer(text):
         value = match.group(1)
+        if re.search(r"(?i)(?:token|secret|key|password|credential)s?\s*[=:]", match.group(0)):
+            return True  # `token=<anything long>` is a credential whatever its alphabet
         classes = sum(bool(re.search(c, value)) for c in ("[a-z]", "[A-Z]", "[0-9]", r"[^\w]"))
         if classes >= 2:  # a long mixed string right after "token"/"secret"/"key"
             return True
@@ -155,21 +157,29 @@ def _parse_help(args: list[str]) -> HelpRequest:
     )
 
 
+# How many words each option takes; None = every word up to the next option (cron fields).
+_OPTION_WORDS: dict[str, int | None] = {"as": 1, "every": 1, "tz": 1, "at": None}
+
+
 def _take_options(
     args: list[str], allowed: tuple[str, ...], example: str
 ) -> tuple[list[str], dict[str, list[str]]]:
-    """Split positional words from `keyword value…` options; each option at most once."""
+    """Split positional words from `keyword value` options; each option at most once, and a
+    word after a one-word option's value is positional again (`watch za 1/2 as eu 3/4`)."""
     positional: list[str] = []
     options: dict[str, list[str]] = {}
     current: list[str] | None = None
+    room: int | None = 0
     for word in args:
         key = word.lower()
         if key in allowed:
             if key in options:
                 raise CommandError(f"`{key}` is given twice.", example)
             current = options[key] = []
-        elif current is not None:
+            room = _OPTION_WORDS.get(key, 1)
+        elif current is not None and (room is None or room > 0):
             current.append(word)
+            room = None if room is None else room - 1
         else:
             positional.append(word)
     for key, values in options.items():
@@ -230,16 +240,18 @@ def _vendor(name: str) -> VendorSpec:
 def _parse_watch(args: list[str]) -> WatchRequest:
     if not args:
         raise CommandError("`watch` needs a vendor and a job id.", _first_example())
-    if "://" in args[0]:
+    if any("://" in word for word in args):
         raise CommandError(
             "Pasted vendor URLs aren't understood yet: give the vendor and the job id.",
             _first_example(),
         )
     spec = _vendor(args[0])
     example = f"{COMMAND} watch {spec.key} {spec.example_ref}"
-    positional, options = _take_options(args[1:], ("as", "every"), example)
+    positional, options = _take_options(_join_units(args[1:]), ("as", "every"), example)
     if not positional:
-        raise CommandError(f"`watch {spec.key}` needs a job id: {spec.ref_syntax}.", example)
+        raise CommandError(
+            f"`watch {spec.key}` needs a job id: `{_inert(spec.ref_syntax)}`.", example
+        )
     if len(positional) > MAX_REFS:
         raise CommandError(
             f"That's {len(positional)} jobs; one command can watch at most {MAX_REFS}.", example
@@ -257,6 +269,23 @@ def _parse_watch(args: list[str]) -> WatchRequest:
     if "every" in options:
         every = parse_duration(" ".join(options["every"]), example)
     return WatchRequest(spec.key, tuple(refs), _parse_connection(options, example), every)
+
+
+def _join_units(words: list[str]) -> list[str]:
+    """`every 30 s` → `every 30s`, so a duration is one word like every other option value."""
+    out: list[str] = []
+    for word in words:
+        if (
+            out
+            and len(out) >= 2
+            and out[-2].lower() == "every"
+            and _DURATION.match(out[-1] + word)
+            and re.fullmatch(r"[0-9.]+", out[-1])
+        ):
+            out[-1] += word
+        else:
+            out.append(word)
+    return out
 
 
 _DURATION = re.compile(
@@ -278,6 +307,7 @@ def parse_duration(text: str, example: str) -> float:
     return seconds
 
 
+_SYNC_SYNTAX = "&lt;workspace-id&gt;/&lt;datasource-id&gt;"  # mrkdwn-escaped placeholders
 _SYNC_TARGET = re.compile(r"^([0-9]{1,20})/([0-9]{1,20})$")  # ASCII: \d admits other scripts
 
 
@@ -285,11 +315,11 @@ def _parse_sync(args: list[str]) -> SyncRequest:
     example = f"{COMMAND} sync 2480011000000498001/2480011000000630011"
     positional, options = _take_options(args, ("as", "at", "tz"), example)
     if len(positional) != 1:
-        raise CommandError("`sync` needs exactly one `<workspace-id>/<datasource-id>`.", example)
+        raise CommandError(f"`sync` needs exactly one `{_SYNC_SYNTAX}`.", example)
     match = _SYNC_TARGET.match(positional[0])
     if not match:
         raise CommandError(
-            f"{code(positional[0])} is not `<workspace-id>/<datasource-id>` (both digits).",
+            f"{code(positional[0])} is not `{_SYNC_SYNTAX}` (both digits).",
             example,
         )
     if "tz" in options and "at" not in options:

@@ -657,3 +657,12 @@ def test_esc_clip_never_splits_an_entity_or_exceeds_the_limit(limit: int) -> Non
 )
 def test_duration_is_short_and_readable(seconds: float, shown: str) -> None:
     assert duration(seconds) == shown
+
+
+def test_help_placeholders_are_escaped_for_mrkdwn() -> None:
+    import json
+
+    for topic in (None, "watch", "sync", "vendors"):
+        body = json.dumps(render_help(topic).blocks)
+        assert "<vendor>" not in body and "<workspace-id>" not in body
+    assert "&lt;vendor&gt;" in json.dumps(render_help("watch").blocks)

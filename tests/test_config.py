@@ -509,3 +509,19 @@ def test_redacting_filter_leaves_clean_records_alone() -> None:
     cli.RedactingFilter([CLIENT_SECRET]).filter(record)
     assert record.args == ("w7k2", 0.5)
     assert record.getMessage() == "watch w7k2 polled in 0.5s"
+
+
+def test_redacting_filter_cleans_tracebacks_too() -> None:
+    import logging
+
+    from bot.cli import RedactingFilter
+
+    try:
+        raise RuntimeError("refresh failed for test-refresh-secret-value")
+    except RuntimeError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", None, sys.exc_info())
+    RedactingFilter(["test-refresh-secret-value"]).filter(record)
+    assert "test-refresh-secret-value" not in (record.exc_text or "")
+    assert "[redacted]" in record.exc_text

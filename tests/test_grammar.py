@@ -115,7 +115,7 @@ def test_longest_allowed_ids_parse() -> None:
         ("watch za 1/2 every", "`every` needs a value after it"),
         ("watch za 1/2 as", "`as` needs a value after it"),
         ("watch za 1/2 as Bad!Name", "`Bad!Name` is not a connection name"),
-        ("watch za 1/2 as eu team", "`eu team` is not a connection name"),
+        ("watch za 1/2 as eu team", "`team` is not a Zoho Analytics import job"),
         ("watch za 1/2 as a as b", "`as` is given twice"),
         ("watch za 1/2 every 1m every 2m", "`every` is given twice"),
         ("stop", "`stop` needs one watch or schedule id"),
@@ -334,3 +334,23 @@ def test_every_error_message_is_one_short_paragraph() -> None:
         assert "\n" not in message
         assert len(message) < 400
         assert not re.search(r"<[!@#]", message)
+
+
+def test_a_ref_after_a_one_word_option_is_still_a_ref() -> None:
+    request = parse("watch za 1/2 as eu 3/4")
+    assert request == WatchRequest("zoho-analytics", ("1/2", "3/4"), "eu", None)
+
+
+def test_every_accepts_a_space_before_the_unit() -> None:
+    assert parse("watch za 1/2 every 2 m").every == 120
+
+
+def test_a_pasted_url_anywhere_gets_the_url_message() -> None:
+    with pytest.raises(CommandError) as err:
+        parse("watch za https://analytics.zoho.com/workspace/1/import/2")
+    assert "Pasted vendor URLs" in err.value.message
+
+
+def test_keyword_with_equals_and_a_long_value_is_a_credential() -> None:
+    assert looks_like_credential("watch za 1/2 token=abcdefghijklmnopqrstuvwxyzabcd")
+    assert looks_like_credential("api_key=ABCDEFGHIJKLMNOP")

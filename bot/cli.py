@@ -150,11 +150,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _check_slack(settings: Settings) -> int:
     from slack_sdk.errors import SlackApiError, SlackClientError
 
-    from bot.notifier import build_slack_client
+    from bot.notifier import build_slack_client, describe_bot
 
     try:
-        info = build_slack_client(settings.slack_bot_token, settings.slack_api_url).auth_test()
-        print(f"ok         slack: bot {info.get('user')} in team {info.get('team')}")
+        client = build_slack_client(settings.slack_bot_token, settings.slack_api_url)
+        print(f"ok         slack: {describe_bot(client)}")
         return 0
     except SlackApiError as err:
         print(f"FAIL       slack: token rejected ({err.response.get('error')})")

@@ -53,6 +53,12 @@ def build_slack_client(token: str, base_url: str) -> WebClient:
     )
 
 
+def describe_bot(client: WebClient) -> str:
+    """auth.test, for `syncwatch check`: who the token belongs to. Raises the SDK's errors."""
+    info = client.auth_test()
+    return f"bot {info.get('user')} in team {info.get('team')}"
+
+
 class Notifier:
     def __init__(
         self,

@@ -1,0 +1,57 @@
+"""`syncwatch check` and `syncwatch watches` as an operator runs them."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.cli import main
+from tests.conftest import bot_env
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, fake_slack, zoho_sim):
+    for name in list(__import__("os").environ):
+        if name.startswith(("SLACK_", "SYNCWATCH_", "ZOHO_", "ZUORA_", "MICRO_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    values = bot_env(tmp_path, fake_slack, zoho_sim)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def test_check_passes_with_working_credentials(env, capsys):
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "ok         slack: bot syncwatch" in out
+    assert "ok         zoho-analytics [default]: Zoho Analytics: 1 organization visible" in out
+    assert "org 55522777 found" in out
+
+
+def test_check_fails_clearly_on_a_rejected_secret_without_printing_it(env, capsys, monkeypatch):
+    monkeypatch.setenv("ZOHO_CLIENT_SECRET", "wrong-secret-value")
+    assert main(["check"]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL       zoho-analytics [default]:" in captured.out
+    assert "wrong-secret-value" not in captured.out + captured.err
+
+
+def test_check_reports_a_wrong_org(env, capsys, monkeypatch):
+    monkeypatch.setenv("ZOHO_ANALYTICS_ORG_ID", "999")
+    main(["check"])
+    assert "org 999 is NOT among them" in capsys.readouterr().out
+
+
+def test_watches_lists_what_the_database_holds(env, capsys, tmp_path):
+    from bot import grammar
+    from bot.config import Settings
+    from bot.service import Requester, Service
+    from storage import Store
+
+    store = Store(env["SYNCWATCH_DB"])
+    service = Service(store, Settings.from_env(env), clock=lambda: 1_767_225_600.0)
+    service.handle(grammar.parse("watch za 1/2"), Requester("U1", "C1"))
+    store.close()
+    assert main(["watches"]) == 0
+    out = capsys.readouterr().out
+    assert "active" in out and "zoho-analytics" in out and "1/2" in out and "C1" in out

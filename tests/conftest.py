@@ -15,20 +15,7 @@ import pytest
 from bot.simulators.slack import FakeSlackAPI
 from bot.simulators.zoho import ZohoSimulator
 from storage import Store
-
-
-class FakeClock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01 00:00 UTC
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
+from tests.fakes import FakeClock
 
 
 @pytest.fixture

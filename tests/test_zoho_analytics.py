@@ -28,6 +28,7 @@ from bot.vendors.base import (
 )
 from bot.vendors.zoho_analytics import SPEC, ZohoAnalytics, parse_ref
 from bot.vendors.zoho_auth import ZohoConnection
+from tests.fakes import FakeClock, zoho_connection
 
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
@@ -41,26 +42,8 @@ JOB_URL = f"{API}/restapi/v2/bulk/workspaces/{WS}/importjobs/{JOB}"
 NOW = 1_700_000_000.0
 
 
-class FakeClock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make_conn(org: str = ORG) -> ZohoConnection:
-    return ZohoConnection(
-        name="default",
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        refresh_token=REFRESH_TOKEN,
-        dc="us",
-        analytics_org_id=org,
-        accounts_url="https://accounts.zoho.test",
-        analytics_api_url=API,
-        crm_api_url="https://crm.zoho.test",
-    )
+    return zoho_connection(analytics_org_id=org, analytics_api_url=API)
 
 
 Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
@@ -73,7 +56,7 @@ class Zoho:
         self.replies = list(replies)
         self.token_posts: list[httpx.Request] = []
         self.gets: list[httpx.Request] = []
-        self.clock = FakeClock()
+        self.clock = FakeClock(NOW)
         self.ctx = VendorContext(
             http=build_http_client(httpx.MockTransport(self.handle)), clock=self.clock
         )

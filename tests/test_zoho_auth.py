@@ -19,6 +19,7 @@ from bot.vendors.base import (
     build_http_client,
 )
 from bot.vendors.zoho_auth import ZohoAuth, ZohoConnection, auth_for
+from tests.fakes import FakeClock, zoho_connection
 
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
@@ -26,26 +27,8 @@ REFRESH_TOKEN = "test-refresh-token"
 ACCOUNTS = "https://accounts.zoho.test"
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make_conn(refresh_token: str = REFRESH_TOKEN) -> ZohoConnection:
-    return ZohoConnection(
-        name="default",
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        refresh_token=refresh_token,
-        dc="us",
-        analytics_org_id="55522777",
-        accounts_url=ACCOUNTS,
-        analytics_api_url="https://analytics.zoho.test",
-        crm_api_url="https://crm.zoho.test",
-    )
+    return zoho_connection(refresh_token=refresh_token, accounts_url=ACCOUNTS)
 
 
 Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
@@ -57,7 +40,7 @@ class TokenServer:
     def __init__(self, *replies: Reply) -> None:
         self.replies = list(replies)
         self.requests: list[httpx.Request] = []
-        self.clock = FakeClock()
+        self.clock = FakeClock(1_700_000_000.0)
         self.ctx = VendorContext(
             http=build_http_client(httpx.MockTransport(self.handle)), clock=self.clock
         )

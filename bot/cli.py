@@ -87,13 +87,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as err:  # e.g. Slack rejected the token during auth.test
         log.error("startup failed: %s", err)
         return 1
-    stopping = {"flag": False}
 
     def stop(signum: int, _frame: object) -> None:
-        if not stopping["flag"]:
-            stopping["flag"] = True
-            log.info("signal %s: shutting down", signum)
-            bot.shutdown()
+        log.info("signal %s: shutting down", signum)
+        bot.stop_serving()  # the serve loop returns; the rest shuts down below
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -106,8 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             bot.serve_http()
     finally:
-        if not stopping["flag"]:
-            bot.shutdown()
+        bot.shutdown()
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from slack_sdk import WebClient
+from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.app import HTTP_THREADS, create_app, make_wsgi
@@ -64,6 +65,7 @@ class BotProcess:
         self.metrics.watch_store(self._store_figures)
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
+        self._stop_serving = threading.Event()
         self._socket_handler: Any = None
 
     def _store_figures(self) -> tuple[dict[str, int], int, float]:
@@ -107,19 +109,39 @@ class BotProcess:
         log.info("listening on http://%s:%s", self.settings.host, port)
         if background:
             self._server_thread = threading.Thread(
-                target=self._server.run, name="http", daemon=True
+                target=self._serve_loop, name="http", daemon=True
             )
             self._server_thread.start()
         else:
-            self._server.run()
+            self._serve_loop()
         return port
 
+    def _serve_loop(self) -> None:
+        """waitress's own run() can't be stopped from another thread without racing its
+        select(); this loop checks a flag between rounds and closes the sockets itself."""
+        server = self._server
+        while not self._stop_serving.is_set():
+            wasyncore.loop(
+                timeout=0.5, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1
+            )
+        server.task_dispatcher.shutdown(timeout=5)
+        wasyncore.close_all(server._map)
+
+    def stop_serving(self) -> None:
+        """Ask the HTTP loop to end (safe from a signal handler)."""
+        self._stop_serving.set()
+        if self._server is not None:
+            self._server.pull_trigger()  # wake select() now rather than at its timeout
+
     def shutdown(self) -> None:
+        self.stop_serving()
+        if (
+            self._server_thread is not None
+            and self._server_thread is not threading.current_thread()
+        ):
+            self._server_thread.join(timeout=10)
         if self._socket_handler is not None:
             self._socket_handler.close()
-        if self._server is not None:
-            self._server.close()
-            self._server.task_dispatcher.shutdown(timeout=5)
         self.poller.shutdown()
         self.notifier.shutdown()
         self.vendors.close()

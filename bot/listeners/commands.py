@@ -30,7 +30,11 @@ def register(app: App, service: Service) -> None:
         ack()
         refusal = membership_problem(client, who.channel_id)
         reply = refusal or service.handle(request, who)
-        respond(**reply.as_kwargs(), response_type="ephemeral")
+        sent = respond(**reply.as_kwargs(), response_type="ephemeral")
+        if getattr(sent, "status_code", 200) != 200:  # respond() doesn't raise on HTTP errors
+            log.warning(
+                "the answer to %s could not be delivered (HTTP %s)", who.user_id, sent.status_code
+            )
 
 
 def membership_problem(client: WebClient, channel_id: str) -> blocks.Message | None:

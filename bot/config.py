@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.vendors.zoho_auth import ZOHO_DCS, ZohoConnection
+from bot.vendors.zuora import ZUORA_ENVS, ZuoraConnection
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CONNECTION = "default"
@@ -45,12 +46,14 @@ class Settings:
     watch_timeout: float = 86400.0
     max_file_mb: float = 50.0
     zoho: Mapping[str, ZohoConnection] = field(default_factory=dict)
+    zuora: Mapping[str, ZuoraConnection] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
             f"Settings(db_path={self.db_path!r}, port={self.port}, host={self.host!r}, "
-            f"socket_mode={self.socket_mode}, zoho={sorted(self.zoho)})"
+            f"socket_mode={self.socket_mode}, zoho={sorted(self.zoho)}, "
+            f"zuora={sorted(self.zuora)})"
         )
 
     @property
@@ -59,13 +62,15 @@ class Settings:
 
     def connections(self, family: str) -> Mapping[str, Any]:
         """Named connections of one vendor family (`zoho`, later `zuora`, `micro`)."""
-        return {"zoho": self.zoho}.get(family, {})
+        return {"zoho": self.zoho, "zuora": self.zuora}.get(family, {})
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for redaction and for tests that grep for leaks."""
         found = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token]
         for conn in self.zoho.values():
             found += [conn.client_secret, conn.refresh_token, conn.client_id]
+        for zconn in self.zuora.values():
+            found += [zconn.client_secret, zconn.client_id]
         return [s for s in found if s]
 
     def problems_for_run(self) -> list[str]:
@@ -82,10 +87,11 @@ class Settings:
                 "SLACK_SIGNING_SECRET is not set (required in HTTP mode; "
                 "set SLACK_APP_TOKEN instead to use Socket Mode)"
             )
-        if not self.zoho:
+        if not self.zoho and not self.zuora:
             problems.append(
                 "no vendor is configured: set ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and "
-                "ZOHO_REFRESH_TOKEN (or add connections to the config file)"
+                "ZOHO_REFRESH_TOKEN, or ZUORA_CLIENT_ID, ZUORA_CLIENT_SECRET and ZUORA_ENV "
+                "(or add connections to the config file)"
             )
         return problems
 
@@ -110,6 +116,15 @@ class Settings:
             if conn is not None:
                 zoho[name] = conn
 
+        zuora: dict[str, ZuoraConnection] = {}
+        default_zuora = _zuora_from_env(env, problems)
+        if default_zuora is not None:
+            zuora[DEFAULT_CONNECTION] = default_zuora
+        for name, section in _sections(toml, "zuora", problems):
+            zconn = _zuora_connection(name, section, f"[zuora.{name}] in {config_path}", problems)
+            if zconn is not None:
+                zuora[name] = zconn
+
         settings = cls(
             slack_bot_token=get.text("SLACK_BOT_TOKEN"),
             slack_signing_secret=get.text("SLACK_SIGNING_SECRET"),
@@ -123,6 +138,7 @@ class Settings:
             watch_timeout=get.number("SYNCWATCH_WATCH_TIMEOUT", 86400, minimum=1),
             max_file_mb=get.number("SYNCWATCH_MAX_FILE_MB", 50, minimum=0.001),
             zoho=zoho,
+            zuora=zuora,
         )
         if problems:
             raise ConfigError(problems)
@@ -324,4 +340,65 @@ def _zoho_connection(
         analytics_org_id=org,
         overridden=frozenset(overridden),
         **resolved,
+    )
+
+
+_ZUORA_ENV = {
+    "client_id": "ZUORA_CLIENT_ID",
+    "client_secret": "ZUORA_CLIENT_SECRET",
+    "base_url": "ZUORA_BASE_URL",
+    "env": "ZUORA_ENV",
+}
+
+
+def _zuora_from_env(env: Mapping[str, str], problems: list[str]) -> ZuoraConnection | None:
+    values = {key: env.get(var, "").strip() for key, var in _ZUORA_ENV.items()}
+    if not any(values.values()):
+        return None
+    return _zuora_connection(DEFAULT_CONNECTION, values, "environment", problems, _ZUORA_ENV)
+
+
+def _zuora_connection(
+    name: str,
+    values: Mapping[str, Any],
+    where: str,
+    problems: list[str],
+    names: Mapping[str, str] | None = None,
+) -> ZuoraConnection | None:
+    def label(key: str) -> str:
+        return names[key] if names else f"{key} in {where}"
+
+    def text(key: str) -> str:
+        value = values.get(key, "")
+        return str(value).strip() if value is not None else ""
+
+    before = len(problems)
+    for key in ("client_id", "client_secret"):
+        if not text(key):
+            problems.append(f"{label(key)} is not set (needed for the Zuora connection {name!r})")
+    env_name = text("env").lower() or None
+    base_url = text("base_url")
+    if env_name is not None and env_name not in ZUORA_ENVS:
+        problems.append(
+            f"{label('env')}={env_name!r} is not a Zuora environment ({', '.join(ZUORA_ENVS)})"
+        )
+    if base_url:
+        problem = url_problem(base_url)
+        if problem:
+            problems.append(f"{label('base_url')}={masked_url(base_url)!r} {problem}")
+    elif env_name is None:
+        problems.append(
+            f"set {label('env')} (e.g. us-prod, eu-sandbox) or {label('base_url')} "
+            f"for the Zuora connection {name!r}"
+        )
+    if len(problems) > before:
+        return None
+    return ZuoraConnection(
+        name=name,
+        client_id=text("client_id"),
+        client_secret=text("client_secret"),
+        # ZUORA_BASE_URL wins when both are set (design.md §3).
+        base_url=base_url.rstrip("/") if base_url else ZUORA_ENVS[env_name or ""],
+        env=env_name,
+        overridden=bool(base_url),
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -51,6 +52,21 @@ def status_key(raw: object) -> str:
 
 
 @dataclass(frozen=True)
+class FileRef:
+    """A result file the vendor holds for a job; `results()` downloads it.
+
+    `name` is for display (e.g. the batch name); `part` numbers the segments of a batch
+    that the vendor split into several files.
+    """
+
+    file_id: str
+    name: str
+    records: int | None = None
+    fmt: str | None = None
+    part: int | None = None
+
+
+@dataclass(frozen=True)
 class JobSnapshot:
     """What one poll learned about a job, normalized across vendors.
 
@@ -67,6 +83,7 @@ class JobSnapshot:
     error_code: str | None = None
     error_message: str | None = None
     expires_at: float | None = None
+    files: tuple[FileRef, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -84,18 +101,25 @@ class JobSnapshot:
             error_code=raw.get("error_code"),
             error_message=raw.get("error_message"),
             expires_at=raw.get("expires_at"),
+            files=tuple(FileRef(**f) for f in raw.get("files", ())),
         )
 
 
 @dataclass(frozen=True)
 class ResultFile:
-    """A file to post into the watch's thread. Small files carry `content`; large ones a `path`."""
+    """Something to post into the watch's thread when the job ends.
+
+    Small files carry `content`; downloads carry `path` (a file in the spool directory that
+    the bot owns from then on). With `note` instead, a plain-text thread reply is posted (an
+    empty result, a file over the size cap, encrypted results): never an empty upload.
+    """
 
     filename: str
     title: str
     comment: str = ""
     content: bytes | None = None
     path: str | None = None
+    note: str | None = None
 
     @property
     def size(self) -> int:
@@ -124,11 +148,17 @@ class Vendor(Protocol):
 
 @dataclass
 class VendorContext:
-    """Per-process resources a vendor client shares with its siblings."""
+    """Per-process resources a vendor client shares with its siblings.
+
+    Downloads go to `spool_dir` (created by the runtime; files there survive a restart
+    until posted) and stop at `max_file_bytes` (SYNCWATCH_MAX_FILE_MB).
+    """
 
     http: httpx.Client
     clock: Clock
     shared: dict[Any, Any] = field(default_factory=dict)  # e.g. Zoho token caches by key
+    spool_dir: str = field(default_factory=tempfile.gettempdir)
+    max_file_bytes: int = 50 * 1024 * 1024
 
 
 @dataclass(frozen=True)

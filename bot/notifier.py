@@ -4,8 +4,11 @@ code that writes to channels. A row is marked sent only after Slack confirms it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
+import os
 import threading
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -265,27 +268,38 @@ class Notifier:
         self.store.mark_sent(row.id, self.clock(), slack_ref=response.get("ts"))
 
     def _upload(self, row: OutboxRow) -> None:
+        """Post a result file into the thread, exactly once even across a crash: the Slack
+        file id is stored before the bytes go, and a row that has one is first looked up
+        in the thread (a crash may have fallen after Slack shared it)."""
         channel, parent_ts = self._parent_ts(row.watch_id)
         payload = row.payload
         if "note" in payload:
-            self._post_thread_note(row, f":warning: {blocks.esc(payload['note'])}")
+            icon = ":warning:" if payload.get("warning") else ":information_source:"
+            self._post_thread_note(row, f"{icon} {blocks.esc(payload['note'])}")
             self.store.mark_sent(row.id, self.clock())
             return
-        content = base64.b64decode(payload.get("content_b64", ""))
-        if not content:  # Slack refuses zero-length uploads: say so instead
-            name = blocks.esc(payload.get("filename", "result"))
-            self._post_thread_note(row, f"The result file `{name}` is empty: no rows.")
+        source = _UploadSource.from_payload(payload)
+        name = payload.get("filename", "result")
+        if source is None:
+            self._post_thread_note(
+                row,
+                f":warning: The result file `{blocks.esc(name)}` was lost before I could "
+                "post it (the bot's spool directory was cleared). Get it from the vendor.",
+            )
             self.store.mark_sent(row.id, self.clock())
+            return
+        if source.size == 0:  # Slack refuses zero-length uploads: say so instead
+            self._post_thread_note(row, f"The result file `{blocks.esc(name)}` is empty: no rows.")
+            self.store.mark_sent(row.id, self.clock())
+            source.discard()
+            return
+        earlier = self.store.upload_file_id(row.id)
+        if earlier and self._shared_in_thread(channel, parent_ts, earlier):
+            self.store.mark_sent(row.id, self.clock(), slack_ref=earlier)
+            source.discard()
             return
         try:
-            response = self.client.files_upload_v2(
-                channel=channel,
-                thread_ts=parent_ts,
-                content=content,
-                filename=payload["filename"],
-                title=payload.get("title") or payload["filename"],
-                initial_comment=blocks.esc(payload.get("comment", "")) or None,
-            )
+            file_id = self._send_file(row, channel, parent_ts, payload, source)
         except SlackApiError as err:
             code = str(err.response.get("error", ""))
             if code not in FILE_POLICY:
@@ -295,9 +309,55 @@ class Notifier:
                 row, f":warning: I couldn't attach the result file: Slack said `{code}`."
             )
             self.store.mark_sent(row.id, self.clock(), slack_ref=code)
+            source.discard()
             return
-        files = response.get("files") or [response.get("file") or {}]
-        self.store.mark_sent(row.id, self.clock(), slack_ref=files[0].get("id"))
+        self.store.mark_sent(row.id, self.clock(), slack_ref=file_id)
+        source.discard()
+
+    def _send_file(
+        self,
+        row: OutboxRow,
+        channel: str,
+        parent_ts: str,
+        payload: dict[str, Any],
+        source: _UploadSource,
+    ) -> str:
+        """Slack's three upload steps, done here rather than by files_upload_v2 so the file
+        id can be recorded before the upload and the bytes stream from disk."""
+        filename = payload["filename"]
+        step = self.client.files_getUploadURLExternal(filename=filename, length=source.size)
+        file_id = str(step["file_id"])
+        self.store.note_upload(row.id, file_id, self.clock())
+        source.post_to(str(step["upload_url"]))
+        self.client.files_completeUploadExternal(
+            files=[{"id": file_id, "title": payload.get("title") or filename}],
+            channel_id=channel,
+            thread_ts=parent_ts,
+            initial_comment=blocks.esc(payload.get("comment", "")) or None,
+        )
+        return file_id
+
+    def _shared_in_thread(self, channel: str, parent_ts: str, file_id: str) -> bool:
+        """Did an earlier attempt share this file into the thread? (Only asked after an
+        interrupted upload: conversations.replies is rate-limited hard.)"""
+        cursor = None
+        try:
+            while True:
+                page = self.client.conversations_replies(
+                    channel=channel, ts=parent_ts, limit=200, cursor=cursor
+                )
+                for message in page.get("messages") or []:
+                    if any(f.get("id") == file_id for f in message.get("files") or []):
+                        return True
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return False
+        except SlackApiError as err:
+            # Without the history scope we can't tell; posting again beats losing the file.
+            log.warning(
+                "can't check the thread for file %s: %s", file_id, err.response.get("error")
+            )
+            return False
 
     def _post_thread_note(self, row: OutboxRow, text: str) -> None:
         channel, parent_ts = self._parent_ts(row.watch_id)
@@ -308,6 +368,43 @@ class Notifier:
             unfurl_links=False,
             unfurl_media=False,
         )
+
+
+class _UploadSource:
+    """The bytes of one upload: a spool file the bot owns, or small inline content."""
+
+    def __init__(self, path: str | None, content: bytes | None) -> None:
+        self.path = path
+        self.content = content
+        self.size = os.path.getsize(path) if path else len(content or b"")
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> _UploadSource | None:
+        path = payload.get("path")
+        if path:
+            return cls(path, None) if os.path.isfile(path) else None
+        return cls(None, base64.b64decode(payload.get("content_b64", "")))
+
+    def post_to(self, url: str) -> None:
+        """Stream the bytes to Slack's pre-signed upload URL (no token goes with them)."""
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(self.size)}
+        if self.path:
+            with open(self.path, "rb") as fh:
+                self._post(url, fh, headers)
+        else:
+            self._post(url, self.content or b"", headers)
+
+    @staticmethod
+    def _post(url: str, data: Any, headers: dict[str, str]) -> None:
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+            if response.status != 200:
+                raise OSError(f"file upload answered HTTP {response.status}")
+
+    def discard(self) -> None:
+        if self.path:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path)
 
 
 class _NoParentYet(Exception):

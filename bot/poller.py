@@ -8,12 +8,16 @@ so a restart simply picks up where the rows say.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
+import os
 import random
 import secrets
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -28,6 +32,7 @@ from storage import PollResult, Store, Watch
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
+INLINE_UPLOAD_BYTES = 64 * 1024  # larger generated files go to the spool, not into the row
 
 
 class Poller:
@@ -153,16 +158,42 @@ class Poller:
             outcome = err
         uploads: list[dict[str, Any]] = []
         if isinstance(outcome, JobSnapshot) and outcome.state.terminal:
-            uploads = self._result_uploads(vendor, watch, outcome)
-        self._apply(watch, outcome, uploads=uploads)
+            try:
+                uploads = self._result_uploads(vendor, watch, outcome)
+            except TransientError as err:
+                # The files are the point of the watch: end it only once they are in hand.
+                outcome = err
+        self._apply(watch, outcome, uploads=uploads, min_interval=_min_interval(vendor))
 
     def _result_uploads(self, vendor: Any, watch: Watch, snap: JobSnapshot) -> list[dict[str, Any]]:
+        """Download (via the vendor) and describe the result files. TransientError
+        propagates: the whole terminal poll is retried later."""
         try:
             files: list[ResultFile] = list(vendor.results(watch.ref, snap))
+        except TransientError:
+            raise
         except VendorError as err:
             log.warning("watch %s: result files unavailable: %s", watch.id, err.message)
-            return [{"note": f"The result file could not be fetched: {err.message}"}]
-        return [_upload_payload(f) for f in files]
+            return [
+                {"note": f"The result file could not be fetched: {err.message}", "warning": True}
+            ]
+        return [self._upload_payload(f) for f in files]
+
+    def _upload_payload(self, rf: ResultFile) -> dict[str, Any]:
+        """Describe one result for the outbox: a note, a spool file, or small inline bytes
+        (small files travel inside the row, so the row alone can be retried)."""
+        if rf.note is not None:
+            return {"note": rf.note}
+        described = {"filename": rf.filename, "title": rf.title, "comment": rf.comment}
+        if rf.path is not None:
+            return {**described, "path": rf.path}
+        content = rf.content or b""
+        if len(content) > INLINE_UPLOAD_BYTES:
+            fd, path = tempfile.mkstemp(dir=self.vendors.ctx.spool_dir, prefix="result-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+            return {**described, "path": path}
+        return {**described, "content_b64": base64.b64encode(content).decode("ascii")}
 
     def _apply(
         self,
@@ -170,6 +201,7 @@ class Poller:
         outcome: JobSnapshot | VendorError,
         *,
         uploads: list[dict[str, Any]] | None = None,
+        min_interval: float | None = None,
     ) -> None:
         spec = lookup(watch.vendor)
         now = self.clock()
@@ -177,6 +209,10 @@ class Poller:
             result = lifecycle.failed(watch, VendorError(str(outcome)), now)
         else:
             result = lifecycle.decide(watch, outcome, spec, now, self.rand, uploads or ())
+        next_at = result.changes.get("next_poll_at")
+        if min_interval and next_at is not None and next_at < now + min_interval:
+            # A connection with a small budget (Zuora API Sandbox) never polls faster.
+            result = replace(result, changes={**result.changes, "next_poll_at": now + min_interval})
         kind = "ok" if isinstance(outcome, JobSnapshot) else type(outcome).__name__
         self._commit(watch, result, kind)
 
@@ -188,17 +224,11 @@ class Poller:
             self.on_change()
         if not applied:
             log.info("watch %s changed while it was being polled; outcome dropped", watch.id)
+            for payload in result.uploads:  # downloaded for nothing: don't leave them behind
+                if payload.get("path"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(payload["path"])
 
 
-def _upload_payload(rf: ResultFile) -> dict[str, Any]:
-    """Small result files travel inside the outbox row, so the row alone can be retried."""
-    content = rf.content
-    if content is None and rf.path:
-        with open(rf.path, "rb") as fh:
-            content = fh.read()
-    return {
-        "filename": rf.filename,
-        "title": rf.title,
-        "comment": rf.comment,
-        "content_b64": base64.b64encode(content or b"").decode("ascii"),
-    }
+def _min_interval(vendor: Any) -> float | None:
+    return getattr(vendor, "min_interval", None)

@@ -3,7 +3,9 @@ notifier, Bolt app and the HTTP server. Shared by `syncwatch run`, the demo and 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +29,13 @@ from storage import Store
 log = logging.getLogger(__name__)
 
 
+def spool_dir_for(db_path: str) -> str:
+    """Result files wait beside the database they belong to (same disk, same lifetime)."""
+    path = f"{os.path.abspath(db_path)}.files"
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
 class BotProcess:
     """Everything one `syncwatch run` owns. Build, `start()`, then `serve_http()` or
     `serve_socket_mode()`; `shutdown()` stops it all."""
@@ -44,7 +53,13 @@ class BotProcess:
         self.clock = clock
         self.metrics = Metrics()
         self.store = Store(settings.db_path)
-        ctx = VendorContext(http=build_http_client(vendor_transport), clock=clock)
+        self.spool_dir = spool_dir_for(settings.db_path)
+        ctx = VendorContext(
+            http=build_http_client(vendor_transport),
+            clock=clock,
+            spool_dir=self.spool_dir,
+            max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
+        )
         self.vendors = VendorPool(settings.connections, ctx)
         self.slack = slack_client or build_slack_client(
             settings.slack_bot_token, settings.slack_api_url
@@ -77,9 +92,19 @@ class BotProcess:
 
     def start(self) -> None:
         """Start polling and delivering (rows left by a previous process resume here)."""
+        self._sweep_spool()
         self.notifier.start()
         self.poller.start()
         self.notifier.wake()
+
+    def _sweep_spool(self) -> None:
+        """Delete result files no pending upload refers to (left by a crash mid-download,
+        or by rows that died). Files of pending uploads stay: they are posted after start."""
+        keep = self.store.pending_upload_paths()
+        for entry in os.scandir(self.spool_dir):
+            if entry.is_file() and entry.path not in keep:
+                with contextlib.suppress(OSError):
+                    os.remove(entry.path)
 
     def serve_http(self, *, background: bool = False) -> int:
         """Serve /slack/events, /healthz and /metrics on SYNCWATCH_HOST:PORT with waitress.

@@ -102,5 +102,13 @@ def m002_parent_editable(db: Database) -> None:
     db["slack_messages"].add_column("editable", int, not_null_default=1)
 
 
+@migrations()
+def m003_outbox_upload_file_id(db: Database) -> None:
+    # The Slack file id of an upload in progress, stored before the bytes go: after a crash
+    # the thread is searched for it instead of uploading the file a second time.
+    db["outbox"].add_column("upload_file_id", str)
+    db["outbox"].add_column("upload_started_at", float)
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)

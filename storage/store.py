@@ -463,6 +463,26 @@ class Store:
         with self.pool.immediate() as db:
             db["outbox"].update(row_id, {"status": "sent", "sent_at": now, "slack_ref": slack_ref})
 
+    def note_upload(self, row_id: int, file_id: str, now: float) -> None:
+        """Record the Slack file id before its bytes are sent (see `upload_file_id`)."""
+        with self.pool.immediate() as db:
+            db["outbox"].update(row_id, {"upload_file_id": file_id, "upload_started_at": now})
+
+    def pending_upload_paths(self) -> set[str]:
+        """Spool files that pending upload rows still need."""
+        rows = self._db.execute(
+            "SELECT json_extract(payload, '$.path') FROM outbox "
+            "WHERE kind = 'upload' AND status = 'pending'"
+        ).fetchall()
+        return {path for (path,) in rows if path}
+
+    def upload_file_id(self, row_id: int) -> str | None:
+        """The file id of an earlier, interrupted attempt at this upload row, if any."""
+        row = self._db.execute(
+            "SELECT upload_file_id FROM outbox WHERE id = ?", [row_id]
+        ).fetchone()
+        return row[0] if row else None
+
     def mark_parent_rows_sent(self, watch_id: str, upto_id: int, now: float) -> None:
         with self.pool.immediate() as db:
             db.execute(

@@ -31,7 +31,16 @@ def test_manifest_enables_what_the_listeners_use():
 
 def test_manifest_asks_only_for_the_scopes_used():
     scopes = set(manifest()["oauth_config"]["scopes"]["bot"])
-    assert scopes == {"commands", "chat:write", "files:write", "channels:read", "groups:read"}
+    assert scopes == {
+        "commands",
+        "chat:write",
+        "files:write",
+        "channels:read",
+        "groups:read",
+        # conversations.replies: find a file an interrupted upload may already have shared
+        "channels:history",
+        "groups:history",
+    }
     assert "chat:write.public" not in scopes
 
 

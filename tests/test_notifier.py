@@ -150,7 +150,7 @@ def test_empty_file_becomes_a_note(notifier, store, clock, fake_slack):
 
 def test_note_payload_is_posted_in_the_thread(notifier, store, clock, fake_slack):
     w = watch(store, clock)
-    note = {"note": "The result file could not be fetched: link <expired>"}
+    note = {"note": "The result file could not be fetched: link <expired>", "warning": True}
     poll(store, clock, w.id, SUCCEEDED, uploads=[note])
     notifier.deliver_due()
     last = fake_slack.thread("C1", parent_of(store, w.id))[-1]
@@ -385,3 +385,77 @@ def test_credentials_recover_after_a_good_delivery(notifier, store, clock, fake_
     notifier.deliver_due()
     assert notifier.credentials_ok is True
     assert len(fake_slack.messages("C1")) == 1
+
+
+# -- uploads exactly once -----------------------------------------------------------------
+
+
+def spool_upload(tmp_path, content: bytes, name: str = "Invoices.csv") -> dict[str, Any]:
+    path = tmp_path / f"spool-{name}"
+    path.write_bytes(content)
+    return {"filename": name, "title": "Invoices", "comment": "3 records", "path": str(path)}
+
+
+def test_spool_file_is_streamed_into_the_thread_and_then_deleted(
+    notifier, store, clock, fake_slack, tmp_path
+):
+    w = watch(store, clock)
+    payload = spool_upload(tmp_path, b"id,amount\n1,10\n2,20\n3,30\n")
+    poll(store, clock, w.id, SUCCEEDED, uploads=[payload])
+    notifier.deliver_due()
+    (shared,) = [m for m in fake_slack.thread("C1", parent_of(store, w.id)) if m.files]
+    file_id, title, filename = shared.files[0]
+    assert (title, filename) == ("Invoices", "Invoices.csv")
+    assert fake_slack.uploads[file_id] == b"id,amount\n1,10\n2,20\n3,30\n"
+    assert shared.text == "3 records"
+    assert not (tmp_path / "spool-Invoices.csv").exists()
+
+
+def test_upload_interrupted_after_slack_shared_it_is_not_posted_again(
+    notifier, store, clock, fake_slack, tmp_path
+):
+    """A crash between Slack sharing the file and the row being marked sent."""
+    w = watch(store, clock)
+    notifier.deliver_due()
+    payload = spool_upload(tmp_path, b"a,b\n1,2\n")
+    poll(store, clock, w.id, SUCCEEDED, uploads=[payload])
+    row = next(r for r in store.outbox_rows(w.id) if r.kind == "upload")
+    # What the dead process did: shared the file, recorded its id, never marked the row.
+    done = notifier.client.files_upload_v2(
+        channel="C1",
+        thread_ts=parent_of(store, w.id),
+        content=b"a,b\n1,2\n",
+        filename="Invoices.csv",
+    )
+    store.note_upload(row.id, done["files"][0]["id"], clock.now)
+    notifier.deliver_due()
+    shared = [m for m in fake_slack.thread("C1", parent_of(store, w.id)) if m.files]
+    assert len(shared) == 1
+    assert len(fake_slack.calls_for("files.completeUploadExternal")) == 1
+    assert store.outbox_rows(w.id)[-1].status == "sent"
+
+
+def test_upload_interrupted_before_it_was_shared_is_posted_once(
+    notifier, store, clock, fake_slack, tmp_path
+):
+    w = watch(store, clock)
+    notifier.deliver_due()
+    poll(store, clock, w.id, SUCCEEDED, uploads=[spool_upload(tmp_path, b"a,b\n1,2\n")])
+    row = next(r for r in store.outbox_rows(w.id) if r.kind == "upload")
+    store.note_upload(row.id, "F-never-shared", clock.now)
+    notifier.deliver_due()
+    shared = [m for m in fake_slack.thread("C1", parent_of(store, w.id)) if m.files]
+    assert len(shared) == 1 and fake_slack.uploads[shared[0].files[0][0]] == b"a,b\n1,2\n"
+
+
+def test_missing_spool_file_is_reported_not_retried_forever(
+    notifier, store, clock, fake_slack, tmp_path
+):
+    w = watch(store, clock)
+    payload = spool_upload(tmp_path, b"x\n")
+    (tmp_path / "spool-Invoices.csv").unlink()
+    poll(store, clock, w.id, SUCCEEDED, uploads=[payload])
+    notifier.deliver_due()
+    last = fake_slack.thread("C1", parent_of(store, w.id))[-1]
+    assert "was lost before I could post it" in last.text
+    assert set(statuses(store, w.id)) == {"sent"}

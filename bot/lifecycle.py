@@ -158,11 +158,16 @@ def _on_snapshot(
         or previous.raw_status != snap.raw_status
         or watch.last_error is not None
     )
+    notes = _new_notice(snap.notice, previous.notice if previous else None)
     if snap.state.terminal:
         changes.update({"status": DONE, "finished_at": now, "next_poll_at": None})
-        return PollResult(changes, transition, True, tuple(uploads))
+        return PollResult(changes, transition, True, tuple(uploads), notes)
     changes["next_poll_at"] = _next_poll(watch, spec, now)
-    return PollResult(changes, transition, visible_change)
+    return PollResult(changes, transition, visible_change, notes=notes)
+
+
+def _new_notice(notice: str | None, before: str | None) -> tuple[str, ...]:
+    return (notice,) if notice and notice != before else ()
 
 
 def _on_transient(
@@ -184,7 +189,8 @@ def _on_transient(
     }
     # Tell the channel on the first failure and then now and again, not on every retry.
     tell = failures == 1 or failures % 5 == 0
-    return PollResult(changes, None, tell)
+    notes = (err.notice,) if err.notice and failures == 1 else ()  # once per streak
+    return PollResult(changes, None, tell, notes=notes)
 
 
 def failed(watch: Watch, err: VendorError, now: float) -> PollResult:

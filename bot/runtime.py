@@ -17,6 +17,7 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from bot.app import HTTP_THREADS, create_app, make_wsgi
+from bot.budget import MonthlyBudget
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.notifier import Notifier, build_slack_client
@@ -59,6 +60,7 @@ class BotProcess:
             clock=clock,
             spool_dir=self.spool_dir,
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
+            budget=MonthlyBudget(self.store, clock),
         )
         self.vendors = VendorPool(settings.connections, ctx)
         self.slack = slack_client or build_slack_client(

@@ -110,5 +110,14 @@ def m003_outbox_upload_file_id(db: Database) -> None:
     db["outbox"].add_column("upload_started_at", float)
 
 
+@migrations()
+def m004_request_budgets(db: Database) -> None:
+    # Vendors with a monthly request allowance (Micro: 1,000 a month per key) need a tally
+    # that survives restarts. `key` is a hash of the credential, never the credential.
+    db["request_budgets"].create(
+        {"key": str, "period": str, "used": int}, pk=("key", "period"), defaults={"used": 0}
+    )
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)

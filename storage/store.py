@@ -118,14 +118,16 @@ class PollResult:
     """Everything one poll changes, applied in one transaction by `Store.apply_poll`.
 
     `changes` are watch columns to set. With `transition`, a thread reply is queued for it;
-    `update_parent` queues an edit of the parent; each of `uploads` (JSON-able payloads)
-    queues a file for the thread.
+    each of `notes` becomes a further `note` entry with its own reply (budget warnings and
+    the like); `update_parent` queues an edit of the parent; each of `uploads` (JSON-able
+    payloads) queues a file for the thread.
     """
 
     changes: dict[str, Any]
     transition: TransitionDraft | None = None
     update_parent: bool = False
     uploads: Sequence[dict[str, Any]] = field(default_factory=tuple)
+    notes: Sequence[str] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -329,6 +331,8 @@ class Store:
             }
             db["watches"].update(watch_id, changes)
             self._record(db, watch_id, result.transition, result.update_parent, now)
+            for note in result.notes:
+                self._record(db, watch_id, TransitionDraft(event="note", note=note), False, now)
             for payload in result.uploads:
                 self._queue(db, watch_id, "upload", now, payload=payload)
             return True
@@ -565,6 +569,25 @@ class Store:
         """The parent was deleted in Slack: the next parent row posts a new one."""
         with self.pool.immediate() as db:
             db.execute("DELETE FROM slack_messages WHERE watch_id = ?", [watch_id])
+
+    # -- request budgets -------------------------------------------------------------------
+
+    def spend_budget(self, key: str, period: str, count: int = 1) -> int:
+        """Add `count` requests to `key`'s tally for `period`; returns the new total."""
+        with self.pool.immediate() as db:
+            row = db.execute(
+                "INSERT INTO request_budgets (key, period, used) VALUES (?, ?, ?) "
+                "ON CONFLICT (key, period) DO UPDATE SET used = used + excluded.used "
+                "RETURNING used",
+                [key, period, count],
+            ).fetchone()
+        return int(row[0])
+
+    def budget_used(self, key: str, period: str) -> int:
+        row = self._db.execute(
+            "SELECT used FROM request_budgets WHERE key = ? AND period = ?", [key, period]
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     # -- operators -------------------------------------------------------------------------
 

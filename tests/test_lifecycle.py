@@ -323,3 +323,21 @@ def test_timeout_before_any_good_poll():
     r = timed_out(make_watch(), NOW + 86400)
     assert r.transition.from_state is None and r.transition.to_state == "expired"
     assert JobSnapshot.from_json(r.changes["snapshot"]).state is State.EXPIRED
+
+
+# -- notices ------------------------------------------------------------------------------
+
+
+def test_a_snapshot_notice_is_said_once():
+    warned = JobSnapshot(State.RUNNING, "processing", notice="80% of the monthly budget used")
+    first = decide(make_watch(), warned, SPEC, NOW + 1, zero)
+    assert first.notes == ("80% of the monthly budget used",)
+    seen = make_watch(state="running", snapshot=warned.to_json(), polls=1)
+    assert decide(seen, warned, SPEC, NOW + 20, zero).notes == ()
+
+
+def test_an_error_notice_is_said_once_per_streak():
+    err = RateLimitedError("budget used up", retry_after=3600, notice="Budget used up")
+    assert decide(make_watch(), err, SPEC, NOW + 1, zero).notes == ("Budget used up",)
+    streak = make_watch(attempts=1, last_error="budget used up")
+    assert decide(streak, err, SPEC, NOW + 2, zero).notes == ()

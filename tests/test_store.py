@@ -386,3 +386,15 @@ def test_count_by_status(store):
     store.stop_watch(a.id, "U1", NOW)
     store.pause_watch(b.id, "the channel is archived", NOW)
     assert store.count_by_status() == {STOPPED: 1, PAUSED: 1, ACTIVE: 1}
+
+
+def test_poll_notes_become_their_own_thread_replies(store, clock):
+    (w,) = make(store)
+    store.claim_due(clock.now, "p", 60, 10)
+    result = PollResult(
+        {"state": "running"}, TransitionDraft("state", None, "running"), True, notes=("heads up",)
+    )
+    assert store.apply_poll(w.id, "p", result, clock.now)
+    history = store.transitions(w.id)
+    assert [(t.event, t.note) for t in history] == [("state", None), ("note", "heads up")]
+    assert [r.kind for r in store.outbox_rows(w.id)] == ["parent", "parent", "reply", "reply"]

@@ -84,6 +84,7 @@ class JobSnapshot:
     error_message: str | None = None
     expires_at: float | None = None
     files: tuple[FileRef, ...] = ()
+    notice: str | None = None  # said once in the thread when it first appears or changes
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -102,6 +103,7 @@ class JobSnapshot:
             error_message=raw.get("error_message"),
             expires_at=raw.get("expires_at"),
             files=tuple(FileRef(**f) for f in raw.get("files", ())),
+            notice=raw.get("notice"),
         )
 
 
@@ -146,6 +148,20 @@ class Vendor(Protocol):
         ...
 
 
+class RequestBudget(Protocol):
+    """A persisted monthly request tally (the runtime backs it with the database)."""
+
+    def spend(self, key: str, count: int = 1) -> int:
+        """Count `count` requests for `key` this month; returns the month's total so far."""
+        ...
+
+    def used(self, key: str) -> int: ...
+
+    def month_ends_at(self) -> float:
+        """When the current (UTC calendar) month's allowance resets, epoch seconds."""
+        ...
+
+
 @dataclass
 class VendorContext:
     """Per-process resources a vendor client shares with its siblings.
@@ -159,6 +175,7 @@ class VendorContext:
     shared: dict[Any, Any] = field(default_factory=dict)  # e.g. Zoho token caches by key
     spool_dir: str = field(default_factory=tempfile.gettempdir)
     max_file_bytes: int = 50 * 1024 * 1024
+    budget: RequestBudget | None = None
 
 
 @dataclass(frozen=True)
@@ -189,12 +206,14 @@ class RefError(ValueError):
 
 
 class VendorError(Exception):
-    """Base of every vendor failure. `message` is safe to show (no secrets, unescaped)."""
+    """Base of every vendor failure. `message` is safe to show (no secrets, unescaped).
+    `notice`, when set, is said once in the thread (e.g. "the monthly budget is used up")."""
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None, notice: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.notice = notice
 
 
 class TransientError(VendorError):
@@ -205,9 +224,14 @@ class RateLimitedError(TransientError):
     """The vendor asked us to slow down; `retry_after` seconds when it said how long."""
 
     def __init__(
-        self, message: str, *, code: str | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+        notice: str | None = None,
     ) -> None:
-        super().__init__(message, code=code)
+        super().__init__(message, code=code, notice=notice)
         self.retry_after = retry_after
 
 

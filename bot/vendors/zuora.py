@@ -2,7 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .base import (
+    AuthError,
+    FileRef,
+    JobNotFoundError,
+    JobSnapshot,
+    RateLimitedError,
+    RefError,
+    RequestRejectedError,
+    ResultFile,
+    State,
+    TransientError,
+    VendorContext,
+    VendorSpec,
+    status_key,
+)
+from .zuora_files import HEX32, ResultDownloader, reasons_text, retry_after_of
 
 # vendors.md §5.1: ZUORA_ENV name -> base URL. API Sandbox hosts have a far smaller budget.
 ZUORA_ENVS: dict[str, str] = {
@@ -37,3 +64,517 @@ class ZuoraConnection:
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         return f"ZuoraConnection(name={self.name!r}, base_url={self.base_url!r})"
+
+
+# --- job ids and AQuA error codes -------------------------------------------------------------
+
+log = logging.getLogger(__name__)
+
+_ENV_LABELS = {
+    "us-prod": "US Production",
+    "us-sandbox": "US API Sandbox",
+    "us-pt1": "US Performance Test",
+    "us-cloud-prod": "US Cloud Production",
+    "us-cloud-sandbox": "US Cloud API Sandbox",
+    "us-central-sandbox": "US Central Sandbox",
+    "eu-prod": "EU Cloud Production",
+    "eu-sandbox": "EU Cloud API Sandbox",
+    "eu-central-sandbox": "EU Central Sandbox",
+    "ap-prod": "APAC Production",
+    "ap-central-sandbox": "APAC test sandbox",
+}
+# vendors.md §5.8, in our words. Codes missing from Zuora's list are missing here too.
+ERROR_CODES: dict[str, str] = {
+    "90001": "the batch id is not valid",
+    "90002": "Zuora does not know this job id",
+    "90003": "the job id given for cancelling is not valid",
+    "90004": "the job asks for more than 50 queries",
+    "90005": "one of the queries has a syntax error",
+    "90006": "Zuora hit an internal storage error",
+    "90007": "the query execution was aborted",
+    "90008": "Zuora lost its internal database connection",
+    "90009": "the API user is not authorized for this",
+    "90010": "Zuora hit an internal server error",
+    "90012": "stateless AQuA cannot return deleted columns",
+    "90014": "the notify URL is longer than 5,000 characters",
+    "90015": "the incremental timestamp is not valid",
+    "90016": "the request holds no queries",
+    "90017": "an object in the queries cannot return deleted records",
+    "90018": "the API user lacks permission on some objects, so those queries were skipped",
+    "90019": "Zuora does not recognise the partner id",
+    "90020": "the request's query settings are not valid",
+    "90021": "the request's query settings are not valid",
+    "90022": "Zuora hit an internal error and asks to retry",
+    "90027": "a query exceeded Zuora's maximum processing time",
+    "90028": "the tenant already runs the most concurrent AQuA jobs allowed",
+    "90029": "the job exceeded Zuora's maximum processing time",
+}
+_NOT_FOUND_CODES = frozenset({"90001", "90002"})
+_TRANSIENT_CODES = frozenset({"90006", "90008", "90010", "90022"})
+_NOT_FOUND_HINT = "check the job id and ZUORA_ENV / tenant; Zuora keeps jobs 180 days"
+_CLIENT_HINT = "check ZUORA_ENV / ZUORA_BASE_URL (the tenant's environment) and the OAuth client"
+_CODE_IN_TEXT = re.compile(r"(?<!\d)900\d\d(?!\d)")
+_MAX_BATCH_ROWS = 8
+
+_JOB_STATES = {
+    "submitted": State.QUEUED,
+    "pending": State.QUEUED,
+    "executing": State.RUNNING,
+    "cancelled": State.CANCELLED,
+    "canceled": State.CANCELLED,
+    "error": State.FAILED,
+    "failed": State.FAILED,
+    "aborted": State.FAILED,
+    "completed": State.SUCCEEDED,  # refined by the batches, see _completed
+}
+_BATCH_RUNNING = frozenset({"pending", "submitted", "executing"})
+_BATCH_FAILED = frozenset({"aborted", "cancelled", "canceled", "deletednotallowed"})
+_seen_unknown: set[tuple[str, str]] = set()
+_seen_lock = threading.Lock()
+
+
+def parse_ref(text: str) -> str:
+    """Validate an AQuA job id (32 hex characters) and return it lower-case; else RefError."""
+    cleaned = text.strip()
+    if HEX32.fullmatch(cleaned):
+        return cleaned.lower()
+    if not cleaned:
+        why = "got nothing"
+    elif len(cleaned) != 32 and cleaned.isascii() and cleaned.isalnum():
+        why = f"got {len(cleaned)} characters"
+    else:
+        why = "only 0-9 and a-f allowed"
+    shown = cleaned[:60].replace("`", "'") + ("…" if len(cleaned) > 60 else "")
+    raise RefError(
+        f"`{shown}` is not a Zuora AQuA job id: expected 32 hex characters, {why} "
+        f"(e.g. {SPEC.example_ref})"
+    )
+
+
+def explain(text: str, code: str | None = None) -> str:
+    """Append the meaning of an AQuA 900xx code (given, or quoted in `text`) once."""
+    if code not in ERROR_CODES:
+        code = next((c for c in _CODE_IN_TEXT.findall(text) if c in ERROR_CODES), None)
+    if code is None or ERROR_CODES[code] in text:
+        return text
+    return f"{text or code} — {ERROR_CODES[code]}"
+
+
+def _count(value: object) -> int | None:
+    """A count from an int or a numeric string (§1.2.4); None when not a whole number."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return " ".join(value.split())
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _log_unknown(kind: str, raw: str) -> None:
+    with _seen_lock:  # once per value, not once per poll
+        first_time = (kind, raw) not in _seen_unknown
+        _seen_unknown.add((kind, raw))
+    if first_time:
+        log.warning("zuora: unknown %s status %r; polling on", kind, raw[:80])
+
+
+# --- OAuth client credentials (vendors.md §5.2) ----------------------------------------------
+
+REFRESH_MARGIN_S = 300.0  # refresh this long before expiry, so no poll uses a dying token
+DEFAULT_EXPIRES_IN_S = 3600.0
+
+
+class ZuoraAuth:
+    """One cached bearer token per (base URL, OAuth client), minted single-flight.
+
+    The token endpoint allows 100 calls/min per IP, so every Zuora vendor of a client shares
+    one instance (see `auth_for`) and callers never mint per request.
+    """
+
+    def __init__(self, conn: ZuoraConnection, ctx: VendorContext) -> None:
+        self._conn = conn
+        self._ctx = ctx
+        self._lock = threading.Lock()  # held across the token POST: that is the single flight
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self._expires_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"ZuoraAuth(connection={self._conn.name!r})"
+
+    def access_token(self) -> str:
+        with self._lock:
+            now = self._ctx.clock()
+            if self._token is not None and now < self._refresh_at:
+                return self._token
+            try:
+                return self._mint(now)
+            except TransientError:
+                # A failed proactive refresh need not fail the caller: the old token still works.
+                if self._token is not None and now < self._expires_at:
+                    return self._token
+                raise
+
+    def invalidate(self, token: str) -> None:
+        """Forget `token` if still current, so several rejecting callers cause one mint."""
+        with self._lock:
+            if self._token == token:
+                self._token = None
+                self._refresh_at = self._expires_at = 0.0
+
+    def _mint(self, now: float) -> str:
+        # Form body, never query params or an Authorization header (vendors.md §5.2).
+        form = {
+            "client_id": self._conn.client_id,
+            "client_secret": self._conn.client_secret,
+            "grant_type": "client_credentials",
+        }
+        request = self._ctx.http.build_request(
+            "POST", f"{self._conn.base_url}/oauth/token", data=form
+        )
+        request.headers.pop("Authorization", None)
+        try:
+            response = self._ctx.http.send(request)
+        except httpx.TimeoutException as exc:
+            raise TransientError("Zuora did not answer the token request in time") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(
+                f"could not reach Zuora for a token ({type(exc).__name__})"
+            ) from exc
+        status = response.status_code
+        if status >= 500 or status == 408:
+            raise TransientError(f"Zuora answered HTTP {status} to the token request")
+        if status == 429:
+            raise RateLimitedError(
+                "Zuora rate limit on the token endpoint (HTTP 429)",
+                code="429",
+                retry_after=retry_after_of(response.headers, now),
+            )
+        body = _json(response)
+        token = body.get("access_token") if body else None
+        if status == 200 and isinstance(token, str) and token:
+            return self._store(body or {}, token, now)
+        if status < 300:
+            raise TransientError(f"Zuora sent an unreadable token reply (HTTP {status})")
+        error = _text(body.get("error")) if body else ""
+        why = error if re.fullmatch(r"[a-z_]{1,40}", error) else f"HTTP {status}"
+        raise AuthError(f"Zuora refused the OAuth client ({why}); {_CLIENT_HINT}", code=why)
+
+    def _store(self, body: dict[str, Any], token: str, now: float) -> str:
+        lifetime = _count(body.get("expires_in")) or DEFAULT_EXPIRES_IN_S
+        # Short-lived tokens refresh at half-life rather than on every call.
+        self._refresh_at = now + max(lifetime - REFRESH_MARGIN_S, lifetime / 2)
+        self._expires_at = now + lifetime
+        self._token = token
+        log.info("minted a Zuora access token for connection %r", self._conn.name)
+        return token
+
+
+_SHARED_LOCK = threading.Lock()
+
+
+def auth_for(conn: ZuoraConnection, ctx: VendorContext) -> ZuoraAuth:
+    """The one ZuoraAuth of this base URL and client, shared by every Zuora vendor in `ctx`."""
+    # Hashed, so the key is safe to print; equal credentials still map to one cache.
+    digest = hashlib.sha256(f"{conn.client_id}\0{conn.client_secret}".encode()).hexdigest()
+    key = ("zuora-auth", conn.base_url, digest)
+    with _SHARED_LOCK:
+        auth = ctx.shared.get(key)
+        if not isinstance(auth, ZuoraAuth):
+            auth = ctx.shared[key] = ZuoraAuth(conn, ctx)
+        return auth
+
+
+# --- job documents (vendors.md §5.4, §5.5; design.md §6 "Zuora states") ------------------------
+
+
+@dataclass(frozen=True)
+class _Batch:
+    name: str
+    raw_status: str
+    records: int | None
+    file_ids: tuple[str, ...]
+    segmented: bool  # the ids came from `segments[]`: one upload per part
+    ok: bool
+    done: bool  # in a terminal batch state
+    why: str  # for a batch that is not OK: what to quote
+
+
+def _batch(raw: dict[str, Any], index: int) -> _Batch:
+    name = _text(raw.get("name")) or _text(raw.get("batchId")) or f"Batch {index}"
+    raw_status = _text(raw.get("status")) or "no status"
+    key = status_key(raw_status)
+    records = _count(raw.get("recordCount"))
+    segmented = not raw.get("fileId") and isinstance(raw.get("segments"), list)
+    given = raw["segments"] if segmented else [raw.get("fileId")]
+    # Vendor data is untrusted and file ids go into URL paths: keep only well-formed ones.
+    ids = tuple(i.lower() for i in given if isinstance(i, str) and HEX32.fullmatch(i))
+    if key == "completed":
+        if records and not ids:  # Zuora counted rows but gave nothing to download
+            why = f"{records:,} records but no result file"
+            return _Batch(name, raw_status, records, (), False, False, True, why)
+        return _Batch(name, raw_status, records, ids, segmented, True, True, "")
+    if key not in _BATCH_FAILED | _BATCH_RUNNING:
+        _log_unknown("batch", raw_status)
+    why = explain(_text(raw.get("message"))) or raw_status
+    return _Batch(name, raw_status, records, (), False, False, key in _BATCH_FAILED, why)
+
+
+def _progress(batches: list[_Batch]) -> list[tuple[str, str]]:
+    if not batches:
+        return []
+    done = sum(b.done for b in batches)
+    pairs = [("Batches", f"{done} of {len(batches)} done")]
+    counts = [b.records for b in batches if b.records is not None]
+    if counts:
+        pairs.append(("Records", f"{sum(counts):,}"))
+    for b in batches[:_MAX_BATCH_ROWS]:
+        shown = f"{b.records:,} records · {b.raw_status}" if b.records is not None else b.raw_status
+        pairs.append((b.name, shown))
+    if len(batches) > _MAX_BATCH_ROWS:
+        pairs.append(("…", f"and {len(batches) - _MAX_BATCH_ROWS} more batches"))
+    return pairs
+
+
+def _facts(body: dict[str, Any]) -> list[tuple[str, str]]:
+    facts = [
+        ("format", _text(body.get("format")).lower()),
+        ("encrypted", _text(body.get("encrypted")).lower()),
+        ("version", _text(body.get("version"))),
+        ("name", _text(body.get("name"))),
+        ("startTime", _text(body.get("startTime"))),
+    ]
+    return [(k, v) for k, v in facts if v]
+
+
+def _files(batches: list[_Batch], fmt: str | None) -> tuple[FileRef, ...]:
+    return tuple(
+        FileRef(fid, b.name, b.records, fmt, n if b.segmented else None)
+        for b in batches
+        if b.ok
+        for n, fid in enumerate(b.file_ids, start=1)
+    )
+
+
+def snapshot_from(body: dict[str, Any], redact: Callable[[str], str] = str) -> JobSnapshot:
+    """Normalize a job document; 200-with-error bodies become the matching error (§5.8)."""
+    raw_status = _text(body.get("status"))
+    key = status_key(raw_status)
+    code = _text(body.get("errorCode"))
+    message = redact(_text(body.get("message")))
+    if key not in _JOB_STATES and (code or message):
+        return _error_body(code, message)
+    if not raw_status:
+        raise TransientError("Zuora sent a job reply without a status")
+    raw_batches = body.get("batches") if isinstance(body.get("batches"), list) else []
+    batches = [_batch(b, i) for i, b in enumerate(raw_batches, 1) if isinstance(b, dict)]
+    fmt = _text(body.get("format")).lower() or None
+    state = _JOB_STATES.get(key, State.UNKNOWN)
+    if state is State.UNKNOWN:
+        _log_unknown("job", raw_status)
+    bad = [b for b in batches if not b.ok]
+    error_code, error_message = code or None, explain(message, code) or None
+    files: tuple[FileRef, ...] = ()
+    if key == "completed":
+        ok = len(batches) - len(bad)
+        state = _completed(ok, len(bad), code)
+        raw_status = f"{raw_status} ({ok}/{len(batches)} batches OK)" if batches else raw_status
+        files = _files(batches, fmt)
+    elif state is State.CANCELLED:
+        files = _files(batches, fmt)  # batches finished before the cancel keep their files
+    if state in (State.FAILED, State.PARTIAL) and bad:
+        listed = "\n".join(f"{b.name}: {redact(b.why)}" for b in bad)
+        error_message = f"{error_message}\n{listed}" if error_message else listed
+        error_code = error_code or next(
+            (c for b in bad for c in _CODE_IN_TEXT.findall(b.why)), None
+        )
+    return JobSnapshot(
+        state=state,
+        raw_status=raw_status,
+        progress=tuple(_progress(batches)),
+        facts=tuple(_facts(body)),
+        error_code=error_code,
+        error_message=error_message,
+        files=files,
+    )
+
+
+def _completed(ok: int, bad: int, code: str) -> State:
+    """All batches OK → succeeded; mixed → partial; none OK of some → failed (§5.4)."""
+    if code == "90018":  # some queries were skipped for lack of permission
+        return State.PARTIAL if ok else State.FAILED
+    if not bad:
+        return State.SUCCEEDED
+    return State.PARTIAL if ok else State.FAILED
+
+
+def _error_body(code: str, message: str) -> JobSnapshot:
+    """A reply with `errorCode`/`message` and no recognised status (§5.8 code table)."""
+    quoted = explain(f"{code}: {message}" if code and message else code or message, code)
+    if code in _NOT_FOUND_CODES:
+        raise JobNotFoundError(
+            f"Zuora does not know this job ({quoted})", code=code, hint=_NOT_FOUND_HINT
+        )
+    if code in _TRANSIENT_CODES:
+        raise TransientError(f"Zuora reported a temporary problem ({quoted})", code=code)
+    if code == "90018":
+        return JobSnapshot(
+            state=State.PARTIAL,
+            raw_status=code,
+            error_code=code,
+            error_message=explain(message, code),
+        )
+    raise RequestRejectedError(f"Zuora rejected the request ({quoted})", code=code or None)
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+class ZuoraAqua:
+    """Client for one Zuora connection's AQuA jobs (the `Vendor` protocol)."""
+
+    def __init__(self, conn: ZuoraConnection, ctx: VendorContext) -> None:
+        self._conn = conn
+        self._ctx = ctx
+        self._auth = auth_for(conn, ctx)
+        # API Sandbox allows 5,000 calls/hour: the poller clamps intervals to this.
+        sandbox = urlsplit(conn.base_url).hostname in API_SANDBOX_HOSTS
+        self.min_interval: float | None = 30.0 if sandbox else None
+
+    def __repr__(self) -> str:
+        return f"ZuoraAqua(connection={self._conn.name!r})"
+
+    def fetch(self, ref: str) -> JobSnapshot:
+        job_id = parse_ref(ref)  # re-validated: only 32 hex characters reach the path
+        body = self._get(f"/v1/batch-query/jobs/{job_id}")
+        return snapshot_from(body, self._redact)
+
+    def results(self, ref: str, snapshot: JobSnapshot) -> list[ResultFile]:
+        downloader = ResultDownloader(self._ctx, self._conn.base_url, self._auth, self._redact)
+        return downloader.results(parse_ref(ref), snapshot)
+
+    def check(self) -> str:
+        self._auth.access_token()
+        env = self._conn.env if not self._conn.overridden else None
+        where = _ENV_LABELS.get(env or "") or next(
+            (_ENV_LABELS[k] for k, url in ZUORA_ENVS.items() if url == self._conn.base_url),
+            "ZUORA_BASE_URL",
+        )
+        line = f"Zuora: token OK at {self._conn.base_url} ({where})"
+        if self.min_interval:
+            line += f" (API Sandbox: polls every {self.min_interval:.0f} s or slower)"
+        return line
+
+    def _redact(self, text: str) -> str:
+        """Vendor text is quoted to users; make sure it can't carry one of our secrets along."""
+        for secret in (self._conn.client_secret, self._conn.client_id, self._auth._token):
+            if secret:
+                text = text.replace(secret, "[redacted]")
+        return text
+
+    def _get(self, path: str) -> dict[str, Any]:
+        """GET with the shared token; on a 401 mint once and retry once (§1.2.7, §5.2)."""
+        token = self._auth.access_token()
+        for attempt in (1, 2):
+            response = self._send(path, token)
+            if response.status_code != 401:
+                return _read(response, self._ctx.clock(), self._redact)
+            said = self._redact(_text((_json(response) or {}).get("message")))
+            if "failedtogetuserinfo" in status_key(said):
+                raise TransientError(
+                    "Zuora could not load the API user (401 Failed to get user info)", code="401"
+                )
+            if attempt == 2:
+                raise AuthError(
+                    "credentials rejected by Zuora; the job may still be running "
+                    f"(HTTP 401{': ' + said[:120] if said else ''}; {_CLIENT_HINT})",
+                    code="401",
+                )
+            self._auth.invalidate(token)  # only if no sibling already replaced it
+            token = self._auth.access_token()
+        raise AssertionError("unreachable")
+
+    def _send(self, path: str, token: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        try:
+            return self._ctx.http.get(f"{self._conn.base_url}{path}", headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransientError("Zuora did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(f"could not reach Zuora ({type(exc).__name__})") from exc
+
+
+def _json(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _read(response: httpx.Response, now: float, redact: Callable[[str], str]) -> dict[str, Any]:
+    """The JSON object of a usable reply; every other outcome becomes the matching error."""
+    status = response.status_code
+    body = _json(response)
+    detail = redact(reasons_text(body)) if body else ""
+    said = f": {detail}" if detail else ""
+    if status == 429:
+        wait = retry_after_of(response.headers, now)
+        raise RateLimitedError("Zuora rate limit (HTTP 429)", code="429", retry_after=wait)
+    if status >= 500 or status == 408:
+        raise TransientError(f"Zuora answered HTTP {status}{said}")
+    if 300 <= status < 400:
+        raise RequestRejectedError(
+            f"Zuora answered with a redirect (HTTP {status}); check ZUORA_ENV / ZUORA_BASE_URL",
+            code=str(status),
+        )
+    if status == 404:
+        raise JobNotFoundError(
+            f"Zuora does not know this job (HTTP 404{said})", code="404", hint=_NOT_FOUND_HINT
+        )
+    if status >= 400:
+        if body and body.get("errorCode") not in (None, "") and "status" not in body:
+            _error_body(_text(body["errorCode"]), redact(_text(body.get("message"))))
+        codes = [
+            _text(r.get("code")) for r in (body or {}).get("reasons") or [] if isinstance(r, dict)
+        ]
+        # REST codes ending 50/61/70/99 are Zuora's "retry later" family (vendors.md §5.8).
+        if any(c[-2:] == "70" for c in codes):
+            wait = retry_after_of(response.headers, now)
+            raise RateLimitedError(
+                f"Zuora asked to slow down (HTTP {status}{said})", retry_after=wait
+            )
+        if any(c[-2:] in ("50", "61", "99") for c in codes):
+            raise TransientError(f"Zuora reported a temporary problem (HTTP {status}{said})")
+        raise RequestRejectedError(
+            f"Zuora refused the request (HTTP {status}{said})", code=(codes or [str(status)])[0]
+        )
+    if body is None:
+        kind = response.headers.get("content-type", "").split(";")[0].strip()[:40]
+        what = kind or "no type" if response.content else "empty body"
+        raise TransientError(f"Zuora sent an unreadable reply (HTTP {status}, {what})")
+    return body
+
+
+SPEC = VendorSpec(
+    key="zuora",
+    aliases=("aqua", "zuora-aqua"),
+    label="Zuora AQuA query",
+    ref_syntax="<job-id> (32 hex characters)",
+    example_ref="2c92c0f96abc17de016abd62bd0c4b2a",
+    parse_ref=parse_ref,
+    schedule=((0, 10), (120, 30), (1800, 60)),
+    floor=10,
+    ceiling=120,
+    family="zuora",
+    rate_per_minute=600,
+    build=lambda conn, ctx: ZuoraAqua(conn, ctx),
+)

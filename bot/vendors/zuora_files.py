@@ -168,9 +168,7 @@ class ResultDownloader:
         ext = extension(ref.fmt, served_type)
         if ext == ".csv.gz":
             path, ext = self._maybe_gunzip(path)
-        if os.path.getsize(path) == 0 or (
-            ext == ".csv" and ref.records == 0 and header_only(path)
-        ):
+        if os.path.getsize(path) == 0 or (ext == ".csv" and ref.records == 0 and header_only(path)):
             _unlink(path)
             return ResultFile(name, ref.name, note=f"{label}: no records")
         comment = records + (f" · part {ref.part} of {parts}" if ref.part else "")

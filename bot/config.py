@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.vendors.micro import DEFAULT_BASE_URL as MICRO_DEFAULT_URL
+from bot.vendors.micro import MicroConnection
 from bot.vendors.zoho_auth import ZOHO_DCS, ZohoConnection
 from bot.vendors.zuora import ZUORA_ENVS, ZuoraConnection
 
@@ -47,13 +49,14 @@ class Settings:
     max_file_mb: float = 50.0
     zoho: Mapping[str, ZohoConnection] = field(default_factory=dict)
     zuora: Mapping[str, ZuoraConnection] = field(default_factory=dict)
+    micro: Mapping[str, MicroConnection] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
             f"Settings(db_path={self.db_path!r}, port={self.port}, host={self.host!r}, "
             f"socket_mode={self.socket_mode}, zoho={sorted(self.zoho)}, "
-            f"zuora={sorted(self.zuora)})"
+            f"zuora={sorted(self.zuora)}, micro={sorted(self.micro)})"
         )
 
     @property
@@ -62,7 +65,7 @@ class Settings:
 
     def connections(self, family: str) -> Mapping[str, Any]:
         """Named connections of one vendor family (`zoho`, later `zuora`, `micro`)."""
-        return {"zoho": self.zoho, "zuora": self.zuora}.get(family, {})
+        return {"zoho": self.zoho, "zuora": self.zuora, "micro": self.micro}.get(family, {})
 
     def secrets(self) -> list[str]:
         """Every configured secret value, for redaction and for tests that grep for leaks."""
@@ -71,6 +74,7 @@ class Settings:
             found += [conn.client_secret, conn.refresh_token, conn.client_id]
         for zconn in self.zuora.values():
             found += [zconn.client_secret, zconn.client_id]
+        found += [mconn.api_key for mconn in self.micro.values()]
         return [s for s in found if s]
 
     def problems_for_run(self) -> list[str]:
@@ -87,11 +91,11 @@ class Settings:
                 "SLACK_SIGNING_SECRET is not set (required in HTTP mode; "
                 "set SLACK_APP_TOKEN instead to use Socket Mode)"
             )
-        if not self.zoho and not self.zuora:
+        if not self.zoho and not self.zuora and not self.micro:
             problems.append(
                 "no vendor is configured: set ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and "
-                "ZOHO_REFRESH_TOKEN, or ZUORA_CLIENT_ID, ZUORA_CLIENT_SECRET and ZUORA_ENV "
-                "(or add connections to the config file)"
+                "ZOHO_REFRESH_TOKEN, or ZUORA_CLIENT_ID, ZUORA_CLIENT_SECRET and ZUORA_ENV, "
+                "or MICRO_API_KEY and MICRO_TEAM_ID (or add connections to the config file)"
             )
         return problems
 
@@ -125,6 +129,15 @@ class Settings:
             if zconn is not None:
                 zuora[name] = zconn
 
+        micro: dict[str, MicroConnection] = {}
+        default_micro = _micro_from_env(env, problems)
+        if default_micro is not None:
+            micro[DEFAULT_CONNECTION] = default_micro
+        for name, section in _sections(toml, "micro", problems):
+            mconn = _micro_connection(name, section, f"[micro.{name}] in {config_path}", problems)
+            if mconn is not None:
+                micro[name] = mconn
+
         settings = cls(
             slack_bot_token=get.text("SLACK_BOT_TOKEN"),
             slack_signing_secret=get.text("SLACK_SIGNING_SECRET"),
@@ -139,6 +152,7 @@ class Settings:
             max_file_mb=get.number("SYNCWATCH_MAX_FILE_MB", 50, minimum=0.001),
             zoho=zoho,
             zuora=zuora,
+            micro=micro,
         )
         if problems:
             raise ConfigError(problems)
@@ -400,5 +414,52 @@ def _zuora_connection(
         # ZUORA_BASE_URL wins when both are set (design.md §3).
         base_url=base_url.rstrip("/") if base_url else ZUORA_ENVS[env_name or ""],
         env=env_name,
+        overridden=bool(base_url),
+    )
+
+
+_MICRO_ENV = {"api_key": "MICRO_API_KEY", "team_id": "MICRO_TEAM_ID", "base_url": "MICRO_BASE_URL"}
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _micro_from_env(env: Mapping[str, str], problems: list[str]) -> MicroConnection | None:
+    values = {key: env.get(var, "").strip() for key, var in _MICRO_ENV.items()}
+    if not values["api_key"] and not values["team_id"]:
+        return None
+    return _micro_connection(DEFAULT_CONNECTION, values, "environment", problems, _MICRO_ENV)
+
+
+def _micro_connection(
+    name: str,
+    values: Mapping[str, Any],
+    where: str,
+    problems: list[str],
+    names: Mapping[str, str] | None = None,
+) -> MicroConnection | None:
+    def label(key: str) -> str:
+        return names[key] if names else f"{key} in {where}"
+
+    def text(key: str) -> str:
+        value = values.get(key, "")
+        return str(value).strip() if value is not None else ""
+
+    before = len(problems)
+    if not text("api_key"):
+        problems.append(f"{label('api_key')} is not set (needed for the Micro connection {name!r})")
+    team = text("team_id")
+    if team and not _UUID.match(team):
+        problems.append(f"{label('team_id')} must be a team UUID (e.g. 3b9e6f0a-2c4d-…)")
+    base_url = text("base_url")
+    if base_url:
+        problem = url_problem(base_url)
+        if problem:
+            problems.append(f"{label('base_url')}={masked_url(base_url)!r} {problem}")
+    if len(problems) > before:
+        return None
+    return MicroConnection(
+        name=name,
+        api_key=text("api_key"),
+        team_id=team.lower(),
+        base_url=base_url.rstrip("/") if base_url else MICRO_DEFAULT_URL,
         overridden=bool(base_url),
     )

@@ -128,7 +128,10 @@ def render_parent(watch: Watch, now: float) -> Message:
 
     blocks: list[dict[str, Any]] = [section(f"{job_title(watch)}\n{status_line}")]
     if snap and snap.progress:
-        fields = [mrkdwn(f"*{esc(k)}*\n{esc_clip(v, 200)}") for k, v in snap.progress[:10]]
+        shown = list(snap.progress)
+        if len(shown) > 10:  # Slack allows ten fields: say what didn't fit
+            shown = shown[:9] + [("…", f"{len(snap.progress) - 9} more")]
+        fields = [mrkdwn(f"*{esc_clip(k, 100)}*\n{esc_clip(v, 200)}") for k, v in shown]
         blocks.append({"type": "section", "fields": fields})
     if snap and snap.error_message and watch.state in (State.FAILED, State.PARTIAL):
         code = f" `{esc_clip(snap.error_code, 40)}`" if snap.error_code else ""

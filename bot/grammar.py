@@ -203,8 +203,6 @@ def _parse_connection(options: dict[str, list[str]], example: str) -> str:
 
 # Vendors of the design that this version can't watch yet: say so instead of "unknown".
 PLANNED_VENDORS = {
-    "zuora": "Zuora AQuA",
-    "aqua": "Zuora AQuA",
     "zoho-crm": "Zoho CRM bulk write",
     "crm": "Zoho CRM bulk write",
     "micro": "Micro Prism import",

@@ -53,9 +53,9 @@ __all__ = [
 
 def _load_specs() -> dict[str, VendorSpec]:
     # Imported here, not at module top, so each vendor module can import from .base freely.
-    from . import zoho_analytics
+    from . import zoho_analytics, zuora
 
-    specs = [zoho_analytics.SPEC]
+    specs = [zoho_analytics.SPEC, zuora.SPEC]
     return {spec.key: spec for spec in specs}
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -182,8 +183,9 @@ def _log_unknown(kind: str, raw: str) -> None:
     with _seen_lock:  # once per value, not once per poll
         first_time = (kind, raw) not in _seen_unknown
         _seen_unknown.add((kind, raw))
-    if first_time:
-        log.warning("zuora: unknown %s status %r; polling on", kind, raw[:80])
+    if first_time:  # an unknown job status keeps the watch polling; a batch's only shows
+        tail = "; polling on" if kind == "job" else ""
+        log.warning("zuora: unknown %s status %r%s", kind, raw[:80], tail)
 
 
 # --- OAuth client credentials (vendors.md §5.2) ----------------------------------------------
@@ -204,6 +206,7 @@ class ZuoraAuth:
         self._ctx = ctx
         self._lock = threading.Lock()  # held across the token POST: that is the single flight
         self._token: str | None = None
+        self.recent: deque[str] = deque(maxlen=4)  # tokens a vendor reply might echo: redact them
         self._refresh_at = 0.0
         self._expires_at = 0.0
 
@@ -269,11 +272,13 @@ class ZuoraAuth:
         raise AuthError(f"Zuora refused the OAuth client ({why}); {_CLIENT_HINT}", code=why)
 
     def _store(self, body: dict[str, Any], token: str, now: float) -> str:
-        lifetime = _count(body.get("expires_in")) or DEFAULT_EXPIRES_IN_S
+        lifetime = _count(body.get("expires_in")) or 0
+        lifetime = lifetime if lifetime > 0 else DEFAULT_EXPIRES_IN_S
         # Short-lived tokens refresh at half-life rather than on every call.
         self._refresh_at = now + max(lifetime - REFRESH_MARGIN_S, lifetime / 2)
         self._expires_at = now + lifetime
         self._token = token
+        self.recent.append(token)
         log.info("minted a Zuora access token for connection %r", self._conn.name)
         return token
 
@@ -390,12 +395,13 @@ def snapshot_from(body: dict[str, Any], redact: Callable[[str], str] = str) -> J
         files = _files(batches, fmt)
     elif state is State.CANCELLED:
         files = _files(batches, fmt)  # batches finished before the cancel keep their files
-    if state in (State.FAILED, State.PARTIAL) and bad:
-        listed = "\n".join(f"{b.name}: {redact(b.why)}" for b in bad)
+    # A completed job quotes every batch that is not OK; a failed job only the finished ones.
+    quoted = [b for b in bad if b.done or key == "completed"]
+    if state in (State.FAILED, State.PARTIAL) and quoted:
+        listed = "\n".join(f"{b.name}: {redact(b.why)}" for b in quoted)
         error_message = f"{error_message}\n{listed}" if error_message else listed
-        error_code = error_code or next(
-            (c for b in bad for c in _CODE_IN_TEXT.findall(b.why)), None
-        )
+        found = (c for b in quoted for c in _CODE_IN_TEXT.findall(b.why) if c in ERROR_CODES)
+        error_code = error_code or next(found, None)
     return JobSnapshot(
         state=state,
         raw_status=raw_status,
@@ -475,7 +481,7 @@ class ZuoraAqua:
 
     def _redact(self, text: str) -> str:
         """Vendor text is quoted to users; make sure it can't carry one of our secrets along."""
-        for secret in (self._conn.client_secret, self._conn.client_id, self._auth._token):
+        for secret in (self._conn.client_secret, self._conn.client_id, *self._auth.recent):
             if secret:
                 text = text.replace(secret, "[redacted]")
         return text
@@ -524,7 +530,7 @@ def _read(response: httpx.Response, now: float, redact: Callable[[str], str]) ->
     """The JSON object of a usable reply; every other outcome becomes the matching error."""
     status = response.status_code
     body = _json(response)
-    detail = redact(reasons_text(body)) if body else ""
+    detail = explain(redact(reasons_text(body))) if body else ""
     said = f": {detail}" if detail else ""
     if status == 429:
         wait = retry_after_of(response.headers, now)
@@ -541,8 +547,9 @@ def _read(response: httpx.Response, now: float, redact: Callable[[str], str]) ->
             f"Zuora does not know this job (HTTP 404{said})", code="404", hint=_NOT_FOUND_HINT
         )
     if status >= 400:
-        if body and body.get("errorCode") not in (None, "") and "status" not in body:
-            _error_body(_text(body["errorCode"]), redact(_text(body.get("message"))))
+        code = _text((body or {}).get("errorCode"))
+        if code in _NOT_FOUND_CODES | _TRANSIENT_CODES:  # else quoted as a rejection below
+            _error_body(code, redact(_text((body or {}).get("message"))))
         codes = [
             _text(r.get("code")) for r in (body or {}).get("reasons") or [] if isinstance(r, dict)
         ]
@@ -555,11 +562,12 @@ def _read(response: httpx.Response, now: float, redact: Callable[[str], str]) ->
         if any(c[-2:] in ("50", "61", "99") for c in codes):
             raise TransientError(f"Zuora reported a temporary problem (HTTP {status}{said})")
         raise RequestRejectedError(
-            f"Zuora refused the request (HTTP {status}{said})", code=(codes or [str(status)])[0]
+            f"Zuora refused the request (HTTP {status}{said})",
+            code=code or (codes or [str(status)])[0],
         )
     if body is None:
         kind = response.headers.get("content-type", "").split(";")[0].strip()[:40]
-        what = kind or "no type" if response.content else "empty body"
+        what = (kind or "no type") if response.content else "empty body"
         raise TransientError(f"Zuora sent an unreadable reply (HTTP {status}, {what})")
     return body
 

@@ -54,18 +54,31 @@ class _Refused(NamedTuple):
 
 
 def extension(fmt: str | None, content_type: str = "") -> str:
-    """Upload suffix from the job's `format`, else from the served Content-Type."""
-    if fmt in _EXT:
-        return _EXT[fmt]
+    """Upload suffix: what the served Content-Type says the bytes are, else the job's `format`."""
     kind = content_type.lower()
     if "gzip" in kind:
         return ".csv.gz"
-    return ".zip" if "zip" in kind else ".csv"
+    if "zip" in kind:
+        return ".zip"
+    if "csv" in kind:
+        return ".csv"
+    return _EXT.get(fmt or "", ".csv")
+
+
+def sniff(path: str) -> str | None:
+    """Suffix from the file's magic bytes (the truth, whatever the headers said); None if empty."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not head:
+        return None
+    if head.startswith(b"\x1f\x8b"):
+        return ".csv.gz"
+    return ".zip" if head in (b"PK\x03\x04", b"PK\x05\x06") else ".csv"
 
 
 def upload_name(name: str, file_id: str, part: int | None, ext: str) -> str:
     """A Slack filename from vendor text: safe characters only, no leading dots, ≤80 chars."""
-    base = _UNSAFE.sub("_", name).strip(" .")[:NAME_MAX].rstrip(" .") or file_id
+    base = _UNSAFE.sub("_", name).strip(" ._")[:NAME_MAX].rstrip(" ._") or file_id
     return f"{base}-part{part}{ext}" if part else f"{base}{ext}"
 
 
@@ -165,10 +178,17 @@ class ResultDownloader:
         if isinstance(got, str):
             return ResultFile(name, ref.name, note=f"{label}: {got}")
         path, served_type = got
-        ext = extension(ref.fmt, served_type)
-        if ext == ".csv.gz":
-            path, ext = self._maybe_gunzip(path)
-        if os.path.getsize(path) == 0 or (ext == ".csv" and ref.records == 0 and header_only(path)):
+        try:
+            ext = sniff(path) or extension(ref.fmt, served_type)
+            if ext == ".csv.gz":
+                path, ext = self._maybe_gunzip(path)
+            empty = os.path.getsize(path) == 0 or (
+                ext == ".csv" and ref.records == 0 and header_only(path)
+            )
+        except BaseException:
+            _unlink(path)
+            raise
+        if empty:
             _unlink(path)
             return ResultFile(name, ref.name, note=f"{label}: no records")
         comment = records + (f" · part {ref.part} of {parts}" if ref.part else "")
@@ -320,5 +340,7 @@ def reasons_text(data: dict[str, Any]) -> str:
         if isinstance(r, dict):
             pair = [str(r[k]) for k in ("code", "message") if r.get(k) not in (None, "")]
             pairs.append(": ".join(pair))
-    text = "; ".join(p for p in pairs if p) or str(data.get("message") or "")
+    if not any(pairs):  # AQuA's own shape: `errorCode` + `message`
+        pairs = [": ".join(str(data[k]) for k in ("errorCode", "message") if data.get(k))]
+    text = "; ".join(p for p in pairs if p)
     return " ".join(text.split())[:300]

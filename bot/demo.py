@@ -21,12 +21,26 @@ from bot.config import Settings
 from bot.runtime import BotProcess
 from bot.simulators.slack import FakeSlackAPI, Message
 from bot.simulators.zoho import ZohoSimulator, steps_failure, steps_success
+from bot.simulators.zuora import FILE_IDS, ZuoraSimulator, steps_failed, steps_two_batches
 
 CHANNEL, CHANNEL_NAME = "C0DEMO", "#revops-imports"
-USERS = {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol", "UBOT": "syncwatch"}
+USERS = {
+    "U0ALICE": "alice",
+    "U0BOB": "bob",
+    "U0CAROL": "carol",
+    "U0DANA": "dana",
+    "U0ERIN": "erin",
+    "UBOT": "syncwatch",
+}
 SIGNING_SECRET = "demo-signing-secret"
 WS = "2480011000000498001"
 JOB_OK, JOB_BAD = "2480011000000512007", "2480011000000512019"
+AQUA_OK, AQUA_BAD = "2c92c0f96abc17de016abd62bd0c4b2a", "2c92c0f96abc17de016abd62bd0c4b3f"
+INVOICES_CSV = (
+    b"Invoice: Number,Invoice: Amount,Invoice: Status\n"
+    b"INV-00017,1200.00,Posted\nINV-00018,310.50,Posted\nINV-00019,89.90,Draft\n"
+)
+PAYMENTS_CSV = b"Payment: Number,Payment: Amount\nP-00301,1200.00\nP-00302,310.50\n"
 
 EMOJI = {
     ":white_check_mark:": "✅",
@@ -42,6 +56,7 @@ EMOJI = {
     ":no_entry_sign:": "🚫",
     ":construction:": "🚧",
     ":double_vertical_bar:": "⏸ ",
+    ":information_source:": "ℹ️ ",
 }
 
 
@@ -150,12 +165,21 @@ class DemoSession:
 
 
 def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 90.0) -> int:
-    """Run the scripted session; returns 0 when both watches ended as scripted."""
+    """Run the scripted session; returns 0 when every watch ended as scripted."""
     out = out or sys.stdout
     term = Terminal(out)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     pause = 0.0 if fast else 1.0
-    with FakeSlackAPI() as slack, ZohoSimulator() as zoho, tempfile.TemporaryDirectory() as tmp:
+    with (
+        FakeSlackAPI() as slack,
+        ZohoSimulator() as zoho,
+        ZuoraSimulator() as zuora,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        zuora.add_job(AQUA_OK, steps_two_batches(AQUA_OK, records=(3, 2)))
+        zuora.add_file(FILE_IDS[0], INVOICES_CSV)
+        zuora.add_file(FILE_IDS[1], PAYMENTS_CSV)
+        zuora.add_job(AQUA_BAD, steps_failed(AQUA_BAD, code="90029"))
         zoho.add_import_job(WS, JOB_OK, steps_success(total_rows=1200, polls_running=3))
         zoho.add_import_job(
             WS,
@@ -179,6 +203,9 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             "ZOHO_ACCOUNTS_URL": zoho.url,
             "ZOHO_ANALYTICS_API_URL": zoho.url,
             "ZOHO_ANALYTICS_ORG_ID": zoho.org_id,
+            "ZUORA_CLIENT_ID": zuora.client_id,
+            "ZUORA_CLIENT_SECRET": zuora.client_secret,
+            "ZUORA_BASE_URL": zuora.url,
         }
         settings = Settings.from_env(env)
         bot = BotProcess(settings)
@@ -187,9 +214,10 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
         port = bot.serve_http(background=True)
         term.say(term.style("syncwatch demo", "1"))
         term.say(
-            f"A local Slack stand-in and a simulated Zoho Analytics on 127.0.0.1; the bot is "
-            f"the real one, serving http://127.0.0.1:{port}/slack/events.\n"
-            f"Channel {CHANNEL_NAME}: alice and bob watch two import jobs, carol mistypes."
+            f"A local Slack stand-in and simulated Zoho Analytics and Zuora on 127.0.0.1; the "
+            f"bot is the real one, serving http://127.0.0.1:{port}/slack/events.\n"
+            f"Channel {CHANNEL_NAME}: alice and bob watch Zoho imports, dana and erin watch "
+            "Zuora queries, carol mistypes."
         )
         session = DemoSession(term, slack, f"http://127.0.0.1:{port}")
         try:
@@ -199,8 +227,13 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             time.sleep(pause)
             session.command("U0BOB", f"watch zoho-analytics {WS}/{JOB_BAD}")
             time.sleep(pause)
+            time.sleep(pause)
+            session.command("U0DANA", f"watch zuora {AQUA_OK}")
+            time.sleep(pause)
+            session.command("U0ERIN", f"watch aqua {AQUA_BAD}")
+            time.sleep(pause)
             session.command("U0CAROL", "watch zoho-analytic 12/34")
-            ok = _wait_for_outcomes(bot, timeout)
+            ok = _wait_for_outcomes(bot, timeout, expected=4)
             time.sleep(0.3)  # let the last callbacks print
             _print_transcript(term, slack)
         finally:
@@ -215,11 +248,11 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
         return 0
 
 
-def _wait_for_outcomes(bot: BotProcess, timeout: float) -> bool:
+def _wait_for_outcomes(bot: BotProcess, timeout: float, expected: int) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         watches = bot.store.list_watches(statuses=None)
-        done = len(watches) == 2 and all(w.status == "done" for w in watches)
+        done = len(watches) == expected and all(w.status == "done" for w in watches)
         backlog, _ = bot.store.outbox_backlog(time.time())
         if done and backlog == 0:
             return True

@@ -14,6 +14,7 @@ import pytest
 
 from bot.simulators.slack import FakeSlackAPI
 from bot.simulators.zoho import ZohoSimulator
+from bot.simulators.zuora import ZuoraSimulator
 from storage import Store
 from tests.fakes import FakeClock
 
@@ -42,14 +43,32 @@ def zoho_sim() -> Iterator[ZohoSimulator]:
         yield sim
 
 
+@pytest.fixture
+def zuora_sim() -> Iterator[ZuoraSimulator]:
+    with ZuoraSimulator() as sim:
+        yield sim
+
+
 # -- the real app over HTTP, against the local fakes ------------------------------------------
 
 SIGNING_SECRET = "test-signing-secret"
 
 
-def bot_env(tmp_path, fake_slack: FakeSlackAPI, zoho_sim: ZohoSimulator) -> dict[str, str]:
+def bot_env(
+    tmp_path,
+    fake_slack: FakeSlackAPI,
+    zoho_sim: ZohoSimulator,
+    zuora_sim: ZuoraSimulator | None = None,
+) -> dict[str, str]:
     """Environment for a bot that talks only to the local fakes."""
-    return {
+    extra = {}
+    if zuora_sim is not None:
+        extra = {
+            "ZUORA_CLIENT_ID": zuora_sim.client_id,
+            "ZUORA_CLIENT_SECRET": zuora_sim.client_secret,
+            "ZUORA_BASE_URL": zuora_sim.url,
+        }
+    return extra | {
         "SLACK_BOT_TOKEN": "xoxb-test-token",
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": fake_slack.api_url,

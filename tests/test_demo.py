@@ -16,5 +16,8 @@ def test_demo_prints_the_channel_and_threads_and_succeeds():
     assert "✅ @alice Job succeeded" in text
     assert "❌ @bob Job failed" in text and "expected a number but found 'twelve'" in text
     assert "📎 import-summary-2480011000000512007.csv" in text
+    assert "✅ @dana Job succeeded" in text and "📎 Invoices.csv" in text
+    assert "📎 Payments.csv" in text and "INV-00017,1200.00,Posted" in text
+    assert "❌ @erin Job failed" in text and "90029" in text
     transcript = text.split("as it reads now", 1)[1]
-    assert transcript.count("Asked by @") == 2  # one parent per watch, nothing doubled
+    assert transcript.count("Asked by @") == 4  # one parent per watch, nothing doubled

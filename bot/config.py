@@ -6,7 +6,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,32 +111,13 @@ class Settings:
             config_path = "syncwatch.toml"
         toml = _load_toml(config_path, problems)
 
-        zoho: dict[str, ZohoConnection] = {}
-        default_zoho = _zoho_from_env(env, problems)
-        if default_zoho is not None:
-            zoho[DEFAULT_CONNECTION] = default_zoho
-        for name, section in _sections(toml, "zoho", problems):
-            conn = _zoho_connection(name, section, f"[zoho.{name}] in {config_path}", problems)
-            if conn is not None:
-                zoho[name] = conn
-
-        zuora: dict[str, ZuoraConnection] = {}
-        default_zuora = _zuora_from_env(env, problems)
-        if default_zuora is not None:
-            zuora[DEFAULT_CONNECTION] = default_zuora
-        for name, section in _sections(toml, "zuora", problems):
-            zconn = _zuora_connection(name, section, f"[zuora.{name}] in {config_path}", problems)
-            if zconn is not None:
-                zuora[name] = zconn
-
-        micro: dict[str, MicroConnection] = {}
-        default_micro = _micro_from_env(env, problems)
-        if default_micro is not None:
-            micro[DEFAULT_CONNECTION] = default_micro
-        for name, section in _sections(toml, "micro", problems):
-            mconn = _micro_connection(name, section, f"[micro.{name}] in {config_path}", problems)
-            if mconn is not None:
-                micro[name] = mconn
+        zoho = _family(env, toml, config_path, "zoho", _zoho_from_env, _zoho_connection, problems)
+        zuora = _family(
+            env, toml, config_path, "zuora", _zuora_from_env, _zuora_connection, problems
+        )
+        micro = _family(
+            env, toml, config_path, "micro", _micro_from_env, _micro_connection, problems
+        )
 
         settings = cls(
             slack_bot_token=get.text("SLACK_BOT_TOKEN"),
@@ -159,6 +140,28 @@ class Settings:
         if not settings.slack_api_url.endswith("/"):
             settings = _replace(settings, slack_api_url=settings.slack_api_url + "/")
         return settings
+
+
+def _family(
+    env: Mapping[str, str],
+    toml: Mapping[str, Any],
+    config_path: str | None,
+    family: str,
+    from_env: Callable[[Mapping[str, str], list[str]], Any],
+    from_section: Callable[..., Any],
+    problems: list[str],
+) -> dict[str, Any]:
+    """One vendor family's connections: `default` from the environment, then the named
+    `[<family>.<name>]` sections of the config file."""
+    found: dict[str, Any] = {}
+    default = from_env(env, problems)
+    if default is not None:
+        found[DEFAULT_CONNECTION] = default
+    for name, section in _sections(toml, family, problems):
+        conn = from_section(name, section, f"[{family}.{name}] in {config_path}", problems)
+        if conn is not None:
+            found[name] = conn
+    return found
 
 
 def _replace(settings: Settings, **changes: Any) -> Settings:
@@ -282,6 +285,26 @@ def _sections(
     return out
 
 
+class _Fields:
+    """One connection's settings, from env vars or a TOML section, with problem labels that
+    name the variable (or the key and file) the operator has to fix."""
+
+    def __init__(
+        self, values: Mapping[str, Any], where: str, names: Mapping[str, str] | None
+    ) -> None:
+        self.values, self.where, self.names = values, where, names
+
+    def label(self, key: str) -> str:
+        return self.names[key] if self.names else f"{key} in {self.where}"
+
+    def text(self, key: str) -> str:
+        value = self.values.get(key, "")
+        return str(value).strip() if value is not None else ""
+
+    def pair(self) -> tuple[Callable[[str], str], Callable[[str], str]]:
+        return self.label, self.text
+
+
 _ZOHO_ENV = {
     "client_id": "ZOHO_CLIENT_ID",
     "client_secret": "ZOHO_CLIENT_SECRET",
@@ -308,13 +331,7 @@ def _zoho_connection(
     problems: list[str],
     names: Mapping[str, str] | None = None,
 ) -> ZohoConnection | None:
-    def label(key: str) -> str:
-        return names[key] if names else f"{key} in {where}"
-
-    def text(key: str) -> str:
-        value = values.get(key, "")
-        return str(value).strip() if value is not None else ""
-
+    label, text = _Fields(values, where, names).pair()
     before = len(problems)
     for key in ("client_id", "client_secret", "refresh_token"):
         if not text(key):
@@ -379,13 +396,7 @@ def _zuora_connection(
     problems: list[str],
     names: Mapping[str, str] | None = None,
 ) -> ZuoraConnection | None:
-    def label(key: str) -> str:
-        return names[key] if names else f"{key} in {where}"
-
-    def text(key: str) -> str:
-        value = values.get(key, "")
-        return str(value).strip() if value is not None else ""
-
+    label, text = _Fields(values, where, names).pair()
     before = len(problems)
     for key in ("client_id", "client_secret"):
         if not text(key):
@@ -436,13 +447,7 @@ def _micro_connection(
     problems: list[str],
     names: Mapping[str, str] | None = None,
 ) -> MicroConnection | None:
-    def label(key: str) -> str:
-        return names[key] if names else f"{key} in {where}"
-
-    def text(key: str) -> str:
-        value = values.get(key, "")
-        return str(value).strip() if value is not None else ""
-
+    label, text = _Fields(values, where, names).pair()
     before = len(problems)
     if not text("api_key"):
         problems.append(f"{label('api_key')} is not set (needed for the Micro connection {name!r})")

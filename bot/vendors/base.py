@@ -132,6 +132,36 @@ class ResultFile:
         return os.path.getsize(self.path) if self.path else 0
 
 
+@dataclass(frozen=True)
+class SyncOptions:
+    """What the operator configured for one datasource sync (never from Slack text).
+
+    `user_name`/`password` are the datasource's own credentials and `schedule_id` picks one
+    of several sync intervals; all go into the sync call's CONFIG and nowhere else.
+    """
+
+    user_name: str | None = None
+    password: str | None = None
+    schedule_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"SyncOptions(user_name={'set' if self.user_name else None}, schedule_id=...)"
+
+
+class SyncVendor(Protocol):
+    """A vendor whose watches start by triggering something (a datasource sync) rather than
+    by naming a job. The poller calls `trigger` on a watch's first poll and `fetch` with the
+    previous snapshot afterwards (the baseline to compare against lives in its facts)."""
+
+    def trigger(self, ref: str, options: SyncOptions | None) -> JobSnapshot: ...
+
+    def fetch(self, ref: str, previous: JobSnapshot | None = None) -> JobSnapshot: ...
+
+    def results(self, ref: str, snapshot: JobSnapshot) -> Iterable[ResultFile]: ...
+
+    def check(self) -> str: ...
+
+
 class Vendor(Protocol):
     """One connection's client for one vendor. Built by `VendorSpec.build`."""
 
@@ -199,6 +229,7 @@ class VendorSpec:
     family: str
     rate_per_minute: float
     build: Callable[[Any, VendorContext], Vendor]
+    kind: str = "job"  # "job": watch a job id; "sync": trigger, then watch the outcome
 
 
 class RefError(ValueError):

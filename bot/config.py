@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.vendors.base import SyncOptions
 from bot.vendors.micro import DEFAULT_BASE_URL as MICRO_DEFAULT_URL
 from bot.vendors.micro import MicroConnection
 from bot.vendors.zoho_auth import ZOHO_DCS, ZohoConnection
 from bot.vendors.zuora import ZUORA_ENVS, ZuoraConnection
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
+SYNC_TARGET = re.compile(r"^[0-9]{1,20}/[0-9]{1,20}$")
 DEFAULT_CONNECTION = "default"
 
 
@@ -27,6 +31,31 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    """Slack users and channels allowed to do something (empty: nobody listed)."""
+
+    users: frozenset[str] = frozenset()
+    channels: frozenset[str] = frozenset()
+
+    def admits(self, user_id: str, channel_id: str | None) -> bool:
+        return user_id in self.users or (channel_id is not None and channel_id in self.channels)
+
+
+@dataclass(frozen=True)
+class SyncTarget:
+    """One datasource the operator set up for `/syncwatch sync` (credentials live here only)."""
+
+    workspace_id: str
+    datasource_id: str
+    connection: str = "default"
+    options: SyncOptions = SyncOptions()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.workspace_id}/{self.datasource_id}"
 
 
 @dataclass(frozen=True)
@@ -50,6 +79,9 @@ class Settings:
     zoho: Mapping[str, ZohoConnection] = field(default_factory=dict)
     zuora: Mapping[str, ZuoraConnection] = field(default_factory=dict)
     micro: Mapping[str, MicroConnection] = field(default_factory=dict)
+    syncs: Mapping[str, SyncTarget] = field(default_factory=dict)  # by "ws/ds"
+    sync_allow: Mapping[str, Allowlist] = field(default_factory=dict)  # by connection
+    admins: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
@@ -67,6 +99,14 @@ class Settings:
         """Named connections of one vendor family (`zoho`, later `zuora`, `micro`)."""
         return {"zoho": self.zoho, "zuora": self.zuora, "micro": self.micro}.get(family, {})
 
+    def may_sync(self, connection: str, user_id: str, channel_id: str) -> bool:
+        """Design §6 Permissions: no allowlist for the connection → anyone; else only the
+        listed users/channels (and admins)."""
+        allow = self.sync_allow.get(connection)
+        if allow is None or user_id in self.admins:
+            return True
+        return allow.admits(user_id, channel_id)
+
     def secrets(self) -> list[str]:
         """Every configured secret value, for redaction and for tests that grep for leaks."""
         found = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token]
@@ -75,6 +115,7 @@ class Settings:
         for zconn in self.zuora.values():
             found += [zconn.client_secret, zconn.client_id]
         found += [mconn.api_key for mconn in self.micro.values()]
+        found += [t.options.password for t in self.syncs.values() if t.options.password]
         return [s for s in found if s]
 
     def problems_for_run(self) -> list[str]:
@@ -134,6 +175,11 @@ class Settings:
             zoho=zoho,
             zuora=zuora,
             micro=micro,
+            syncs=_sync_targets(toml, config_path, problems),
+            sync_allow=_sync_allowlists(toml, config_path, problems),
+            admins=_slack_ids(
+                toml.get("admins", []), SLACK_USER, f"admins in {config_path}", problems
+            ),
         )
         if problems:
             raise ConfigError(problems)
@@ -468,3 +514,69 @@ def _micro_connection(
         base_url=base_url.rstrip("/") if base_url else MICRO_DEFAULT_URL,
         overridden=bool(base_url),
     )
+
+
+def _slack_ids(raw: Any, shape: re.Pattern[str], where: str, problems: list[str]) -> frozenset[str]:
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        problems.append(f"{where} must be a list of Slack ids")
+        return frozenset()
+    bad = [v for v in raw if not shape.match(v)]
+    if bad:
+        problems.append(f"{where}: {', '.join(map(repr, bad[:3]))} are not Slack ids")
+    return frozenset(v for v in raw if shape.match(v))
+
+
+def _sync_allowlists(
+    toml: Mapping[str, Any], config_path: str | None, problems: list[str]
+) -> dict[str, Allowlist]:
+    """`[sync_allow.<connection>] users = [...], channels = [...]`."""
+    table = toml.get("sync_allow", {})
+    if not isinstance(table, dict):
+        problems.append(f"[sync_allow] in {config_path} must be a table of connections")
+        return {}
+    found = {}
+    for name, section in table.items():
+        if not isinstance(section, dict):
+            problems.append(f"[sync_allow.{name}] in {config_path} must be a table")
+            continue
+        where = f"[sync_allow.{name}] in {config_path}"
+        found[name] = Allowlist(
+            users=_slack_ids(section.get("users", []), SLACK_USER, f"users of {where}", problems),
+            channels=_slack_ids(
+                section.get("channels", []), SLACK_CHANNEL, f"channels of {where}", problems
+            ),
+        )
+    return found
+
+
+def _sync_targets(
+    toml: Mapping[str, Any], config_path: str | None, problems: list[str]
+) -> dict[str, SyncTarget]:
+    """`[syncs."<ws>/<ds>"] connection, user_name, password, schedule_id`: datasource
+    credentials come from here only, never from Slack."""
+    table = toml.get("syncs", {})
+    if not isinstance(table, dict):
+        problems.append(f"[syncs] in {config_path} must be a table keyed by <ws>/<ds>")
+        return {}
+    found = {}
+    for key, section in table.items():
+        where = f'[syncs."{key}"] in {config_path}'
+        if not SYNC_TARGET.match(key) or not isinstance(section, dict):
+            problems.append(f"{where}: the key must be <workspace-id>/<datasource-id>, a table")
+            continue
+        fields = _Fields(section, where, None)
+        unknown = set(section) - {"connection", "user_name", "password", "schedule_id"}
+        if unknown:
+            problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        ws, ds = key.split("/")
+        found[key] = SyncTarget(
+            ws,
+            ds,
+            fields.text("connection") or DEFAULT_CONNECTION,
+            SyncOptions(
+                user_name=fields.text("user_name") or None,
+                password=fields.text("password") or None,
+                schedule_id=fields.text("schedule_id") or None,
+            ),
+        )
+    return found

@@ -12,6 +12,7 @@ from storage import Transition, Watch
 # Action ids: the verb; the button's value carries the watch id.
 WATCH_REFRESH = "watch.refresh"
 WATCH_STOP = "watch.stop"
+SYNC_RETRY = "sync.retry"
 
 MAX_BLOCKS = 50
 SECTION_LIMIT = 3000
@@ -150,10 +151,28 @@ def render_parent(watch: Watch, now: float) -> Message:
     blocks.append(context(" · ".join(meta)))
     if watch.status == "active":
         blocks.append(_actions(watch))
+    elif _is_sync(watch) and watch.status == "done" and watch.state == State.FAILED:
+        blocks.append(_retry_action(watch))
     text = f"{vendor_label(watch.vendor)} {watch.ref}: {label}"
     if watch.status in ("stopped", "paused"):
         text = f"{vendor_label(watch.vendor)} {watch.ref}: {watch.status}"
     return Message(esc(text), blocks)
+
+
+def _is_sync(watch: Watch) -> bool:
+    spec = lookup(watch.vendor)
+    return spec is not None and spec.kind == "sync"
+
+
+def _retry_action(watch: Watch) -> dict[str, Any]:
+    button = {
+        "type": "button",
+        "action_id": SYNC_RETRY,
+        "text": {"type": "plain_text", "text": "Retry sync"},
+        "value": watch.id,
+        "style": "primary",
+    }
+    return {"type": "actions", "elements": [button]}
 
 
 def _actions(watch: Watch) -> dict[str, Any]:

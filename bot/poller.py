@@ -153,7 +153,7 @@ class Poller:
             self._apply(watch, VendorError(f"{err} in syncwatch's config"))
             return
         try:
-            outcome: JobSnapshot | VendorError = vendor.fetch(watch.ref)
+            outcome: JobSnapshot | VendorError = self._ask(vendor, spec, watch)
         except VendorError as err:
             outcome = err
         uploads: list[dict[str, Any]] = []
@@ -163,7 +163,22 @@ class Poller:
             except TransientError as err:
                 # The files are the point of the watch: end it only once they are in hand.
                 outcome = err
-        self._apply(watch, outcome, uploads=uploads, min_interval=_min_interval(vendor))
+        triggered = watch.trigger_pending and isinstance(outcome, JobSnapshot)
+        self._apply(
+            watch,
+            outcome,
+            uploads=uploads,
+            min_interval=_min_interval(vendor),
+            extra={"trigger_pending": 0} if triggered else None,
+        )
+
+    def _ask(self, vendor: Any, spec: Any, watch: Watch) -> JobSnapshot:
+        """One vendor call: a job poll, or for a sync its trigger (first) or its outcome."""
+        if spec.kind != "sync":
+            return vendor.fetch(watch.ref)
+        if watch.trigger_pending:
+            return vendor.trigger(watch.ref, self.vendors.sync_options(watch.ref))
+        return vendor.fetch(watch.ref, JobSnapshot.from_json(watch.snapshot))
 
     def _result_uploads(self, vendor: Any, watch: Watch, snap: JobSnapshot) -> list[dict[str, Any]]:
         """Download (via the vendor) and describe the result files. TransientError
@@ -202,6 +217,7 @@ class Poller:
         *,
         uploads: list[dict[str, Any]] | None = None,
         min_interval: float | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         spec = lookup(watch.vendor)
         now = self.clock()
@@ -213,6 +229,8 @@ class Poller:
         if min_interval and next_at is not None and next_at < now + min_interval:
             # A connection with a small budget (Zuora API Sandbox) never polls faster.
             result = replace(result, changes={**result.changes, "next_poll_at": now + min_interval})
+        if extra:
+            result = replace(result, changes={**result.changes, **extra})
         kind = "ok" if isinstance(outcome, JobSnapshot) else type(outcome).__name__
         self._commit(watch, result, kind)
 

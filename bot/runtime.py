@@ -23,7 +23,7 @@ from bot.metrics import Metrics
 from bot.notifier import Notifier, build_slack_client
 from bot.poller import Poller
 from bot.service import Service
-from bot.vendors import VendorContext, build_http_client
+from bot.vendors import SyncOptions, VendorContext, build_http_client
 from bot.vendors.pool import VendorPool
 from storage import Store
 
@@ -62,7 +62,7 @@ class BotProcess:
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
             budget=MonthlyBudget(self.store, clock),
         )
-        self.vendors = VendorPool(settings.connections, ctx)
+        self.vendors = VendorPool(settings.connections, ctx, self._sync_options)
         self.slack = slack_client or build_slack_client(
             settings.slack_bot_token, settings.slack_api_url
         )
@@ -84,6 +84,10 @@ class BotProcess:
         self._server_thread: threading.Thread | None = None
         self._stop_serving = threading.Event()
         self._socket_handler: Any = None
+
+    def _sync_options(self, ref: str) -> SyncOptions | None:
+        target = self.settings.syncs.get(ref)
+        return target.options if target else None
 
     def _store_figures(self) -> tuple[dict[str, int], int, float]:
         backlog, age = self.store.outbox_backlog(self.clock())

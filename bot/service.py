@@ -18,6 +18,7 @@ from storage import ACTIVE, PAUSED, DuplicateWatchError, NewWatch, Store, Watch
 log = logging.getLogger(__name__)
 
 COMMAND = grammar.COMMAND
+SYNC_VENDOR = "zoho-analytics-sync"
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,12 @@ class Service:
         if isinstance(request, grammar.StopRequest):
             return self.stop(request.target_id, who)
         if isinstance(request, grammar.SyncRequest):
-            return blocks.render_notice(
-                ":construction: Datasource syncs aren't available in this version of syncwatch "
-                f"yet, so nothing was started. You can watch import jobs: `{COMMAND} help watch`."
-            )
+            return self.sync(request, who)
         raise TypeError(f"unhandled request {request!r}")
 
-    def create_watches(self, request: grammar.WatchRequest, who: Requester) -> blocks.Message:
+    def create_watches(
+        self, request: grammar.WatchRequest, who: Requester, *, trigger: bool = False
+    ) -> blocks.Message:
         spec = lookup(request.vendor)
         if spec is None:  # grammar only yields known vendors; a guard, not a path
             raise ValueError(f"unknown vendor {request.vendor}")
@@ -89,6 +89,7 @@ class Service:
                 team_id=who.team_id,
                 interval_s=interval,
                 deadline=now + self.policy.watch_timeout,
+                trigger=trigger,
             )
             for ref in request.refs
         ]
@@ -103,6 +104,66 @@ class Service:
         )
         self.on_change()
         return blocks.render_created(created)
+
+    def sync(self, request: grammar.SyncRequest, who: Requester) -> blocks.Message:
+        """Start a datasource sync: a watch whose first poll triggers it (no vendor call here:
+        the listener must ack fast)."""
+        spec = lookup(SYNC_VENDOR)
+        if spec is None:
+            return blocks.render_notice(
+                ":construction: Datasource syncs aren't available in this version, so nothing "
+                "was started."
+            )
+        ref = f"{request.workspace_id}/{request.datasource_id}"
+        target = self.settings.syncs.get(ref)
+        connection = request.connection
+        if target is not None and request.connection == "default":
+            connection = target.connection  # the operator tied this datasource to a connection
+        if target is not None and connection != target.connection:
+            return blocks.render_notice(
+                f":warning: Datasource `{ref}` is set up for connection `{target.connection}`, "
+                f"not `{blocks.esc(connection)}`. Nothing was started."
+            )
+        if not self.settings.may_sync(connection, who.user_id, who.channel_id):
+            return blocks.render_notice(
+                ":no_entry: You're not on the sync allowlist for this connection, so nothing "
+                "was started. Ask whoever runs syncwatch to add you (or this channel)."
+            )
+        if request.at is not None:
+            return blocks.render_notice(
+                ":construction: Scheduled syncs (`at …`) aren't available yet, so nothing was "
+                f"scheduled. Run it now with `{COMMAND} sync {ref}`."
+            )
+        return self.create_watches(
+            grammar.WatchRequest(spec.key, (ref,), connection), who, trigger=True
+        )
+
+    def retry_sync(self, watch_id: str, who: Requester) -> blocks.Message | None:
+        """The "Retry sync" button: run the same sync again in the same message and thread."""
+        watch = self.store.get_watch(watch_id)
+        spec = lookup(watch.vendor) if watch else None
+        if (
+            watch is None
+            or spec is None
+            or spec.kind != "sync"
+            or (watch.channel_id != who.channel_id)
+        ):
+            return blocks.render_notice(f"There's no sync `{blocks.esc(watch_id)}` here.")
+        if watch.requester_id != who.user_id and not self.settings.may_sync(
+            watch.connection, who.user_id, who.channel_id
+        ):
+            return blocks.render_notice(
+                ":no_entry: Only the person who started this sync or someone on the sync "
+                "allowlist can run it again."
+            )
+        now = self.clock()
+        if self.store.restart_sync(watch.id, who.user_id, now, now + self.policy.watch_timeout):
+            self.on_change()
+            return None
+        return blocks.render_notice(
+            f"Sync `{watch.id}` can't be retried now: it is still running, or another sync of "
+            "that datasource is running in this channel."
+        )
 
     def list_channel(self, channel_id: str) -> blocks.Message:
         watches = self.store.list_watches(channel_id=channel_id, statuses=(ACTIVE,))

@@ -119,5 +119,11 @@ def m004_request_budgets(db: Database) -> None:
     )
 
 
+@migrations()
+def m005_sync_watches(db: Database) -> None:
+    # A sync watch starts by triggering the sync (and does again after "Retry sync").
+    db["watches"].add_column("trigger_pending", int, not_null_default=0)
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)

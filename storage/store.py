@@ -61,6 +61,7 @@ class Watch:
     finished_at: float | None
     stopped_by: str | None
     pause_reason: str | None
+    trigger_pending: int = 0
 
     @classmethod
     def from_row(cls, row: dict[str, Any] | sqlite3.Row) -> Watch:
@@ -78,6 +79,7 @@ class NewWatch:
     interval_s: float
     deadline: float
     team_id: str | None = None
+    trigger: bool = False  # a sync: the first poll starts it
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ class Store:
                         "attempts": 0,
                         "polls": 0,
                         "deadline": draft.deadline,
+                        "trigger_pending": int(draft.trigger),
                     },
                     pk="id",
                 )
@@ -358,6 +361,37 @@ class Store:
             )
             draft = TransitionDraft(
                 event="stopped", from_state=current.state, to_state=current.state, actor=by
+            )
+            self._record(db, watch_id, draft, True, now)
+        return self.get_watch(watch_id)
+
+    def restart_sync(self, watch_id: str, by: str, now: float, deadline: float) -> Watch | None:
+        """ "Retry sync": make a finished sync watch active again, to trigger on its next
+        poll, in the same message and thread. None if it isn't a finished watch or the same
+        datasource is already being synced in that channel."""
+        with self.pool.immediate() as db:
+            current = self.get_watch(watch_id)
+            if current is None or current.status != DONE:
+                return None
+            if self.find_active(current.vendor, current.ref, current.channel_id) is not None:
+                return None
+            db["watches"].update(
+                watch_id,
+                {
+                    "status": ACTIVE,
+                    "trigger_pending": 1,
+                    "polls": 0,
+                    "attempts": 0,
+                    "last_error": None,
+                    "finished_at": None,
+                    "next_poll_at": now,
+                    "deadline": deadline,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            draft = TransitionDraft(
+                event="note", actor=by, note=f"<@{by}> asked to run the sync again."
             )
             self._record(db, watch_id, draft, True, now)
         return self.get_watch(watch_id)

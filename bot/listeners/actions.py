@@ -36,6 +36,13 @@ def register(app: App, service: Service) -> None:
         if notice is not None and body.get("response_url"):
             respond(**notice.as_kwargs(), response_type="ephemeral", replace_original=False)
 
+    @app.action(blocks.SYNC_RETRY)
+    def on_retry(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        notice = service.retry_sync(str(action.get("value", "")), _requester(body))
+        if notice is not None and body.get("response_url"):
+            respond(**notice.as_kwargs(), response_type="ephemeral", replace_original=False)
+
     @app.action(OURS)  # registered last: buttons from older releases still get their ack
     def on_stale(ack: Ack) -> None:
         ack()

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .base import Clock, Vendor, VendorContext, VendorSpec
+from .base import Clock, SyncOptions, Vendor, VendorContext, VendorSpec
 
 ConnectionLookup = Callable[[str], Mapping[str, Any]]
 
@@ -16,9 +16,15 @@ class UnknownConnectionError(LookupError):
 
 
 class VendorPool:
-    def __init__(self, connections: ConnectionLookup, ctx: VendorContext) -> None:
+    def __init__(
+        self,
+        connections: ConnectionLookup,
+        ctx: VendorContext,
+        sync_options: Callable[[str], SyncOptions | None] = lambda ref: None,
+    ) -> None:
         self._connections = connections
         self.ctx = ctx
+        self.sync_options = sync_options  # the operator's options for a "ws/ds" target
         self._clients: dict[tuple[str, str], Vendor] = {}
         self._lock = threading.Lock()
 

@@ -19,6 +19,8 @@ import httpx
 
 from bot.config import Settings
 from bot.runtime import BotProcess
+from bot.simulators.micro import MicroSimulator
+from bot.simulators.micro import steps_partial as micro_partial
 from bot.simulators.slack import FakeSlackAPI, Message
 from bot.simulators.zoho import ZohoSimulator, steps_failure, steps_success
 from bot.simulators.zuora import FILE_IDS, ZuoraSimulator, steps_failed, steps_two_batches
@@ -30,6 +32,7 @@ USERS = {
     "U0CAROL": "carol",
     "U0DANA": "dana",
     "U0ERIN": "erin",
+    "U0FRANK": "frank",
     "UBOT": "syncwatch",
 }
 SIGNING_SECRET = "demo-signing-secret"
@@ -40,6 +43,7 @@ INVOICES_CSV = (
     b"Invoice: Number,Invoice: Amount,Invoice: Status\n"
     b"INV-00017,1200.00,Posted\nINV-00018,310.50,Posted\nINV-00019,89.90,Draft\n"
 )
+MICRO_JOB = "imp_8QmZ2vK4tR"
 PAYMENTS_CSV = b"Payment: Number,Payment: Amount\nP-00301,1200.00\nP-00302,310.50\n"
 
 EMOJI = {
@@ -174,8 +178,10 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
         FakeSlackAPI() as slack,
         ZohoSimulator() as zoho,
         ZuoraSimulator() as zuora,
+        MicroSimulator() as micro,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        micro.add_job(MICRO_JOB, micro_partial(MICRO_JOB, polls_processing=2))
         zuora.add_job(AQUA_OK, steps_two_batches(AQUA_OK, records=(3, 2)))
         zuora.add_file(FILE_IDS[0], INVOICES_CSV)
         zuora.add_file(FILE_IDS[1], PAYMENTS_CSV)
@@ -206,6 +212,9 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             "ZUORA_CLIENT_ID": zuora.client_id,
             "ZUORA_CLIENT_SECRET": zuora.client_secret,
             "ZUORA_BASE_URL": zuora.url,
+            "MICRO_API_KEY": micro.api_key,
+            "MICRO_TEAM_ID": micro.team_id,
+            "MICRO_BASE_URL": micro.url,
         }
         settings = Settings.from_env(env)
         bot = BotProcess(settings)
@@ -214,10 +223,10 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
         port = bot.serve_http(background=True)
         term.say(term.style("syncwatch demo", "1"))
         term.say(
-            f"A local Slack stand-in and simulated Zoho Analytics and Zuora on 127.0.0.1; the "
-            f"bot is the real one, serving http://127.0.0.1:{port}/slack/events.\n"
-            f"Channel {CHANNEL_NAME}: alice and bob watch Zoho imports, dana and erin watch "
-            "Zuora queries, carol mistypes."
+            f"A local Slack stand-in and simulated Zoho Analytics, Zuora and Micro on "
+            f"127.0.0.1; the bot is the real one, serving http://127.0.0.1:{port}/slack/events."
+            f"\nChannel {CHANNEL_NAME}: alice and bob watch Zoho imports, dana and erin Zuora "
+            "queries, frank a Micro import; carol mistypes."
         )
         session = DemoSession(term, slack, f"http://127.0.0.1:{port}")
         try:
@@ -232,8 +241,10 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             time.sleep(pause)
             session.command("U0ERIN", f"watch aqua {AQUA_BAD}")
             time.sleep(pause)
+            session.command("U0FRANK", f"watch micro {MICRO_JOB}")
+            time.sleep(pause)
             session.command("U0CAROL", "watch zoho-analytic 12/34")
-            ok = _wait_for_outcomes(bot, timeout, expected=4)
+            ok = _wait_for_outcomes(bot, timeout, expected=5)
             time.sleep(0.3)  # let the last callbacks print
             _print_transcript(term, slack)
         finally:

@@ -205,7 +205,6 @@ def _parse_connection(options: dict[str, list[str]], example: str) -> str:
 PLANNED_VENDORS = {
     "zoho-crm": "Zoho CRM bulk write",
     "crm": "Zoho CRM bulk write",
-    "micro": "Micro Prism import",
 }
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bot.simulators.micro import MicroSimulator
 from bot.simulators.slack import FakeSlackAPI
 from bot.simulators.zoho import ZohoSimulator
 from bot.simulators.zuora import ZuoraSimulator
@@ -49,6 +50,12 @@ def zuora_sim() -> Iterator[ZuoraSimulator]:
         yield sim
 
 
+@pytest.fixture
+def micro_sim() -> Iterator[MicroSimulator]:
+    with MicroSimulator() as sim:
+        yield sim
+
+
 # -- the real app over HTTP, against the local fakes ------------------------------------------
 
 SIGNING_SECRET = "test-signing-secret"
@@ -59,11 +66,18 @@ def bot_env(
     fake_slack: FakeSlackAPI,
     zoho_sim: ZohoSimulator,
     zuora_sim: ZuoraSimulator | None = None,
+    micro_sim: MicroSimulator | None = None,
 ) -> dict[str, str]:
     """Environment for a bot that talks only to the local fakes."""
     extra = {}
+    if micro_sim is not None:
+        extra |= {
+            "MICRO_API_KEY": micro_sim.api_key,
+            "MICRO_TEAM_ID": micro_sim.team_id,
+            "MICRO_BASE_URL": micro_sim.url,
+        }
     if zuora_sim is not None:
-        extra = {
+        extra |= {
             "ZUORA_CLIENT_ID": zuora_sim.client_id,
             "ZUORA_CLIENT_SECRET": zuora_sim.client_secret,
             "ZUORA_BASE_URL": zuora_sim.url,

@@ -20,4 +20,7 @@ def test_demo_prints_the_channel_and_threads_and_succeeds():
     assert "📎 Payments.csv" in text and "INV-00017,1200.00,Posted" in text
     assert "❌ @erin Job failed" in text and "90029" in text
     transcript = text.split("as it reads now", 1)[1]
-    assert transcript.count("Asked by @") == 4  # one parent per watch, nothing doubled
+    assert (
+        "@frank Job completed with problems" in text and "micro-import-imp_8QmZ2vK4tR.csv" in text
+    )
+    assert transcript.count("Asked by @") == 5  # one parent per watch, nothing doubled

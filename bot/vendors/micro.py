@@ -2,7 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+
+from .base import (
+    AuthError,
+    JobNotFoundError,
+    JobSnapshot,
+    RateLimitedError,
+    RefError,
+    RequestRejectedError,
+    ResultFile,
+    State,
+    TransientError,
+    VendorContext,
+    VendorSpec,
+    parse_retry_after,
+    status_key,
+)
 
 DEFAULT_BASE_URL = "https://developers.micro.so"  # vendors.md §7.1: always set explicitly
 
@@ -20,3 +49,391 @@ class MicroConnection:
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         return f"MicroConnection(name={self.name!r}, base_url={self.base_url!r})"
+
+
+log = logging.getLogger(__name__)
+
+MONTHLY_LIMIT = 1000  # Micro beta: 1,000 requests a month per key (vendors.md §7.6)
+# (percent of the month's budget used, least seconds between polls, as said): the poller
+# never polls this key's jobs sooner than `min_interval`, so the budget lasts the month.
+_STEPS = ((95, 3600.0, "every hour"), (80, 900.0, "every 15 min"), (50, 300.0, "every 5 min"))
+_WARN_AT = 80  # percent: from here on the thread hears why polls slowed (vendors.md §7.6)
+_JOB = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_PROBE_JOB = "syncwatch-key-check"  # never an import id: check() expects Micro's 404
+_NOT_FOUND_HINT = (
+    "Micro keeps import jobs for 7 days and then answers 404; "
+    "check the job id and the team (MICRO_TEAM_ID, or write <team-id>/<job-id>)"
+)
+_MISSING_KEY = "Micro says the API key is missing (401): check MICRO_API_KEY"
+_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+_CACHE_SIZE = 64  # replies kept for results(): one results[] list can hold thousands of rows
+_seen_unknown: set[str] = set()
+_seen_lock = threading.Lock()
+Redact = Callable[[str], str]
+
+
+def parse_ref(text: str) -> str:
+    """Validate `<job-id>` or `<team-uuid>/<job-id>`; the canonical form lower-cases the team."""
+    cleaned = text.strip()
+    parts = cleaned.split("/")
+    team, job = (parts[0] if len(parts) == 2 else None), parts[-1]
+    team_ok = team is None or _UUID.fullmatch(team)
+    if len(parts) <= 2 and team_ok and _JOB.fullmatch(job):
+        return job if team is None else f"{team.lower()}/{job}"
+    if not cleaned:
+        why = "got nothing"
+    elif len(parts) > 2:
+        why = "at most one `/` allowed"
+    elif not team_ok:
+        why = "the team must be a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)"
+    elif len(job) > 128:
+        why = "job ids have at most 128 characters"
+    else:
+        why = "job ids use only letters, digits, `_` and `-`"
+    shown = cleaned[:60].replace("`", "'") + ("…" if len(cleaned) > 60 else "")
+    raise RefError(
+        f"`{shown}` is not a Micro Prism import job: expected {SPEC.ref_syntax}, {why} "
+        f"(e.g. {SPEC.example_ref})"
+    )
+
+
+def _count(value: object) -> int | None:
+    """A count from an int or a numeric string (§1.2.4); None when not a whole number."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _epoch(value: object) -> float | None:
+    """ISO 8601 (`2025-03-21T09:20:11.402Z`) → epoch seconds; None when unreadable."""
+    try:
+        when = dt.datetime.fromisoformat(_text(value).strip())
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def _day(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%d %b %Y").lstrip("0")
+
+
+def _rows(body: dict[str, Any]) -> list[Any] | None:
+    rows = body.get("results")
+    return rows if isinstance(rows, list) else None
+
+
+def _row_error(row: object) -> dict[str, Any] | None:
+    error = row.get("error") if isinstance(row, dict) else None
+    return error if isinstance(error, dict) and error else None
+
+
+def _complete_state(s: int | None, f: int | None, t: int | None) -> State:
+    """§7.3 with design.md §6 "No row succeeded": ok == 0 < total is failed, not partial."""
+    if s == 0 and ((t or 0) > 0 or (f or 0) > 0):
+        return State.FAILED
+    return State.PARTIAL if f else State.SUCCEEDED
+
+
+def snapshot_from(body: dict[str, Any], redact: Redact = str) -> JobSnapshot:
+    """Normalize one import-job reply (§7.3, §7.4); `redact` scrubs the vendor text we keep."""
+    raw = redact(" ".join(_text(body.get("status")).split()))[:80]
+    if not raw:
+        raise TransientError("Micro sent an import job reply without a status")
+    key, rows = status_key(raw), _rows(body)
+    s, f = _count(body.get("succeeded")), _count(body.get("failed"))
+    t, processed = _count(body.get("total")), _count(body.get("processed"))
+    if key == "complete" and rows is not None:  # counts missing: count the rows (§7.3)
+        f = sum(_row_error(r) is not None for r in rows) if f is None else f
+        s = len(rows) - f if s is None else s
+    if processed is None and s is not None and f is not None:
+        processed = s + f
+    progress = [("Processed", f"{processed:,} of {t:,}")] if None not in (processed, t) else []
+    progress += [(name, f"{n:,}") for name, n in (("Succeeded", s), ("Failed", f)) if n is not None]
+    names = ("created_at", "updated_at", "expires_at", "job_id")
+    facts = tuple((k, redact(_text(body.get(k)))) for k in names if _text(body.get(k)))
+    error_code = error_message = None
+    if key == "processing":
+        state = State.RUNNING
+    elif key == "complete":
+        state = _complete_state(s, f, t)
+        if f:
+            first = next((e for r in rows or () if (e := _row_error(r))), {})
+            said = " ".join(f"{_text(first.get('code'))}: {_text(first.get('message'))}".split())
+            first_text = f" (first: {redact(said)[:200]})" if first else ""
+            error_message = f"{f:,} row{'s' if f != 1 else ''} failed{first_text}"
+    elif key == "failed":
+        state = State.FAILED
+        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        error_code = redact(_text(error.get("code")).strip())[:80] or None
+        error_message = redact(_text(error.get("message")).strip()) or "Micro says it failed"
+    else:
+        state = State.UNKNOWN
+        with _seen_lock:  # once per value, not once per poll
+            first_time = key not in _seen_unknown
+            _seen_unknown.add(key)
+        if first_time:
+            log.warning("micro: unknown import status %r; polling on", raw)
+    return JobSnapshot(
+        state=state,
+        raw_status=raw,
+        progress=tuple(progress),
+        facts=facts,
+        error_code=error_code,
+        error_message=error_message,
+        expires_at=_epoch(body.get("expires_at")),
+    )
+
+
+def _safe_cell(value: str) -> str:
+    """Stop spreadsheets from running vendor text as a formula (CSV injection)."""
+    return "'" + value if value.startswith(_FORMULA_LEADS) else value
+
+
+def _flag(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else _text(value)
+
+
+def results_csv(rows: list[Any], redact: Redact = str) -> bytes:
+    """`position,id,created,existing,error_code,error_message`, one line per `results[]` entry."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["position", "id", "created", "existing", "error_code", "error_message"])
+    for position, row in enumerate(rows):
+        row = row if isinstance(row, dict) else {}
+        error = _row_error(row) or {}
+        cells = [_text(row.get("id")), _flag(row.get("created")), _flag(row.get("existing"))]
+        cells += [_text(error.get("code")), _text(error.get("message"))]
+        writer.writerow([str(position), *(_safe_cell(redact(c)) for c in cells)])
+    return buf.getvalue().encode("utf-8")
+
+
+class MicroImports:
+    """Client for one Micro API key's Prism import jobs (the `Vendor` protocol)."""
+
+    def __init__(
+        self, conn: MicroConnection, ctx: VendorContext, *, monthly_limit: int = MONTHLY_LIMIT
+    ) -> None:
+        self._conn = conn
+        self._ctx = ctx
+        self.monthly_limit = monthly_limit
+        # The tally lives in the database: key it by a digest, never by the API key itself.
+        self._budget_key = "micro:" + hashlib.sha256(conn.api_key.encode()).hexdigest()[:16]
+        # Per job: the last reply's results[] (rows live there, not in the snapshot) and expiry.
+        self._seen: OrderedDict[tuple[str, str], tuple[list[Any] | None, float | None]]
+        self._seen = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MicroImports(connection={self._conn.name!r})"
+
+    @property
+    def min_interval(self) -> float | None:
+        """The poller's lower bound for this key's polls: wider as the month's budget goes."""
+        step = self._step(self._ctx.budget.used(self._budget_key) if self._ctx.budget else 0)
+        return step[1] if step else None
+
+    def fetch(self, ref: str) -> JobSnapshot:
+        team, job = self._target(ref)
+        body, used = self._get(team, job)
+        snap = snapshot_from(body, self._redact)
+        with self._lock:
+            self._seen[(team, job)] = (_rows(body), snap.expires_at)
+            self._seen.move_to_end((team, job))
+            while len(self._seen) > _CACHE_SIZE:
+                self._seen.popitem(last=False)
+        return replace(snap, notice=self._notice(used))
+
+    def results(self, ref: str, snapshot: JobSnapshot) -> list[ResultFile]:
+        if not snapshot.state.terminal or status_key(snapshot.raw_status) not in _DONE:
+            return []
+        team, job = self._target(ref)
+        with self._lock:
+            seen = self._seen.pop((team, job), None)
+        # Not cached (e.g. after a restart): ask once more; that spends one request.
+        rows = seen[0] if seen is not None else _rows(self._get(team, job)[0])
+        name, title = f"micro-import-{job}.csv", f"Import results for {job}"
+        if not rows:
+            return [ResultFile(name, title, note="Micro returned no per-row results for this job.")]
+        failed = sum(_row_error(r) is not None for r in rows)
+        comment = f"{len(rows):,} rows: {len(rows) - failed:,} succeeded, {failed:,} failed"
+        return [ResultFile(name, title, comment, content=results_csv(rows, self._redact))]
+
+    def check(self) -> str:
+        team = self._team(None)
+        try:  # a made-up id: a 404 means Micro accepted the key for this team
+            _, used = self._get(team, _PROBE_JOB)
+        except JobNotFoundError:
+            used = self._ctx.budget.used(self._budget_key) if self._ctx.budget else None
+        line = f"Micro: API key accepted for team {team} at {self._conn.base_url}"
+        if used is None:
+            return line
+        return f"{line}; {used:,} of {self.monthly_limit:,} requests used this month"
+
+    # --- budget ---------------------------------------------------------------------------
+
+    def _step(self, used: int) -> tuple[int, float, str] | None:
+        return next((s for s in _STEPS if used * 100 >= self.monthly_limit * s[0]), None)
+
+    def _notice(self, used: int | None) -> str | None:
+        # Worded per step, never with the live count: the thread hears each step once.
+        step = self._step(used) if used is not None else None
+        if step is None or step[0] < _WARN_AT or self._ctx.budget is None:
+            return None
+        return (
+            f"Heads-up: this Micro API key has used over {step[0]} % of its "
+            f"{self.monthly_limit:,} requests this month; I'm checking less often ({step[2]}) "
+            f"so the budget lasts until it resets on {_day(self._ctx.budget.month_ends_at())}."
+        )
+
+    def _spend(self) -> int | None:
+        """Count one request before it is sent; refuse when the month's budget is gone."""
+        budget, limit = self._ctx.budget, self.monthly_limit
+        if budget is None:
+            return None
+        if budget.used(self._budget_key) < limit:
+            used = budget.spend(self._budget_key)
+            if used <= limit:  # else a sibling watch took the last one meanwhile
+                return used
+        ends = budget.month_ends_at()
+        raise RateLimitedError(
+            f"Micro's monthly request budget for this key is used up ({limit:,}/{limit:,}); "
+            f"checks resume {_day(ends)}",
+            code="monthly-budget",
+            retry_after=max(0.0, ends - self._ctx.clock()),
+            notice=(
+                f"Micro's monthly request budget for this API key is used up ({limit:,} of "
+                f"{limit:,} requests), so I can't check this import again until it resets on "
+                f"{_day(ends)}. The import itself is unaffected: it keeps running at Micro."
+            ),
+        )
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    def _team(self, team: str | None) -> str:
+        team = (team or self._conn.team_id or "").strip().lower()
+        if not team:
+            raise RequestRejectedError("no team: set MICRO_TEAM_ID or write <team-id>/<job-id>")
+        if not _UUID.fullmatch(team):
+            raise RequestRejectedError("MICRO_TEAM_ID is not a team UUID")
+        return team
+
+    def _target(self, ref: str) -> tuple[str, str]:
+        team, _, job = parse_ref(ref).rpartition("/")  # re-validated before it nears a path
+        return self._team(team or None), job
+
+    def _redact(self, text: str) -> str:
+        """Vendor text is quoted to users; make sure it can't carry the API key along."""
+        key = self._conn.api_key
+        return text.replace(key, "[redacted]") if key else text
+
+    def _get(self, team: str, job: str) -> tuple[dict[str, Any], int | None]:
+        used = self._spend()
+        url = f"{self._conn.base_url.rstrip('/')}/v2/prism/{team}/imports/{job}"
+        try:
+            response = self._ctx.http.get(url, headers={"x-api-key": self._conn.api_key})
+        except httpx.TimeoutException as exc:
+            raise TransientError("Micro did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(f"could not reach Micro ({type(exc).__name__})") from exc
+        return self._read(response, team, job), used
+
+    def _read(self, response: httpx.Response, team: str, job: str) -> dict[str, Any]:
+        """The JSON object of a usable reply; every other outcome becomes its error (§7.6)."""
+        status, headers, code = response.status_code, response.headers, str(response.status_code)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else None
+        text = self._redact(" ".join(_text(body.get("message")).split()))[:300] if body else ""
+        said = f": {text}" if text else ""
+        # Micro's SDK retry hint: on a 4xx we would retry, `false` makes it a verdict.
+        final = headers.get("x-should-retry", "").strip().lower() == "false"
+        if 300 <= status < 400:  # never followed: x-api-key must not travel to another host
+            target = self._redact(_location_host(response))
+            raise RequestRejectedError(
+                f"Micro ({response.request.url.host}) answered with a redirect (HTTP {status}) "
+                f"to {target}; not followed: check MICRO_BASE_URL",
+                code=code,
+            )
+        if status == 401:
+            raise AuthError(_MISSING_KEY, code=code)
+        if status == 403:
+            raise AuthError(
+                "Micro refused the API key (403): it is invalid, revoked, or has no access to "
+                f"team {team}",
+                code=code,
+            )
+        if status == 404:
+            with self._lock:
+                expires, now = self._seen.get((team, job), (None, None))[1], self._ctx.clock()
+            gone = f" (it expired on {_day(expires)})" if expires and expires <= now else ""
+            raise JobNotFoundError(
+                f"Micro does not know import job {job} in team {team} (404){gone}",
+                code=code,
+                hint=_NOT_FOUND_HINT,
+            )
+        if final and status in (408, 409, 429):
+            raise RequestRejectedError(
+                f"Micro refused the request (HTTP {status}{said}) and marked it not worth "
+                "retrying (x-should-retry: false)",
+                code=code,
+            )
+        if status == 429:
+            try:  # retry-after-ms is the more precise of the two when both are sent
+                wait: float | None = max(0.0, float(headers["retry-after-ms"]) / 1000)
+            except (KeyError, ValueError):
+                wait = parse_retry_after(headers.get("retry-after"), self._ctx.clock())
+            raise RateLimitedError(f"Micro rate limit (429{said})", code=code, retry_after=wait)
+        if status >= 500 or status in (408, 409):
+            # Says nothing about the job, and we never retry at once anyway: poll on as
+            # scheduled, but show that Micro asked not to retry.
+            note = "; Micro asked not to retry it at once" if final else ""
+            raise TransientError(f"Micro answered HTTP {status}{said}{note}", code=code)
+        if status >= 400:
+            raise RequestRejectedError(
+                f"Micro rejected the request (HTTP {status}{said})", code=code
+            )
+        if body is None:
+            kind = headers.get("content-type", "").split(";")[0].strip()[:40]
+            detail = (kind or "no type") if response.content else "empty body"
+            raise TransientError(f"Micro sent an unreadable reply (HTTP {status}, {detail})")
+        return body
+
+
+_DONE = ("complete", "failed")  # the raw statuses whose replies may carry results[]
+
+
+def _location_host(response: httpx.Response) -> str:
+    """The redirect target's host, for the message only (it is never requested)."""
+    try:
+        host = httpx.URL(response.headers.get("location", "")).host
+    except (httpx.InvalidURL, ValueError):
+        host = ""
+    return re.sub(r"[^A-Za-z0-9.:\[\]-]", "", host)[:80] or response.request.url.host
+
+
+SPEC = VendorSpec(
+    key="micro",
+    aliases=("prism", "micro-prism"),
+    label="Micro Prism import",
+    ref_syntax="[<team-id>/]<job-id>",
+    example_ref="imp_8QmZ2vK4tR",
+    parse_ref=parse_ref,
+    schedule=((0, 60), (600, 300), (3600, 600)),
+    floor=60,
+    ceiling=600,
+    family="micro",
+    rate_per_minute=600,
+    build=lambda conn, ctx: MicroImports(conn, ctx),
+)

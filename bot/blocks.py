@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.grammar import COMMAND, HELP_TOPICS, CommandError
 from bot.vendors import SPECS, JobSnapshot, State, lookup
-from storage import Transition, Watch
+from storage import Schedule, Transition, Watch
 
 # Action ids: the verb; the button's value carries the watch id.
 WATCH_REFRESH = "watch.refresh"
@@ -367,10 +367,17 @@ def render_duplicate(existing: Watch, parent_ts: str | None) -> Message:
     return Message(text)
 
 
-def render_list(watches: list[Watch], now: float) -> Message:
-    if not watches:
-        text = f"No active watches in this channel. Start one with `{COMMAND} watch …`."
+def render_list(
+    watches: list[Watch], now: float, schedules: list[Schedule] | None = None
+) -> Message:
+    schedules = schedules or []
+    if not watches and not schedules:
+        text = (
+            f"No active watches or schedules in this channel. Start one with `{COMMAND} watch …`."
+        )
         return Message(text)
+    if not watches:
+        return Message("Schedules in this channel", _schedule_blocks(schedules))
     lines = []
     for w in watches[:40]:
         emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
@@ -383,7 +390,22 @@ def render_list(watches: list[Watch], now: float) -> Message:
     header = f"*Active watches in this channel ({len(watches)})*"
     chunks = ["\n".join(lines[i : i + 10]) for i in range(0, len(lines), 10)]
     blocks = [section(header)] + [section(chunk) for chunk in chunks]
+    blocks += _schedule_blocks(schedules)
     return Message(f"{len(watches)} active watches in this channel", blocks)
+
+
+def _schedule_blocks(schedules: list[Schedule]) -> list[dict[str, Any]]:
+    if not schedules:
+        return []
+    lines = [
+        f":calendar: `{s.id}` {esc(vendor_label(s.vendor))} `{esc(s.ref)}` — `{esc(s.cron)}` "
+        f"({esc(s.tz)}), next {slack_date(s.next_run_at) if s.next_run_at else 'never'}, "
+        f"set by <@{s.requester_id}>"
+        for s in schedules[:20]
+    ]
+    if len(schedules) > 20:
+        lines.append(f"…and {len(schedules) - 20} more.")
+    return [section(f"*Schedules in this channel ({len(schedules)})*\n" + "\n".join(lines))]
 
 
 def render_notice(text: str) -> Message:

@@ -76,6 +76,7 @@ class BotProcess:
             on_change=self.notifier.wake,
             metrics=self.metrics,
         )
+        self.service.on_schedules_changed = self.poller.load_schedules
         self.app = create_app(
             settings, self.service, client=self.slack, metrics=self.metrics, authorize=authorize
         )

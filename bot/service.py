@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from bot import blocks, grammar, lifecycle
 from bot.config import Settings
+from bot.poller import next_run, parse_schedule
 from bot.vendors import lookup
 from storage import ACTIVE, PAUSED, DuplicateWatchError, NewWatch, Store, Watch
 
@@ -41,6 +42,7 @@ class Service:
         self.settings = settings
         self.clock = clock
         self.on_change = on_change  # wakes the notifier after a commit
+        self.on_schedules_changed: Callable[[], None] = lambda: None  # reloads cron jobs
         self.policy = lifecycle.PollPolicy(settings.poll_interval, settings.watch_timeout)
 
     def handle(self, request: grammar.Request, who: Requester) -> blocks.Message:
@@ -130,12 +132,41 @@ class Service:
                 "was started. Ask whoever runs syncwatch to add you (or this channel)."
             )
         if request.at is not None:
-            return blocks.render_notice(
-                ":construction: Scheduled syncs (`at …`) aren't available yet, so nothing was "
-                f"scheduled. Run it now with `{COMMAND} sync {ref}`."
-            )
+            return self._schedule(spec.key, ref, connection, request, who)
         return self.create_watches(
             grammar.WatchRequest(spec.key, (ref,), connection), who, trigger=True
+        )
+
+    def _schedule(
+        self, vendor: str, ref: str, connection: str, request: grammar.SyncRequest, who: Requester
+    ) -> blocks.Message:
+        try:
+            cron, tz = parse_schedule(request.at or "", request.tz)
+        except ValueError as err:
+            return blocks.render_notice(
+                f":warning: {blocks.esc(str(err))}. Nothing was scheduled. Example: "
+                f"`{COMMAND} sync {ref} at 06:30 tz Europe/Berlin`."
+            )
+        now = self.clock()
+        draft = NewWatch(
+            vendor=vendor,
+            ref=ref,
+            connection=connection,
+            channel_id=who.channel_id,
+            requester_id=who.user_id,
+            team_id=who.team_id,
+            interval_s=0,
+            deadline=0,
+        )
+        schedule = self.store.create_schedule(draft, cron, tz, next_run(cron, tz, now), now)
+        log.info(
+            "schedule %s created: %s %s (%s) in %s", schedule.id, ref, cron, tz, who.channel_id
+        )
+        self.on_schedules_changed()
+        return blocks.render_notice(
+            f":calendar: Scheduled `{ref}` as `{schedule.id}`: `{cron}` ({tz}). Next run "
+            f"{blocks.slack_date(schedule.next_run_at or now)}. Each run gets its own message "
+            f"here; stop with `{COMMAND} stop {schedule.id}`."
         )
 
     def retry_sync(self, watch_id: str, who: Requester) -> blocks.Message | None:
@@ -167,13 +198,17 @@ class Service:
 
     def list_channel(self, channel_id: str) -> blocks.Message:
         watches = self.store.list_watches(channel_id=channel_id, statuses=(ACTIVE,))
-        return blocks.render_list(watches, self.clock())
+        schedules = self.store.list_schedules(channel_id=channel_id)
+        return blocks.render_list(watches, self.clock(), schedules)
 
     def stop(
         self, watch_id: str, who: Requester | None, *, by: str | None = None
     ) -> blocks.Message:
-        """Stop a watch from the command or the button. Only from the watch's own channel."""
+        """Stop a watch (or a schedule) from the command or the button. Only from its own
+        channel."""
         user = by or (who.user_id if who else "")
+        if watch_id.startswith("s"):
+            return self._stop_schedule(watch_id, user, who)
         watch = self.store.get_watch(watch_id)
         if watch is None or (who is not None and watch.channel_id != who.channel_id):
             return blocks.render_notice(
@@ -196,6 +231,22 @@ class Service:
 
     def watches_for_user(self, user_id: str) -> list[Watch]:
         return self.store.list_watches(requester_id=user_id, statuses=None, limit=60)
+
+    def _stop_schedule(self, schedule_id: str, user: str, who: Requester | None) -> blocks.Message:
+        schedule = self.store.get_schedule(schedule_id)
+        if schedule is None or (who is not None and schedule.channel_id != who.channel_id):
+            return blocks.render_notice(
+                f":warning: There's no schedule `{blocks.esc(schedule_id)}` in this channel. "
+                f"`{COMMAND} list` shows the ones here."
+            )
+        if self.store.stop_schedule(schedule.id, user, self.clock()) is None:
+            return blocks.render_notice(f"Schedule `{schedule.id}` is already stopped.")
+        log.info("schedule %s stopped by %s", schedule.id, user)
+        self.on_schedules_changed()
+        return blocks.render_notice(
+            f":octagonal_sign: Stopped schedule `{schedule.id}` (`{schedule.ref}`, "
+            f"`{schedule.cron}` {schedule.tz}). A sync already running is not touched."
+        )
 
     def refresh(self, watch_id: str, who: Requester) -> blocks.Message | None:
         """Poll at the next tick (the vendor's rate limit still applies)."""

@@ -125,5 +125,30 @@ def m005_sync_watches(db: Database) -> None:
     db["watches"].add_column("trigger_pending", int, not_null_default=0)
 
 
+@migrations()
+def m006_schedules(db: Database) -> None:
+    db["schedules"].create(
+        {
+            "id": str,
+            "vendor": str,
+            "ref": str,
+            "connection": str,
+            "team_id": str,
+            "channel_id": str,
+            "requester_id": str,
+            "cron": str,  # 5-field crontab, read in `tz`
+            "tz": str,
+            "status": str,  # active | stopped
+            "next_run_at": float,  # updated in the transaction that records a run
+            "last_run_at": float,
+            "created_at": float,
+            "stopped_by": str,
+        },
+        pk="id",
+        not_null={"vendor", "ref", "connection", "channel_id", "requester_id", "cron", "status"},
+    )
+    db["schedules"].create_index(["channel_id", "status"])
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)

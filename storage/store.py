@@ -160,6 +160,28 @@ class OutboxRow:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    id: str
+    vendor: str
+    ref: str
+    connection: str
+    team_id: str | None
+    channel_id: str
+    requester_id: str
+    cron: str
+    tz: str
+    status: str
+    next_run_at: float | None
+    last_run_at: float | None
+    created_at: float
+    stopped_by: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Schedule:
+        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
 class ParentRef:
     watch_id: str
     channel_id: str
@@ -603,6 +625,97 @@ class Store:
         """The parent was deleted in Slack: the next parent row posts a new one."""
         with self.pool.immediate() as db:
             db.execute("DELETE FROM slack_messages WHERE watch_id = ?", [watch_id])
+
+    # -- schedules -------------------------------------------------------------------------
+
+    def create_schedule(
+        self, draft: NewWatch, cron: str, tz: str, next_run_at: float, now: float
+    ) -> Schedule:
+        with self.pool.immediate() as db:
+            schedule_id = self._new_id(db, "s", "schedules")
+            db["schedules"].insert(
+                {
+                    "id": schedule_id,
+                    "vendor": draft.vendor,
+                    "ref": draft.ref,
+                    "connection": draft.connection,
+                    "team_id": draft.team_id,
+                    "channel_id": draft.channel_id,
+                    "requester_id": draft.requester_id,
+                    "cron": cron,
+                    "tz": tz,
+                    "status": ACTIVE,
+                    "next_run_at": next_run_at,
+                    "created_at": now,
+                },
+                pk="id",
+            )
+        found = self.get_schedule(schedule_id)
+        assert found is not None
+        return found
+
+    def get_schedule(self, schedule_id: str) -> Schedule | None:
+        rows = self._rows("SELECT * FROM schedules WHERE id = ?", [schedule_id])
+        return Schedule.from_row(rows[0]) if rows else None
+
+    def list_schedules(
+        self,
+        *,
+        channel_id: str | None = None,
+        requester_id: str | None = None,
+        statuses: Sequence[str] | None = (ACTIVE,),
+    ) -> list[Schedule]:
+        where, params = [], []
+        for column, value in (("channel_id", channel_id), ("requester_id", requester_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if statuses:
+            where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(statuses)
+        sql = "SELECT * FROM schedules" + (" WHERE " + " AND ".join(where) if where else "")
+        return [Schedule.from_row(r) for r in self._rows(sql + " ORDER BY id", params)]
+
+    def stop_schedule(self, schedule_id: str, by: str, now: float) -> Schedule | None:
+        with self.pool.immediate() as db:
+            current = self.get_schedule(schedule_id)
+            if current is None or current.status != ACTIVE:
+                return None
+            db["schedules"].update(
+                schedule_id, {"status": STOPPED, "stopped_by": by, "next_run_at": None}
+            )
+        return self.get_schedule(schedule_id)
+
+    def record_schedule_run(
+        self,
+        schedule_id: str,
+        due_at: float,
+        next_run_at: float,
+        draft: NewWatch,
+        note: str | None,
+        now: float,
+    ) -> Watch | None:
+        """Start the run due at `due_at` and move the schedule to `next_run_at`, in one
+        transaction. A run already recorded (its due time has passed on) returns None, so a
+        restart or a double fire never doubles a run."""
+        with self.pool.immediate() as db:
+            current = self.get_schedule(schedule_id)
+            if current is None or current.status != ACTIVE or current.next_run_at != due_at:
+                return None
+            db["schedules"].update(schedule_id, {"next_run_at": next_run_at, "last_run_at": now})
+            running = self.find_active(draft.vendor, draft.ref, draft.channel_id)
+            if running is not None:  # still syncing from before: say so where people look
+                skipped = TransitionDraft(
+                    event="note",
+                    note=f"Schedule {schedule_id}'s next run was skipped: this sync is still "
+                    "running.",
+                )
+                self._record(db, running.id, skipped, False, now)
+                return None
+            (watch,) = self.create_watches([draft], now)
+            if note:
+                self._record(db, watch.id, TransitionDraft(event="note", note=note), False, now)
+            return watch
 
     # -- request budgets -------------------------------------------------------------------
 

@@ -595,7 +595,7 @@ def test_created_names_each_watch_and_how_to_stop() -> None:
 
 def test_empty_list_says_how_to_start() -> None:
     message = render_list([], T0)
-    assert "No active watches in this channel" in message.text
+    assert "No active watches or schedules in this channel" in message.text
     assert not message.blocks
 
 

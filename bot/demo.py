@@ -23,6 +23,7 @@ from bot.simulators.micro import MicroSimulator
 from bot.simulators.micro import steps_partial as micro_partial
 from bot.simulators.slack import FakeSlackAPI, Message
 from bot.simulators.zoho import ZohoSimulator, steps_failure, steps_success
+from bot.simulators.zoho_crm import ZohoCrmSimulator, sample_result_csv, steps_with_skips
 from bot.simulators.zuora import FILE_IDS, ZuoraSimulator, steps_failed, steps_two_batches
 
 CHANNEL, CHANNEL_NAME = "C0DEMO", "#revops-imports"
@@ -33,6 +34,7 @@ USERS = {
     "U0DANA": "dana",
     "U0ERIN": "erin",
     "U0FRANK": "frank",
+    "U0GINA": "gina",
     "UBOT": "syncwatch",
 }
 SIGNING_SECRET = "demo-signing-secret"
@@ -44,6 +46,7 @@ INVOICES_CSV = (
     b"INV-00017,1200.00,Posted\nINV-00018,310.50,Posted\nINV-00019,89.90,Draft\n"
 )
 MICRO_JOB = "imp_8QmZ2vK4tR"
+CRM_JOB = "6120045000001938011"
 PAYMENTS_CSV = b"Payment: Number,Payment: Amount\nP-00301,1200.00\nP-00302,310.50\n"
 
 EMOJI = {
@@ -179,8 +182,10 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
         ZohoSimulator() as zoho,
         ZuoraSimulator() as zuora,
         MicroSimulator() as micro,
+        ZohoCrmSimulator(zoho=zoho) as crm,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        crm.add_job(CRM_JOB, steps_with_skips(CRM_JOB, crm.add_zip("result", sample_result_csv())))
         micro.add_job(MICRO_JOB, micro_partial(MICRO_JOB, polls_processing=2))
         zuora.add_job(AQUA_OK, steps_two_batches(AQUA_OK, records=(3, 2)))
         zuora.add_file(FILE_IDS[0], INVOICES_CSV)
@@ -209,6 +214,7 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             "ZOHO_ACCOUNTS_URL": zoho.url,
             "ZOHO_ANALYTICS_API_URL": zoho.url,
             "ZOHO_ANALYTICS_ORG_ID": zoho.org_id,
+            "ZOHO_CRM_API_URL": crm.root,
             "ZUORA_CLIENT_ID": zuora.client_id,
             "ZUORA_CLIENT_SECRET": zuora.client_secret,
             "ZUORA_BASE_URL": zuora.url,
@@ -223,10 +229,10 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
         port = bot.serve_http(background=True)
         term.say(term.style("syncwatch demo", "1"))
         term.say(
-            f"A local Slack stand-in and simulated Zoho Analytics, Zuora and Micro on "
+            f"A local Slack stand-in and simulated Zoho Analytics, Zoho CRM, Zuora and Micro on "
             f"127.0.0.1; the bot is the real one, serving http://127.0.0.1:{port}/slack/events."
             f"\nChannel {CHANNEL_NAME}: alice and bob watch Zoho imports, dana and erin Zuora "
-            "queries, frank a Micro import; carol mistypes."
+            "queries, frank a Micro import, gina a CRM bulk write; carol mistypes."
         )
         session = DemoSession(term, slack, f"http://127.0.0.1:{port}")
         try:
@@ -243,8 +249,10 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             time.sleep(pause)
             session.command("U0FRANK", f"watch micro {MICRO_JOB}")
             time.sleep(pause)
+            session.command("U0GINA", f"watch crm {CRM_JOB}")
+            time.sleep(pause)
             session.command("U0CAROL", "watch zoho-analytic 12/34")
-            ok = _wait_for_outcomes(bot, timeout, expected=5)
+            ok = _wait_for_outcomes(bot, timeout, expected=6)
             time.sleep(0.3)  # let the last callbacks print
             _print_transcript(term, slack)
         finally:

@@ -201,24 +201,10 @@ def _parse_connection(options: dict[str, list[str]], example: str) -> str:
     return values[0].lower()
 
 
-# Vendors of the design that this version can't watch yet: say so instead of "unknown".
-PLANNED_VENDORS = {
-    "zoho-crm": "Zoho CRM bulk write",
-    "crm": "Zoho CRM bulk write",
-}
-
-
 def _vendor(name: str) -> VendorSpec:
     spec = lookup(name)
     if spec is not None:
         return spec
-    planned = PLANNED_VENDORS.get(name.lower())
-    if planned:
-        raise CommandError(
-            f"{planned} jobs can't be watched by this version of syncwatch yet. "
-            f"Supported now: {', '.join(f'`{s.key}`' for s in SPECS.values())}.",
-            _first_example(),
-        )
     names = sorted({n for s in SPECS.values() for n in (s.key, *s.aliases)})
     guess = difflib.get_close_matches(name.lower(), names, n=1)
     hint = f" Did you mean `{guess[0]}`?" if guess else ""

@@ -15,6 +15,7 @@ import pytest
 from bot.simulators.micro import MicroSimulator
 from bot.simulators.slack import FakeSlackAPI
 from bot.simulators.zoho import ZohoSimulator
+from bot.simulators.zoho_crm import ZohoCrmSimulator
 from bot.simulators.zuora import ZuoraSimulator
 from storage import Store
 from tests.fakes import FakeClock
@@ -51,6 +52,12 @@ def zuora_sim() -> Iterator[ZuoraSimulator]:
 
 
 @pytest.fixture
+def crm_sim(zoho_sim) -> Iterator[ZohoCrmSimulator]:
+    with ZohoCrmSimulator(zoho=zoho_sim) as sim:
+        yield sim
+
+
+@pytest.fixture
 def micro_sim() -> Iterator[MicroSimulator]:
     with MicroSimulator() as sim:
         yield sim
@@ -67,9 +74,10 @@ def bot_env(
     zoho_sim: ZohoSimulator,
     zuora_sim: ZuoraSimulator | None = None,
     micro_sim: MicroSimulator | None = None,
+    crm_sim: ZohoCrmSimulator | None = None,
 ) -> dict[str, str]:
     """Environment for a bot that talks only to the local fakes."""
-    extra = {}
+    extra = {"ZOHO_CRM_API_URL": crm_sim.root} if crm_sim is not None else {}
     if micro_sim is not None:
         extra |= {
             "MICRO_API_KEY": micro_sim.api_key,

@@ -23,4 +23,5 @@ def test_demo_prints_the_channel_and_threads_and_succeeds():
     assert (
         "@frank Job completed with problems" in text and "micro-import-imp_8QmZ2vK4tR.csv" in text
     )
-    assert transcript.count("Asked by @") == 5  # one parent per watch, nothing doubled
+    assert "@gina Job completed with problems" in text and "MANDATORY_NOT_FOUND ×5" in text
+    assert transcript.count("Asked by @") == 6  # one parent per watch, nothing doubled

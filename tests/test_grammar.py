@@ -8,7 +8,6 @@ import pytest
 
 from bot.grammar import (
     COMMAND,
-    PLANNED_VENDORS,
     CommandError,
     HelpRequest,
     ListRequest,
@@ -157,19 +156,6 @@ def test_unknown_vendor_without_a_close_name_lists_the_supported_ones() -> None:
     err = error_for("watch salesforce 1/2")
     assert "Did you mean" not in err.message
     assert "`zoho-analytics`" in err.message
-    assert_example_works(err)
-
-
-PLANNED = sorted(PLANNED_VENDORS) + [v.upper() for v in sorted(PLANNED_VENDORS)[:1]]
-
-
-@pytest.mark.parametrize("vendor", PLANNED or ["-"])
-def test_planned_vendor_is_named_as_not_yet_watchable(vendor: str) -> None:
-    if vendor == "-":
-        pytest.skip("every vendor of the design is supported")
-    err = error_for(f"watch {vendor} 2c92c0f96abc12345678901234567890")
-    assert "can't be watched by this version" in err.message
-    assert "Unknown vendor" not in err.message
     assert_example_works(err)
 
 

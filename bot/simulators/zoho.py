@@ -80,6 +80,12 @@ class ZohoSimulator(LocalServer):
         with self._lock:
             return self._polls.get((ws, job), 0)
 
+    def token_valid(self, token: str) -> bool:
+        """Whether this simulator minted `token` and hasn't revoked it (sibling simulators
+        of the same Zoho account ask this)."""
+        with self._lock:
+            return token in self._valid_tokens
+
     def revoke_tokens(self) -> None:
         """Invalidate every access token minted so far; the next poll gets 8535."""
         with self._lock:

@@ -525,3 +525,20 @@ def test_redacting_filter_cleans_tracebacks_too() -> None:
     RedactingFilter(["test-refresh-secret-value"]).filter(record)
     assert "test-refresh-secret-value" not in (record.exc_text or "")
     assert "[redacted]" in record.exc_text
+
+
+def test_the_readme_example_config_is_valid(tmp_path) -> None:
+    """The TOML example in the README stays true."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("\n```", 1)[0]
+    path = tmp_path / "syncwatch.toml"
+    path.write_text(example)
+    settings = Settings.from_env({"SYNCWATCH_CONFIG": str(path)})
+    assert settings.admins == frozenset({"U0OPS"})
+    assert set(settings.zoho) == {"eu-team"} and set(settings.zuora) == {"emea"}
+    assert set(settings.micro) == {"research"}
+    assert settings.may_sync("default", "U0ALICE", "C9") and not settings.may_sync(
+        "default", "U0BOB", "C9"
+    )

@@ -233,20 +233,24 @@ def render_reply(watch: Watch, transition: Transition) -> Message:
         )
         return _reply(text)
     if transition.event == "note":
-        return _reply(esc(transition.note or ""))
+        who = f"<@{transition.actor}> " if transition.actor else ""
+        return _reply(who + esc(transition.note or ""))
 
     detail = _error_detail(transition)
+    noun = "Sync" if _is_sync(watch) else "Job"
     if state == State.SUCCEEDED:
-        text = f":white_check_mark: {mention}Job succeeded in {took}{raw}.{_progress_suffix(watch)}"
+        text = (
+            f":white_check_mark: {mention}{noun} succeeded in {took}{raw}.{_progress_suffix(watch)}"
+        )
     elif state == State.PARTIAL:
         text = (
-            f":warning: {mention}Job completed with problems after {took}{raw}."
+            f":warning: {mention}{noun} completed with problems after {took}{raw}."
             f"{_progress_suffix(watch)}{detail}"
         )
     elif state == State.FAILED:
-        text = f":x: {mention}Job failed after {took}{raw}.{detail}"
+        text = f":x: {mention}{noun} failed after {took}{raw}.{detail}"
     elif state == State.CANCELLED:
-        text = f":no_entry_sign: {mention}Job was cancelled at the vendor{raw}.{detail}"
+        text = f":no_entry_sign: {mention}{noun} was cancelled at the vendor{raw}.{detail}"
     elif state == State.EXPIRED:
         text = f":hourglass: {mention}{esc(label)} no longer has this job's details{raw}.{detail}"
     elif state == State.UNKNOWN:
@@ -256,7 +260,9 @@ def render_reply(watch: Watch, transition: Transition) -> Message:
         )
     else:
         look = STATE_LOOK.get(state, STATE_LOOK[State.UNKNOWN])
-        verb = "First check: job is" if transition.from_state is None else "Job is now"
+        verb = (
+            f"First check: {noun.lower()} is" if transition.from_state is None else f"{noun} is now"
+        )
         text = f"{look[0]} {verb} *{look[1].lower()}*{raw}."
         if transition.from_state is None:
             text += " I'll post here when it changes."
@@ -315,7 +321,11 @@ def render_help(topic: str | None = None) -> Message:
         "sync": (
             f"*Run a datasource sync* — `{COMMAND} sync <workspace-id>/<datasource-id> "
             "[as <connection>] [at <HH:MM or cron> [tz <zone>]]`\n"
-            "Zoho Analytics datasource syncs are not available in this version yet."
+            f"e.g. `{COMMAND} sync 2480011000000498001/2480011000000630011` now, or "
+            f"`{COMMAND} sync 2480011000000498001/2480011000000630011 at 06:30 tz Europe/Berlin` "
+            "every day. I trigger the Zoho Analytics sync, then watch until Zoho records how it "
+            "went; a failed sync gets a *Retry sync* button. Datasource passwords live in "
+            "syncwatch's config, never in Slack. `list` shows schedules; `stop s3xq` ends one."
         ),
         "list": f"*List* — `{COMMAND} list` shows the active watches in this channel.",
         "stop": (

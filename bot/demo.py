@@ -22,7 +22,12 @@ from bot.runtime import BotProcess
 from bot.simulators.micro import MicroSimulator
 from bot.simulators.micro import steps_partial as micro_partial
 from bot.simulators.slack import FakeSlackAPI, Message
-from bot.simulators.zoho import ZohoSimulator, steps_failure, steps_success
+from bot.simulators.zoho import (
+    ZohoSimulator,
+    steps_failure,
+    steps_success,
+    sync_outcome_partial,
+)
 from bot.simulators.zoho_crm import ZohoCrmSimulator, sample_result_csv, steps_with_skips
 from bot.simulators.zuora import FILE_IDS, ZuoraSimulator, steps_failed, steps_two_batches
 
@@ -35,6 +40,7 @@ USERS = {
     "U0ERIN": "erin",
     "U0FRANK": "frank",
     "U0GINA": "gina",
+    "U0HANK": "hank",
     "UBOT": "syncwatch",
 }
 SIGNING_SECRET = "demo-signing-secret"
@@ -47,6 +53,7 @@ INVOICES_CSV = (
 )
 MICRO_JOB = "imp_8QmZ2vK4tR"
 CRM_JOB = "6120045000001938011"
+DATASOURCE = "2480011000000630011"
 PAYMENTS_CSV = b"Payment: Number,Payment: Amount\nP-00301,1200.00\nP-00302,310.50\n"
 
 EMOJI = {
@@ -64,6 +71,7 @@ EMOJI = {
     ":construction:": "🚧",
     ":double_vertical_bar:": "⏸ ",
     ":information_source:": "ℹ️ ",
+    ":calendar:": "📅",
 }
 
 
@@ -185,6 +193,7 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
         ZohoCrmSimulator(zoho=zoho) as crm,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        zoho.add_datasource(WS, DATASOURCE, after_sync=sync_outcome_partial(polls_waiting=2))
         crm.add_job(CRM_JOB, steps_with_skips(CRM_JOB, crm.add_zip("result", sample_result_csv())))
         micro.add_job(MICRO_JOB, micro_partial(MICRO_JOB, polls_processing=2))
         zuora.add_job(AQUA_OK, steps_two_batches(AQUA_OK, records=(3, 2)))
@@ -232,7 +241,8 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             f"A local Slack stand-in and simulated Zoho Analytics, Zoho CRM, Zuora and Micro on "
             f"127.0.0.1; the bot is the real one, serving http://127.0.0.1:{port}/slack/events."
             f"\nChannel {CHANNEL_NAME}: alice and bob watch Zoho imports, dana and erin Zuora "
-            "queries, frank a Micro import, gina a CRM bulk write; carol mistypes."
+            "queries, frank a Micro import, gina a CRM bulk write, hank runs a datasource "
+            "sync; carol mistypes."
         )
         session = DemoSession(term, slack, f"http://127.0.0.1:{port}")
         try:
@@ -251,8 +261,10 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             time.sleep(pause)
             session.command("U0GINA", f"watch crm {CRM_JOB}")
             time.sleep(pause)
+            session.command("U0HANK", f"sync {WS}/{DATASOURCE}")
+            time.sleep(pause)
             session.command("U0CAROL", "watch zoho-analytic 12/34")
-            ok = _wait_for_outcomes(bot, timeout, expected=6)
+            ok = _wait_for_outcomes(bot, timeout, expected=7)
             time.sleep(0.3)  # let the last callbacks print
             _print_transcript(term, slack)
         finally:

@@ -412,9 +412,7 @@ class Store:
                     "updated_at": now,
                 },
             )
-            draft = TransitionDraft(
-                event="note", actor=by, note=f"<@{by}> asked to run the sync again."
-            )
+            draft = TransitionDraft(event="note", actor=by, note="asked to run the sync again.")
             self._record(db, watch_id, draft, True, now)
         return self.get_watch(watch_id)
 

@@ -666,3 +666,17 @@ def test_help_placeholders_are_escaped_for_mrkdwn() -> None:
         body = json.dumps(render_help(topic).blocks)
         assert "<vendor>" not in body and "<workspace-id>" not in body
     assert "&lt;vendor&gt;" in json.dumps(render_help("watch").blocks)
+
+
+def test_a_note_with_an_actor_mentions_them_and_escapes_the_rest() -> None:
+    note = make_transition(event="note", actor="U2", note="asked to run <!channel> again.")
+    text = render_reply(make_watch(), note).blocks[0]["text"]["text"]
+    assert text.startswith("<@U2> asked to run &lt;!channel&gt; again.")
+
+
+def test_sync_replies_say_sync_and_a_failed_sync_offers_retry() -> None:
+    sync = make_watch(vendor="zoho-analytics-sync", status="done", state="failed")
+    failed = make_transition(from_state="running", to_state="failed")
+    assert "Sync failed" in render_reply(sync, failed).blocks[0]["text"]["text"]
+    actions = [b for b in render_parent(sync, T0).blocks if b["type"] == "actions"]
+    assert [e["action_id"] for e in actions[0]["elements"]] == ["sync.retry"]

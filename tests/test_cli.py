@@ -9,12 +9,12 @@ from tests.conftest import bot_env
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path, fake_slack, zoho_sim):
+def env(monkeypatch, tmp_path, fake_slack, zoho_sim, crm_sim):
     for name in list(__import__("os").environ):
         if name.startswith(("SLACK_", "SYNCWATCH_", "ZOHO_", "ZUORA_", "MICRO_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    values = bot_env(tmp_path, fake_slack, zoho_sim)
+    values = bot_env(tmp_path, fake_slack, zoho_sim, crm_sim=crm_sim)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     return values

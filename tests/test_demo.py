@@ -24,4 +24,5 @@ def test_demo_prints_the_channel_and_threads_and_succeeds():
         "@frank Job completed with problems" in text and "micro-import-imp_8QmZ2vK4tR.csv" in text
     )
     assert "@gina Job completed with problems" in text and "MANDATORY_NOT_FOUND ×5" in text
-    assert transcript.count("Asked by @") == 6  # one parent per watch, nothing doubled
+    assert "hank types: /syncwatch sync" in text and "@hank Sync completed with problems" in text
+    assert transcript.count("Asked by @") == 7  # one parent per watch, nothing doubled

@@ -45,5 +45,5 @@ def test_manifest_asks_only_for_the_scopes_used():
 
 
 def test_button_action_ids_are_namespaced_verbs():
-    for action_id in (blocks.WATCH_REFRESH, blocks.WATCH_STOP):
+    for action_id in (blocks.WATCH_REFRESH, blocks.WATCH_STOP, blocks.SYNC_RETRY):
         assert grammar.re.match(r"^(watch|sync)\.[a-z_]+$", action_id)

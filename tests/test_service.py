@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot import grammar
-from bot.config import Settings
+from bot.config import Allowlist, Settings, SyncTarget
 from bot.service import Requester, Service
 from storage import PollResult
 
@@ -105,7 +107,69 @@ def test_list_shows_only_this_channels_active_watches(service):
     assert "1/2" in body and "1/3" not in body
 
 
-def test_sync_says_it_is_not_available_yet_and_stores_nothing(service, store):
-    reply = watch(service, "sync 1/2")
-    assert "aren't available in this version" in reply.text
+SYNC = "2480011000000498001/2480011000000630011"
+
+
+def test_sync_creates_a_watch_that_triggers_on_its_first_poll(service, store):
+    reply = watch(service, f"sync {SYNC}")
+    (w,) = store.list_watches()
+    assert (w.vendor, w.ref, w.trigger_pending) == ("zoho-analytics-sync", SYNC, 1)
+    assert "Started a watch" in reply.text
+
+
+def test_sync_refused_off_the_allowlist_and_nothing_stored(store, clock):
+    settings = replace(
+        Settings.from_env(ZOHO), sync_allow={"default": Allowlist(users=frozenset({"U9"}))}
+    )
+    svc = Service(store, settings, clock=clock)
+    refused = svc.handle(grammar.parse(f"sync {SYNC}"), ALICE)
+    assert "not on the sync allowlist" in refused.text
     assert store.list_watches(statuses=None) == []
+    allowed = svc.handle(grammar.parse(f"sync {SYNC}"), Requester("U9", "C1"))
+    assert "Started a watch" in allowed.text
+
+
+def test_sync_of_a_datasource_tied_to_another_connection_is_refused(store, clock):
+    target = SyncTarget("2480011000000498001", "2480011000000630011", "eu-team")
+    settings = replace(Settings.from_env(ZOHO), syncs={SYNC: target})
+    svc = Service(store, settings, clock=clock)
+    reply = svc.handle(grammar.parse(f"sync {SYNC} as other"), ALICE)
+    assert "set up for connection `eu-team`" in reply.text
+    # without `as`, the datasource's own connection is used (here: not configured)
+    implicit = svc.handle(grammar.parse(f"sync {SYNC}"), ALICE)
+    assert "no Zoho connection named `eu-team`" in implicit.text
+    assert store.list_watches(statuses=None) == []
+
+
+def test_schedule_is_stored_with_its_next_run_listed_and_stoppable(service, store, clock):
+    reloaded = []
+    service.on_schedules_changed = lambda: reloaded.append(1)
+    reply = watch(service, f"sync {SYNC} at 06:30 tz Europe/Berlin")
+    (schedule,) = store.list_schedules()
+    assert (schedule.cron, schedule.tz) == ("30 6 * * *", "Europe/Berlin")
+    assert schedule.next_run_at > clock.now and schedule.id in reply.text
+    assert store.list_watches(statuses=None) == []  # nothing runs until it is due
+    listing = service.handle(grammar.ListRequest(), ALICE)
+    assert schedule.id in str(listing.blocks) and "30 6 * * *" in str(listing.blocks)
+    stopped = watch(service, f"stop {schedule.id}")
+    assert "Stopped schedule" in stopped.text
+    assert store.list_schedules() == [] and len(reloaded) == 2
+
+
+def test_bad_schedule_says_what_is_wrong_and_stores_nothing(service, store):
+    reply = watch(service, f"sync {SYNC} at 06:30 tz Mars/Olympus")
+    assert "not a time zone" in reply.text
+    assert store.list_schedules(statuses=None) == []
+
+
+def test_retry_sync_restarts_a_failed_sync_in_the_same_watch(service, store, clock):
+    watch(service, f"sync {SYNC}")
+    (w,) = store.list_watches()
+    store.claim_due(clock.now, "p", 60, 10)
+    failed = PollResult({"status": "done", "state": "failed", "trigger_pending": 0})
+    store.apply_poll(w.id, "p", failed, clock.now)
+    assert "can't be retried" not in str(service.retry_sync(w.id, ALICE))
+    again = store.get_watch(w.id)
+    assert (again.status, again.trigger_pending) == ("active", 1)
+    assert any("run the sync again" in (t.note or "") for t in store.transitions(w.id))
+    assert "can't be retried" in service.retry_sync(w.id, ALICE).text  # still running

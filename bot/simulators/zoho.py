@@ -1,4 +1,4 @@
-"""Zoho Accounts and Zoho Analytics simulator on 127.0.0.1: token refresh and import-job polls."""
+"""Zoho Accounts and Analytics simulator on 127.0.0.1: tokens, import jobs, datasource syncs."""
 
 from __future__ import annotations
 
@@ -7,15 +7,39 @@ import json
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.simulators import HttpReply, HttpRequest, LocalServer
 
 _JOB_PATH = re.compile(r"^/restapi/v2/bulk/workspaces/(?P<ws>[^/]+)/importjobs/(?P<job>[^/]+)/?$")
+_SOURCES_PATH = re.compile(r"^/restapi/v2/workspaces/(?P<ws>[^/]+)/datasources/?$")
+_SYNC_PATH = re.compile(r"^/restapi/v2/workspaces/(?P<ws>[^/]+)/datasources/(?P<ds>[^/]+)/sync/?$")
+_FIRST_TABLE_VIEW = 2480011000000630020  # view ids of a datasource's tables count up from here
 _VIEW_ID = "2480011000000498003"
 _COLUMNS = {"Order Id": "Plain Text", "Amount": "Currency"}
 _JOB_SUMMARY = "Fetch import job info"
+
+
+@dataclass
+class _Datasource:
+    """One datasource's state: what it shows before a sync, and after each one."""
+
+    name: str
+    initial: dict[str, Any]  # last_time, status, tables
+    after_sync: list[dict[str, Any]]
+    sync_used: int
+    sync_allowed: int
+    synced: bool = False
+    reads_since_sync: int = 0
+
+    def current(self) -> dict[str, Any]:
+        if not self.synced or not self.after_sync:
+            return self.initial
+        step = self.after_sync[min(self.reads_since_sync, len(self.after_sync) - 1)]
+        self.reads_since_sync += 1
+        return {**self.initial, **step}  # a step may leave keys out: they stay as they were
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,8 @@ class ZohoSimulator(LocalServer):
         self._jobs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._polls: dict[tuple[str, str], int] = {}
         self._scripted: list[_Scripted] = []
+        self._datasources: dict[tuple[str, str], _Datasource] = {}
+        self.sync_requests: list[dict[str, Any]] = []  # accepted syncs: ws, ds, config (or None)
         super().__init__()
         self.url = self.root
 
@@ -74,6 +100,31 @@ class ZohoSimulator(LocalServer):
         with self._lock:
             self._jobs[(ws, job)] = copy.deepcopy(steps)
             self._polls[(ws, job)] = 0
+
+    def add_datasource(
+        self,
+        ws: str,
+        ds: str,
+        *,
+        name: str = "Billing Postgres",
+        last_time: str = "14 March, 2025 08:50:02 AM CET",
+        status: str = "Success",
+        tables: Sequence[tuple[str, str]] = (("invoices", "Success"), ("credits", "Success")),
+        sync_used: int = 2,
+        sync_allowed: int = 5,
+        after_sync: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Register datasource `ws/ds` for the datasource list and the sync trigger.
+
+        `after_sync` holds the states (dicts with any of `last_time`, `status`, `tables`) that
+        reads of the list show after a sync: one per read, the last repeating. Every accepted
+        sync restarts them and counts one more `syncUsed`. Without it nothing changes.
+        """
+        initial = {"last_time": last_time, "status": status, "tables": tuple(tables)}
+        with self._lock:
+            self._datasources[(ws, ds)] = _Datasource(
+                name, initial, copy.deepcopy(after_sync or []), sync_used, sync_allowed
+            )
 
     def polls(self, ws: str, job: str) -> int:
         """How many polls of `ws/job` got a job answer (refused ones not counted)."""
@@ -129,6 +180,14 @@ class ZohoSimulator(LocalServer):
             if request.method == "GET" and match:
                 refused = self._authorized(request) or self._org_checked(request)
                 return refused or self._poll(match["ws"], match["job"])
+            match = _SOURCES_PATH.match(request.path)
+            if request.method == "GET" and match:
+                refused = self._authorized(request) or self._org_checked(request)
+                return refused or self._list_datasources(match["ws"])
+            match = _SYNC_PATH.match(request.path)
+            if request.method == "POST" and match:
+                refused = self._authorized(request) or self._org_checked(request)
+                return refused or self._sync(match["ws"], match["ds"], request.query.get("CONFIG"))
         return HttpReply.of_text(f"no simulator route for {request.method} {request.path}", 404)
 
     # ----- handlers (callers hold self._lock) -----
@@ -185,6 +244,57 @@ class ZohoSimulator(LocalServer):
         n = self._polls[(ws, job)]
         self._polls[(ws, job)] = n + 1
         return _success(_JOB_SUMMARY, {"jobId": job, **steps[min(n, len(steps) - 1)]})
+
+    def _list_datasources(self, ws: str) -> HttpReply:
+        found = [(ds, source) for (w, ds), source in self._datasources.items() if w == ws]
+        if not found:
+            return _failure(400, "WORKSPACE_NOT_FOUND", 7103, "Workspace not found")
+        return _success(
+            "Fetch Datasources",
+            {"dataSources": [_datasource_json(ds, source) for ds, source in found]},
+        )
+
+    def _sync(self, ws: str, ds: str, config: str | None) -> HttpReply:
+        source = self._datasources.get((ws, ds))
+        if source is None and not any(w == ws for w, _ in self._datasources):
+            return _failure(400, "WORKSPACE_NOT_FOUND", 7103, "Workspace not found")
+        if source is None:
+            return _failure(400, "VIEW_NOT_FOUND", 7104, "Datasource not found")
+        try:
+            parsed = json.loads(config) if config is not None else None
+        except ValueError:
+            return _failure(400, "INVALID_CONFIG", 8504, "CONFIG is not valid JSON")
+        self.sync_requests.append({"ws": ws, "ds": ds, "config": parsed})
+        source.synced, source.reads_since_sync = True, 0
+        source.sync_used += 1
+        return HttpReply(204, b"")
+
+
+def _datasource_json(ds: str, source: _Datasource) -> dict[str, Any]:
+    """One `data.dataSources[]` entry with vendors.md §4.3 field names (counts as strings)."""
+    state = source.current()
+    tables = [
+        {
+            "viewName": table,
+            "viewId": str(_FIRST_TABLE_VIEW + 2 * n),
+            "sourceName": f"public.{table}",
+            "lastSyncTime": state["last_time"],
+            "syncStatus": table_status,
+        }
+        for n, (table, table_status) in enumerate(state["tables"])
+    ]
+    return {
+        "datasourceName": source.name,
+        "datasourceId": ds,
+        "source": "relmodel",
+        "lastDataSyncStatus": state["status"],
+        "lastDataSyncTime": state["last_time"],
+        "schedule": "Every 3 hours",
+        "nextScheduleTime": "14 March, 2025 11:50:00 AM CET",
+        "syncUsed": str(source.sync_used),
+        "totalSyncAllowed": str(source.sync_allowed),
+        "tableDetails": tables,
+    }
 
 
 def _success(summary: str, data: dict[str, Any]) -> HttpReply:
@@ -287,3 +397,33 @@ def steps_failure(
         "expiryTime": _expiry(now),
     }
     return [*(_running() for _ in range(polls_running)), failed]
+
+
+# ----- sync builders: each returns the `after_sync` states for add_datasource() -----
+
+
+def sync_outcome_success(
+    later_time: str = "14 March, 2025 09:05:41 AM CET", polls_waiting: int = 1
+) -> list[dict[str, Any]]:
+    """`polls_waiting` reads with the old time, then the sync recorded with every table OK."""
+    return [*({} for _ in range(polls_waiting)), {"last_time": later_time, "status": "Success"}]
+
+
+def sync_outcome_partial(
+    later_time: str = "14 March, 2025 09:05:41 AM CET",
+    polls_waiting: int = 1,
+    failed_table: str = "credits",
+) -> list[dict[str, Any]]:
+    """Like `sync_outcome_success`, but `failed_table` reports "Failed" (§4.4's example)."""
+    tables = (("invoices", "Success"), (failed_table, "Failed"))
+    done = {"last_time": later_time, "status": "Success", "tables": tables}
+    return [*({} for _ in range(polls_waiting)), done]
+
+
+def sync_outcome_failure(
+    later_time: str = "14 March, 2025 09:05:41 AM CET", polls_waiting: int = 1
+) -> list[dict[str, Any]]:
+    """The sync recorded as failed, every table with it."""
+    tables = (("invoices", "Failed"), ("credits", "Failed"))
+    done = {"last_time": later_time, "status": "Failed", "tables": tables}
+    return [*({} for _ in range(polls_waiting)), done]

@@ -57,9 +57,9 @@ __all__ = [
 
 def _load_specs() -> dict[str, VendorSpec]:
     # Imported here, not at module top, so each vendor module can import from .base freely.
-    from . import micro, zoho_analytics, zoho_crm, zuora
+    from . import micro, zoho_analytics, zoho_analytics_sync, zoho_crm, zuora
 
-    specs = [zoho_analytics.SPEC, zuora.SPEC, zoho_crm.SPEC, micro.SPEC]
+    specs = [zoho_analytics.SPEC, zuora.SPEC, zoho_crm.SPEC, micro.SPEC, zoho_analytics_sync.SPEC]
     return {spec.key: spec for spec in specs}
 
 

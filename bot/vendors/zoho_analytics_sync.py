@@ -1,0 +1,392 @@
+"""Zoho Analytics datasource syncs: trigger one, then read the datasource list until it moves."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from .base import (
+    AuthError,
+    JobNotFoundError,
+    JobSnapshot,
+    RefError,
+    RequestRejectedError,
+    ResultFile,
+    State,
+    SyncOptions,
+    TransientError,
+    VendorContext,
+    VendorError,
+    VendorSpec,
+    status_key,
+)
+from .zoho_analytics import ZohoAnalytics, _code, _count, _read, _redact, _safe_cell, _text
+from .zoho_auth import ZohoConnection, auth_for
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"[0-9]{1,20}")  # ASCII only: \d would admit other scripts' digits
+_HINT = "check the workspace and datasource ids, ZOHO_ANALYTICS_ORG_ID and ZOHO_DC"
+_NOT_FOUND_CODES = frozenset({"7103", "7104", "8137", "8138"})
+# vendors.md §4.5: refusals of the sync itself. Meanings of the 79xx/80xx codes are unconfirmed,
+# so those are quoted raw; retrying will not help either way (the user gets `Retry sync`).
+_SYNC_REFUSALS = dict.fromkeys(("7925", "8060", "8078", "8079"), "") | {
+    "18011": "source unreachable",
+    "18040": "datasource login failed",
+    "18041": "database missing",
+    "18042": "S3 output location problem",
+    "18043": "region problem",
+}
+_WAITING = "waiting for Zoho to record the sync"
+_seen_unknown: set[str] = set()
+_seen_lock = threading.Lock()
+
+
+class _HideSyncConfig(logging.Filter):
+    """httpx logs every request URL at INFO, and the sync URL's CONFIG may hold the
+    datasource password (vendors.md §1.5.5): drop that parameter from the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_has_config(a) for a in record.args):
+            record.args = tuple(
+                a.copy_remove_param("CONFIG") if _has_config(a) else a for a in record.args
+            )
+        return True
+
+
+def _has_config(arg: object) -> bool:
+    return isinstance(arg, httpx.URL) and "CONFIG" in arg.params
+
+
+_httpx_log = logging.getLogger("httpx")
+if not any(isinstance(f, _HideSyncConfig) for f in _httpx_log.filters):
+    _httpx_log.addFilter(_HideSyncConfig())
+
+
+def parse_ref(text: str) -> str:
+    """Validate `<workspace-id>/<datasource-id>` (digits only) and return it canonical."""
+    cleaned = text.strip()
+    parts = cleaned.split("/")
+    if len(parts) == 2 and all(_ID.fullmatch(p) for p in parts):
+        return f"{parts[0]}/{parts[1]}"
+    shown = cleaned[:60].replace("`", "'") + ("…" if len(cleaned) > 60 else "")
+    raise RefError(
+        f"`{shown}` is not a Zoho Analytics datasource: expected <workspace-id>/<datasource-id>, "
+        f"both up to 20 digits (e.g. {SPEC.example_ref})"
+    )
+
+
+def _find(sources: object, ds: str, schedule_id: str | None) -> dict[str, Any] | None:
+    """The datasource entry (§4.2.1); a configured sync interval's own fields win over it,
+    since each interval keeps its own last sync time, status and quota."""
+    found = next((e for e in _dicts(sources) if _code(e.get("datasourceId")) == ds), None)
+    if found is None or not schedule_id:
+        return found
+    intervals = _dicts(found.get("syncIntervals"))
+    item = next((i for i in intervals if _code(i.get("syncIntervalId")) == schedule_id), {})
+    return {**found, **item}
+
+
+def _dicts(value: object) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _tables(entry: dict[str, Any]) -> list[list[str]]:
+    """[name, view id, status, last sync time] per table, as vendor text."""
+    return [
+        [
+            _text(t.get("viewName") or t.get("sourceName")).strip(),
+            _code(t.get("viewId")),
+            _text(t.get("syncStatus")).strip(),
+            _text(t.get("lastSyncTime")).strip(),
+        ]
+        for t in _dicts(entry.get("tableDetails"))
+    ]
+
+
+def _failedish(status: str) -> bool:
+    key = status_key(status)  # heuristic (§4.2): the status vocabulary is unconfirmed
+    return "fail" in key or "error" in key
+
+
+def _outcome(status: str, tables: list[list[str]]) -> tuple[State, str | None]:
+    """§4.2 table, first match wins. Tables without a status can't be judged and are skipped."""
+    judged = [t for t in tables if t[2]]
+    bad = [t for t in judged if status_key(t[2]) != "success"]
+    ok = len(judged) - len(bad)
+    listed = ", ".join(f"{t[0] or t[1] or '?'} ({t[2]})" for t in bad[:20])
+    listed += f" and {len(bad) - 20} more" if len(bad) > 20 else ""
+    if status_key(status) == "success" and not bad:
+        return State.SUCCEEDED, None
+    if ok and bad:
+        return State.PARTIAL, f"{len(bad)} of {len(judged)} tables not synced: {listed}"
+    # Past here no table is OK; every table failing is 0 OK units of >0, i.e. failed (§1.1),
+    # even under a "Success" or an unrecognised top-level status.
+    all_bad = bool(bad) and (status_key(status) == "success" or any(_failedish(t[2]) for t in bad))
+    if _failedish(status) or all_bad:
+        tail = f"; failed tables: {listed}" if bad else ""
+        return State.FAILED, f"{status or 'no status'}{tail}"
+    return State.UNKNOWN, None
+
+
+class ZohoAnalyticsSync:
+    """Client for one Zoho connection's Analytics datasource syncs (the `SyncVendor` protocol)."""
+
+    def __init__(self, conn: ZohoConnection, ctx: VendorContext) -> None:
+        self._conn = conn
+        self._ctx = ctx
+        self._auth = auth_for(conn, ctx)
+        self._analytics = ZohoAnalytics(conn, ctx)  # same cheap check, same token cache
+        self._passwords: set[str] = set()  # kept in memory only, to redact echoes later
+
+    def __repr__(self) -> str:
+        return f"ZohoAnalyticsSync(connection={self._conn.name!r})"
+
+    def trigger(self, ref: str, options: SyncOptions | None) -> JobSnapshot:
+        ws, ds = parse_ref(ref).split("/")  # re-validated: only digits reach the path
+        opts = options or SyncOptions()
+        if opts.password:
+            self._passwords.add(opts.password)
+        entry = self._datasource(ws, ds, opts.schedule_id, view_id=None)
+        name = _text(entry.get("datasourceName")).strip() or ds
+        time = _text(entry.get("lastDataSyncTime")).strip()
+        status = _text(entry.get("lastDataSyncStatus")).strip()
+        notice = None
+        used, allowed = _count(entry.get("syncUsed")), _count(entry.get("totalSyncAllowed"))
+        if used is not None and allowed is not None and used >= allowed:
+            # Warn, don't refuse: what Zoho does with a used-up quota is unconfirmed (§4.2.2).
+            notice = f"Zoho reports {used} of {allowed} manual syncs used; this one may be refused."
+        fields = {"userName": opts.user_name, "password": opts.password}
+        config = {k: v for k, v in (fields | {"scheduleId": opts.schedule_id}).items() if v}
+        params = {"CONFIG": json.dumps(config, separators=(",", ":"))} if config else None
+        self._call("POST", f"/restapi/v2/workspaces/{ws}/datasources/{ds}/sync", params=params)
+        log.info("zoho-analytics-sync: sync requested for %s", ref)
+        now = datetime.fromtimestamp(self._ctx.clock(), UTC)
+        facts = [
+            ("baseline_time", time),
+            ("baseline_status", status),
+            ("datasource", name),
+            ("triggered_at", now.isoformat(timespec="seconds")),
+        ]
+        if opts.schedule_id:  # fetch() has no options: it reads the same interval through this
+            facts.append(("schedule_id", opts.schedule_id))
+        if view := next((t[1] for t in _tables(entry) if t[1]), ""):
+            facts.append(("view_id", view))  # lets a later read fall back to the view path
+        return JobSnapshot(
+            state=State.RUNNING,
+            raw_status="sync requested",
+            progress=_before(name, time, status),
+            facts=tuple(facts),
+            notice=notice,
+        )
+
+    def fetch(self, ref: str, previous: JobSnapshot | None = None) -> JobSnapshot:
+        ws, ds = parse_ref(ref).split("/")
+        # Every snapshot carries the baseline on, so each poll compares against the trigger's.
+        facts = [(k, v) for k, v in previous.facts if k != "tables"] if previous else []
+        kept = dict(facts)
+        entry = self._datasource(ws, ds, kept.get("schedule_id"), view_id=kept.get("view_id"))
+        name = _text(entry.get("datasourceName")).strip() or ds
+        time = _text(entry.get("lastDataSyncTime")).strip()
+        status = _text(entry.get("lastDataSyncStatus")).strip()
+        if "baseline_time" not in kept:
+            # Should not happen (trigger() sets it); comparing against now beats guessing.
+            facts += [("baseline_time", time), ("baseline_status", status), ("datasource", name)]
+            kept = dict(facts)
+        if time == kept["baseline_time"]:  # opaque strings: Zoho's format has ambiguous zones
+            return JobSnapshot(
+                state=State.RUNNING,
+                raw_status=_WAITING,
+                progress=_before(name, kept["baseline_time"], kept.get("baseline_status", "")),
+                facts=tuple(facts),
+            )
+        tables = _tables(entry)
+        state, error = _outcome(status, tables)
+        if state is State.UNKNOWN:
+            with _seen_lock:  # once per value, not once per poll (§1.2.2)
+                first_time = status not in _seen_unknown
+                _seen_unknown.add(status)
+            if first_time:
+                log.warning("zoho-analytics-sync: unknown sync status %r; polling on", status[:80])
+        progress = [("Datasource", name), ("Last sync", f"{time} · {status or '?'}")]
+        judged = [t for t in tables if t[2]]
+        if judged:
+            ok = sum(status_key(t[2]) == "success" for t in judged)
+            progress.append(("Tables", f"{ok} of {len(judged)} OK"))
+        facts.append(("tables", json.dumps(tables, ensure_ascii=False)))  # for results()
+        secrets = tuple(self._passwords)
+        return JobSnapshot(
+            state=state,
+            raw_status=_redact(status, secrets) or "no status",
+            progress=tuple(progress),
+            facts=tuple(facts),
+            error_message=_redact(error, secrets) if error else None,
+        )
+
+    def results(self, ref: str, snapshot: JobSnapshot) -> list[ResultFile]:
+        # "tables" is our own fact, written by fetch() as [name, view, status, time] rows.
+        tables = json.loads(dict(snapshot.facts).get("tables") or "[]")
+        if not snapshot.state.terminal or not tables:
+            return []
+        ds = parse_ref(ref).split("/")[1]  # the filename takes our validated id, not vendor text
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["table", "view_id", "status", "last_sync_time"])
+        writer.writerows([_safe_cell(_text(cell)) for cell in row] for row in tables)
+        ok = sum(status_key(row[2]) == "success" for row in tables)
+        return [
+            ResultFile(
+                filename=f"sync-{ds}.csv",
+                title=f"Sync result for datasource {ds}",
+                comment=f"{ok} of {len(tables)} tables synced OK",
+                content=buf.getvalue().encode("utf-8"),
+            )
+        ]
+
+    def check(self) -> str:
+        return self._analytics.check()
+
+    # ----- HTTP -----
+
+    def _datasource(
+        self, ws: str, ds: str, schedule_id: str | None, *, view_id: str | None
+    ) -> dict[str, Any]:
+        """Read the datasource list (§4.2.1): workspace path, the view path on 404/7104."""
+        try:
+            body = self._call("GET", f"/restapi/v2/workspaces/{ws}/datasources")
+        except VendorError as exc:
+            if exc.code not in ("404", "7104"):
+                raise
+            if not view_id or not _ID.fullmatch(view_id):
+                raise JobNotFoundError(
+                    f"Zoho Analytics has no datasource list for workspace {ws} ({exc.code}); "
+                    "the per-view list needs a view id, which this sync does not know yet",
+                    code=exc.code,
+                    hint=_HINT,
+                ) from None
+            body = self._call("GET", f"/restapi/v2/workspaces/{ws}/views/{view_id}/datasources")
+        data = body.get("data") if body else None
+        sources = data.get("dataSources") if isinstance(data, dict) else None
+        if not isinstance(sources, list):
+            raise TransientError("Zoho Analytics sent a datasource list without dataSources")
+        entry = _find(sources, ds, schedule_id)
+        if entry is None:
+            raise JobNotFoundError(
+                f"Zoho Analytics lists no datasource {ds} in workspace {ws}", hint=_HINT
+            )
+        return entry
+
+    def _call(
+        self, method: str, path: str, *, params: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """One request with the shared token; on 8535/8518 refresh once and retry once (§1.2.7).
+        Returns the JSON body, or None for an accepted sync (204, no body)."""
+        token = self._auth.access_token()
+        for attempt in (1, 2):
+            response = self._send(method, path, token, params)
+            try:
+                return self._interpret(method, response, token)
+            except AuthError as exc:
+                if attempt == 2:
+                    raise AuthError(
+                        f"credentials rejected by Zoho Analytics ({exc.code}); the sync may not "
+                        "have started (check ZOHO_DC and the refresh token's scopes: "
+                        "ZohoAnalytics.metadata.read and .create)",
+                        code=exc.code,
+                    ) from None
+                self._auth.invalidate(token)  # only if no sibling already replaced it
+                token = self._auth.access_token()
+        raise AssertionError("unreachable")
+
+    def _send(
+        self, method: str, path: str, token: str, params: dict[str, str] | None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Zoho-oauthtoken {token}"}
+        if self._conn.analytics_org_id:
+            headers["ZANALYTICS-ORGID"] = self._conn.analytics_org_id
+        url = f"{self._conn.analytics_api_url}{path}"
+        try:
+            return self._ctx.http.request(method, url, headers=headers, params=params)
+        except httpx.TimeoutException:
+            why = "Zoho Analytics did not answer in time"
+        except httpx.TransportError as exc:
+            why = f"could not reach Zoho Analytics ({type(exc).__name__})"
+        # Raised outside the handler so no httpx error rides along as __context__: it holds
+        # the request, and the sync request's URL holds CONFIG.
+        raise TransientError(why)
+
+    def _interpret(
+        self, method: str, response: httpx.Response, token: str
+    ) -> dict[str, Any] | None:
+        conn = self._conn
+        secrets = (token, conn.client_secret, conn.refresh_token, conn.client_id, *self._passwords)
+        if method == "POST" and response.is_success and not response.content:
+            return None  # 204 No Content: the sync was accepted (§4.1)
+        found = _envelope_error(response)
+        if found is not None:
+            code = _redact(found[0], secrets)[:20]
+            text = _redact(" ".join(found[1].split()), secrets)[:300]
+            quoted = f"{code}: {text}" if text else code
+            if code in _SYNC_REFUSALS:
+                meaning = _SYNC_REFUSALS[code]
+                raise RequestRejectedError(
+                    f"Zoho Analytics refused the sync ({code}{' ' + meaning if meaning else ''}"
+                    f"{': ' + text if text else ''})",
+                    code=code,
+                )
+            if code in _NOT_FOUND_CODES:
+                raise JobNotFoundError(
+                    f"Zoho Analytics does not know this workspace or datasource ({quoted})",
+                    code=code,
+                    hint=_HINT,
+                )
+        elif response.status_code == 404:  # _read would call a bare 404 page transient
+            raise JobNotFoundError(
+                "Zoho Analytics answered HTTP 404 for this workspace or datasource",
+                code="404",
+                hint=_HINT,
+            )
+        return _read(response, self._ctx.clock(), secrets)  # auth, 6045, 5xx, the rest (§3.5)
+
+
+def _envelope_error(response: httpx.Response) -> tuple[str, str] | None:
+    """(errorCode, errorMessage) of an Analytics error envelope, whatever the HTTP status."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    data = body.get("data") if isinstance(body, dict) else None
+    raw = data.get("errorCode") if isinstance(data, dict) else None
+    if raw is None:
+        return None
+    return _code(raw), _text(data.get("errorMessage")).strip()
+
+
+def _before(name: str, time: str, status: str) -> tuple[tuple[str, str], ...]:
+    shown = " · ".join(p for p in (time, status) if p) or "none recorded"
+    return (("Datasource", name), ("Last sync before", shown))
+
+
+SPEC = VendorSpec(
+    key="zoho-analytics-sync",
+    aliases=("za-sync",),
+    label="Zoho Analytics sync",
+    ref_syntax="<workspace-id>/<datasource-id>",
+    example_ref="2480011000000498001/2480011000000630011",
+    parse_ref=parse_ref,
+    schedule=((0, 30), (600, 120)),
+    floor=30,
+    ceiling=300,
+    family="zoho",
+    rate_per_minute=45,
+    build=lambda conn, ctx: ZohoAnalyticsSync(conn, ctx),
+    kind="sync",
+)

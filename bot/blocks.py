@@ -13,6 +13,9 @@ from storage import Schedule, Transition, Watch
 WATCH_REFRESH = "watch.refresh"
 WATCH_STOP = "watch.stop"
 SYNC_RETRY = "sync.retry"
+WATCH_ERRORS = "watch.errors"
+SCHEDULE_STOP = "schedule.stop"
+ERRORS_INLINE_LIMIT = 2500  # longer error lists go into the thread as a CSV
 
 MAX_BLOCKS = 50
 SECTION_LIMIT = 3000
@@ -151,8 +154,14 @@ def render_parent(watch: Watch, now: float) -> Message:
     blocks.append(context(" · ".join(meta)))
     if watch.status == "active":
         blocks.append(_actions(watch))
-    elif _is_sync(watch) and watch.status == "done" and watch.state == State.FAILED:
-        blocks.append(_retry_action(watch))
+    else:
+        done_buttons = []
+        if snap and snap.error_message and watch.state in (State.FAILED, State.PARTIAL):
+            done_buttons.append(_button(WATCH_ERRORS, "Show errors", watch.id))
+        if _is_sync(watch) and watch.status == "done" and watch.state == State.FAILED:
+            done_buttons.append(_button(SYNC_RETRY, "Retry sync", watch.id, "primary"))
+        if done_buttons:
+            blocks.append({"type": "actions", "elements": done_buttons})
     text = f"{vendor_label(watch.vendor)} {watch.ref}: {label}"
     if watch.status in ("stopped", "paused"):
         text = f"{vendor_label(watch.vendor)} {watch.ref}: {watch.status}"
@@ -164,15 +173,16 @@ def _is_sync(watch: Watch) -> bool:
     return spec is not None and spec.kind == "sync"
 
 
-def _retry_action(watch: Watch) -> dict[str, Any]:
+def _button(action_id: str, text: str, value: str, style: str | None = None) -> dict[str, Any]:
     button = {
         "type": "button",
-        "action_id": SYNC_RETRY,
-        "text": {"type": "plain_text", "text": "Retry sync"},
-        "value": watch.id,
-        "style": "primary",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": text},
+        "value": value,
     }
-    return {"type": "actions", "elements": [button]}
+    if style:
+        button["style"] = style
+    return button
 
 
 def _actions(watch: Watch) -> dict[str, Any]:
@@ -232,6 +242,12 @@ def render_reply(watch: Watch, transition: Transition) -> Message:
             f"watching.{last} Check it in {esc(label)} directly."
         )
         return _reply(text)
+    if transition.event == "errors":
+        code = f" `{esc_clip(transition.error_code, 40)}`" if transition.error_code else ""
+        head = f"<@{transition.actor}> asked for the full error list{code}"
+        if transition.error_message:
+            return _reply(f"{head}:\n{quote_block(transition.error_message, 2900 - len(head))}")
+        return _reply(f"{head}: it is long ({esc(transition.note or '')}), so it is attached.")
     if transition.event == "note":
         who = f"<@{transition.actor}> " if transition.actor else ""
         return _reply(who + esc(transition.note or ""))
@@ -380,69 +396,97 @@ def render_duplicate(existing: Watch, parent_ts: str | None) -> Message:
 def render_list(
     watches: list[Watch], now: float, schedules: list[Schedule] | None = None
 ) -> Message:
+    """Active watches and schedules of a channel, each with its own Stop button."""
     schedules = schedules or []
     if not watches and not schedules:
         text = (
-            f"No active watches or schedules in this channel. Start one with `{COMMAND} watch …`."
+            f"No active watches or schedules in this channel. Start one with "
+            f"`{COMMAND} watch …` or `{COMMAND} sync …` (`{COMMAND} help` shows how)."
         )
         return Message(text)
-    if not watches:
-        return Message("Schedules in this channel", _schedule_blocks(schedules))
-    lines = []
-    for w in watches[:40]:
-        emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
-        lines.append(
-            f"{emoji} `{w.id}` {job_title(w)} — {label}, asked by <@{w.requester_id}>, "
-            f"for {duration(now - w.created_at)}"
-        )
-    if len(watches) > 40:
-        lines.append(f"…and {len(watches) - 40} more.")
-    header = f"*Active watches in this channel ({len(watches)})*"
-    chunks = ["\n".join(lines[i : i + 10]) for i in range(0, len(lines), 10)]
-    blocks = [section(header)] + [section(chunk) for chunk in chunks]
-    blocks += _schedule_blocks(schedules)
-    return Message(f"{len(watches)} active watches in this channel", blocks)
+    out: list[dict[str, Any]] = []
+    if watches:
+        out.append(section(f"*Active watches in this channel ({len(watches)})*"))
+        for w in watches[:LIST_WATCHES]:
+            emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
+            line = (
+                f"{emoji} `{w.id}` {job_title(w)} — {label}, asked by <@{w.requester_id}>, "
+                f"for {duration(now - w.created_at)}"
+            )
+            out.append(_with_stop(line, WATCH_STOP, w.id))
+        if len(watches) > LIST_WATCHES:
+            more = len(watches) - LIST_WATCHES
+            out.append(context(f"…and {more} more; stop any with `{COMMAND} stop <id>`."))
+    out += _schedule_blocks(schedules)
+    summary = f"{len(watches)} active watches and {len(schedules)} schedules in this channel"
+    return Message(summary, out[:MAX_BLOCKS])
+
+
+# Kept small: Slack refuses messages whose blocks pass about 13k characters.
+LIST_WATCHES = 20
+LIST_SCHEDULES = 8
+
+
+def _with_stop(text: str, action_id: str, item_id: str, confirm: bool = False) -> dict[str, Any]:
+    block = section(text)
+    block["accessory"] = _button(action_id, "Stop", item_id, "danger")
+    if confirm:
+        block["accessory"]["confirm"] = {
+            "title": {"type": "plain_text", "text": f"Stop {item_id}?"},
+            "text": {"type": "plain_text", "text": "The vendor job itself is not touched."},
+            "confirm": {"type": "plain_text", "text": "Stop"},
+            "deny": {"type": "plain_text", "text": "Keep it"},
+        }
+    return block
 
 
 def _schedule_blocks(schedules: list[Schedule]) -> list[dict[str, Any]]:
     if not schedules:
         return []
-    lines = [
-        f":calendar: `{s.id}` {esc(vendor_label(s.vendor))} `{esc(s.ref)}` — `{esc(s.cron)}` "
-        f"({esc(s.tz)}), next {slack_date(s.next_run_at) if s.next_run_at else 'never'}, "
-        f"set by <@{s.requester_id}>"
-        for s in schedules[:20]
-    ]
-    if len(schedules) > 20:
-        lines.append(f"…and {len(schedules) - 20} more.")
-    return [section(f"*Schedules in this channel ({len(schedules)})*\n" + "\n".join(lines))]
+    out = [section(f"*Schedules ({len(schedules)})*")]
+    for s in schedules[:LIST_SCHEDULES]:
+        when = slack_date(s.next_run_at) if s.next_run_at else "never"
+        line = (
+            f":calendar: `{s.id}` {esc(vendor_label(s.vendor))} `{esc(s.ref)}` — "
+            f"`{esc(s.cron)}` ({esc(s.tz)}), next {when}, set by <@{s.requester_id}>"
+        )
+        out.append(_with_stop(line, SCHEDULE_STOP, s.id))
+    if len(schedules) > LIST_SCHEDULES:
+        out.append(context(f"…and {len(schedules) - LIST_SCHEDULES} more."))
+    return out
 
 
 def render_notice(text: str) -> Message:
     return Message(text)
 
 
-def render_home(watches: list[Watch], now: float) -> dict[str, Any]:
-    """The App Home view: the user's active watches, then recent outcomes."""
+def render_home(
+    watches: list[Watch], now: float, schedules: list[Schedule] | None = None
+) -> dict[str, Any]:
+    """The App Home view: the user's running watches and schedules (each with Stop), then
+    recent outcomes."""
+    schedules = schedules or []
     active = [w for w in watches if w.status in ("active", "paused")]
     recent = [w for w in watches if w.status not in ("active", "paused")][:10]
     out: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Your syncwatch watches"}}
     ]
-    if not active:
+    if not active and not schedules:
         out.append(section(f"Nothing running. Start one from a channel: `{COMMAND} help`."))
     for w in active[:40]:
         emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
         if w.status == "paused":
             emoji, label = ":double_vertical_bar:", f"Paused ({esc(w.pause_reason or '')})"
-        out.append(
-            section(
-                f"{emoji} {job_title(w)} — {label}\n`{w.id}` in <#{w.channel_id}>, "
-                f"for {duration(now - w.created_at)}"
-            )
+        line = (
+            f"{emoji} {job_title(w)} — {label}\n`{w.id}` in <#{w.channel_id}>, "
+            f"for {duration(now - w.created_at)}"
         )
-    if len(active) > 40:  # cut lists say so (slack.md §7)
+        out.append(_with_stop(line, WATCH_STOP, w.id, confirm=True))
+    if len(active) > 40:
         out.append(context(f"…and {len(active) - 40} more."))
+    if schedules:
+        out.append({"type": "divider"})
+        out += _schedule_blocks(schedules)
     if recent:
         out.append({"type": "divider"})
         out.append(section("*Recent outcomes*"))

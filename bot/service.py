@@ -9,12 +9,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bot import blocks, grammar, lifecycle
 from bot.config import Settings
 from bot.poller import next_run, parse_schedule
-from bot.vendors import lookup
-from storage import ACTIVE, PAUSED, DuplicateWatchError, NewWatch, Store, Watch
+from bot.vendors import JobSnapshot, lookup
+from storage import (
+    ACTIVE,
+    PAUSED,
+    DuplicateWatchError,
+    NewWatch,
+    Store,
+    TransitionDraft,
+    Watch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -171,77 +180,121 @@ class Service:
 
     def retry_sync(self, watch_id: str, who: Requester) -> blocks.Message | None:
         """The "Retry sync" button: run the same sync again in the same message and thread."""
-        watch = self.store.get_watch(watch_id)
+        watch = self._watch_here(watch_id, who)
         spec = lookup(watch.vendor) if watch else None
-        if (
-            watch is None
-            or spec is None
-            or spec.kind != "sync"
-            or (watch.channel_id != who.channel_id)
-        ):
+        if watch is None or spec is None or spec.kind != "sync":
             return blocks.render_notice(f"There's no sync `{blocks.esc(watch_id)}` here.")
-        if watch.requester_id != who.user_id and not self.settings.may_sync(
-            watch.connection, who.user_id, who.channel_id
-        ):
-            return blocks.render_notice(
-                ":no_entry: Only the person who started this sync or someone on the sync "
-                "allowlist can run it again."
-            )
+        if not self._may_manage(watch.requester_id, watch.connection, who):
+            return _refusal("run this sync again")
         now = self.clock()
         if self.store.restart_sync(watch.id, who.user_id, now, now + self.policy.watch_timeout):
             self.on_change()
             return None
         return blocks.render_notice(
-            f"Sync `{watch.id}` can't be retried now: it is still running, or another sync of "
-            "that datasource is running in this channel."
+            f"Sync `{watch.id}` can't be retried now: it is already running again, or another "
+            "sync of that datasource is running in this channel."
         )
+
+    def show_errors(self, watch_id: str, who: Requester) -> blocks.Message | None:
+        """The "Show errors" button: the vendor's full error text in the thread, once."""
+        watch = self._watch_here(watch_id, who)
+        if watch is None:
+            return blocks.render_notice(f"There's no watch `{blocks.esc(watch_id)}` here.")
+        snap = JobSnapshot.from_json(watch.snapshot)
+        if snap is None or not snap.error_message:
+            return blocks.render_notice(f"Watch `{watch.id}` has no errors to show.")
+        text = snap.error_message
+        uploads: list[dict[str, object]] = []
+        if len(text) > blocks.ERRORS_INLINE_LIMIT:
+            uploads.append(_errors_csv(watch.id, text))
+        draft = TransitionDraft(
+            event="errors",
+            actor=who.user_id,
+            error_code=snap.error_code,
+            error_message=text if not uploads else None,
+            note=f"{len(text.splitlines()) or 1} lines" if uploads else None,
+        )
+        if not self.store.add_to_thread_once(watch.id, draft, uploads, self.clock()):
+            return blocks.render_notice("The full error list is already in the thread.")
+        self.on_change()
+        return None
 
     def list_channel(self, channel_id: str) -> blocks.Message:
         watches = self.store.list_watches(channel_id=channel_id, statuses=(ACTIVE,))
         schedules = self.store.list_schedules(channel_id=channel_id)
         return blocks.render_list(watches, self.clock(), schedules)
 
-    def stop(
-        self, watch_id: str, who: Requester | None, *, by: str | None = None
-    ) -> blocks.Message:
-        """Stop a watch (or a schedule) from the command or the button. Only from its own
-        channel."""
-        user = by or (who.user_id if who else "")
+    def stop(self, watch_id: str, who: Requester) -> blocks.Message:
+        """Stop a watch (or a schedule) from the command or a button: the requester, people
+        on the connection's allowlist, or admins (design §6 Permissions)."""
         if watch_id.startswith("s"):
-            return self._stop_schedule(watch_id, user, who)
-        watch = self.store.get_watch(watch_id)
-        if watch is None or (who is not None and watch.channel_id != who.channel_id):
+            return self._stop_schedule(watch_id, who)
+        watch = self._watch_here(watch_id, who)
+        if watch is None:
             return blocks.render_notice(
-                f":warning: There's no watch `{blocks.esc(watch_id)}` in this channel. "
-                f"`{COMMAND} list` shows the ones that are running here."
+                f":warning: There's no watch `{blocks.esc(watch_id)}` here. "
+                f"`{COMMAND} list` shows the ones that are running in this channel."
             )
         if watch.status not in (ACTIVE, PAUSED):
             return blocks.render_notice(
                 f"Watch `{watch.id}` is already {watch.status}; nothing to stop."
             )
-        stopped = self.store.stop_watch(watch.id, user, self.clock())
+        if not self._may_manage(watch.requester_id, watch.connection, who):
+            return _refusal("stop this watch")
+        stopped = self.store.stop_watch(watch.id, who.user_id, self.clock())
         if stopped is None:
             return blocks.render_notice(f"Watch `{watch.id}` had already ended.")
-        log.info("watch %s stopped by %s", watch.id, user)
+        log.info("watch %s stopped by %s", watch.id, who.user_id)
         self.on_change()
         return blocks.render_notice(
             f":octagonal_sign: Stopped watching {blocks.job_title(watch)} (`{watch.id}`). "
             "The job itself keeps running at the vendor."
         )
 
+    def _watch_here(self, watch_id: str, who: Requester) -> Watch | None:
+        """The watch, if `who` may see it from where they clicked: its own channel, or the
+        requester's App Home (no channel)."""
+        watch = self.store.get_watch(watch_id)
+        if watch is None:
+            return None
+        if who.channel_id:
+            return watch if watch.channel_id == who.channel_id else None
+        return (
+            watch
+            if watch.requester_id == who.user_id or who.user_id in self.settings.admins
+            else None
+        )
+
+    def _may_manage(self, owner: str, connection: str, who: Requester) -> bool:
+        if who.user_id == owner or who.user_id in self.settings.admins:
+            return True
+        allow = self.settings.sync_allow.get(connection)
+        return allow is not None and allow.admits(who.user_id, who.channel_id or None)
+
     def watches_for_user(self, user_id: str) -> list[Watch]:
         return self.store.list_watches(requester_id=user_id, statuses=None, limit=60)
 
-    def _stop_schedule(self, schedule_id: str, user: str, who: Requester | None) -> blocks.Message:
+    def home_view(self, user_id: str) -> dict[str, Any]:
+        """The App Home tab: the user's watches and schedules, then recent outcomes."""
+        schedules = self.store.list_schedules(requester_id=user_id)
+        return blocks.render_home(self.watches_for_user(user_id), self.clock(), schedules)
+
+    def _stop_schedule(self, schedule_id: str, who: Requester) -> blocks.Message:
         schedule = self.store.get_schedule(schedule_id)
-        if schedule is None or (who is not None and schedule.channel_id != who.channel_id):
+        visible = schedule is not None and (
+            schedule.channel_id == who.channel_id
+            or (not who.channel_id and schedule.requester_id == who.user_id)
+        )
+        if schedule is None or not visible:
             return blocks.render_notice(
-                f":warning: There's no schedule `{blocks.esc(schedule_id)}` in this channel. "
-                f"`{COMMAND} list` shows the ones here."
+                f":warning: There's no schedule `{blocks.esc(schedule_id)}` here. "
+                f"`{COMMAND} list` shows the ones in this channel."
             )
-        if self.store.stop_schedule(schedule.id, user, self.clock()) is None:
+        if not self._may_manage(schedule.requester_id, schedule.connection, who):
+            return _refusal("stop this schedule")
+        if self.store.stop_schedule(schedule.id, who.user_id, self.clock()) is None:
             return blocks.render_notice(f"Schedule `{schedule.id}` is already stopped.")
-        log.info("schedule %s stopped by %s", schedule.id, user)
+        log.info("schedule %s stopped by %s", schedule.id, who.user_id)
         self.on_schedules_changed()
         return blocks.render_notice(
             f":octagonal_sign: Stopped schedule `{schedule.id}` (`{schedule.ref}`, "
@@ -250,10 +303,38 @@ class Service:
 
     def refresh(self, watch_id: str, who: Requester) -> blocks.Message | None:
         """Poll at the next tick (the vendor's rate limit still applies)."""
-        watch = self.store.get_watch(watch_id)
-        if watch is None or watch.channel_id != who.channel_id:
+        watch = self._watch_here(watch_id, who)
+        if watch is None:
             return blocks.render_notice(f"There's no watch `{blocks.esc(watch_id)}` here.")
         if watch.status != ACTIVE:
             return blocks.render_notice(f"Watch `{watch.id}` has ended ({watch.status}).")
         self.store.poll_soon(watch.id, self.clock())
         return None
+
+
+def _refusal(what: str) -> blocks.Message:
+    return blocks.render_notice(
+        f":no_entry: Only the person who started it, people on this connection's allowlist or "
+        f"syncwatch admins can {what}. `{COMMAND} help permissions` explains who is allowed."
+    )
+
+
+def _errors_csv(watch_id: str, text: str) -> dict[str, object]:
+    """A long error list goes into the thread as a CSV (one line per row) instead."""
+    import base64
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["line", "error"])
+    for number, line in enumerate(text.splitlines(), 1):
+        # Vendor text must not run as a spreadsheet formula when someone opens the file.
+        writer.writerow([number, "'" + line if line.startswith(("=", "+", "-", "@")) else line])
+    content = buf.getvalue().encode("utf-8")
+    return {
+        "filename": f"errors-{watch_id}.csv",
+        "title": f"Errors for watch {watch_id}",
+        "comment": "The vendor's full error list",
+        "content_b64": base64.b64encode(content).decode("ascii"),
+    }

@@ -416,6 +416,27 @@ class Store:
             self._record(db, watch_id, draft, True, now)
         return self.get_watch(watch_id)
 
+    def add_to_thread_once(
+        self,
+        watch_id: str,
+        draft: TransitionDraft,
+        uploads: Sequence[dict[str, Any]],
+        now: float,
+    ) -> bool:
+        """Post something extra into a watch's thread (a reply for `draft`, then `uploads`)
+        unless an entry of the same event is already there: a double click does one thing."""
+        with self.pool.immediate() as db:
+            seen = db.execute(
+                "SELECT 1 FROM transitions WHERE watch_id = ? AND event = ?",
+                [watch_id, draft.event],
+            ).fetchone()
+            if seen:
+                return False
+            self._record(db, watch_id, draft, False, now)
+            for payload in uploads:
+                self._queue(db, watch_id, "upload", now, payload=payload)
+            return True
+
     def pause_watch(self, watch_id: str, reason: str, now: float) -> None:
         """Stop polling and delivering: Slack says the channel is gone or closed to us."""
         with self.pool.immediate() as db:

@@ -492,8 +492,8 @@ def test_sixty_watches_fit_the_list() -> None:
     assert_message_fits(message)
     text = all_text(message)
     assert "(60)" in text
-    assert "`w000`" in text and "`w039`" in text and "`w040`" not in text
-    assert "…and 20 more." in text
+    assert "`w000`" in text and "`w019`" in text and "`w020`" not in text
+    assert "…and 40 more; stop any with `/syncwatch stop <id>`." in text
 
 
 def test_a_hundred_and_fifty_watches_fit_app_home() -> None:
@@ -607,7 +607,9 @@ def test_list_shows_each_watch_with_state_requester_and_age() -> None:
     assert "`w7k2`" in text and "`w8k3`" in text
     assert "Running, asked by <@U1>, for 2m 05s" in text
     assert "Queued, asked by <@U2>" in text
-    assert message.text == "2 active watches in this channel"
+    assert message.text == "2 active watches and 0 schedules in this channel"
+    stops = [b["accessory"]["value"] for b in message.blocks if "accessory" in b]
+    assert stops == ["w7k2", "w8k3"]
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -217,13 +217,23 @@ def test_stop_button_stops_polling_and_says_so_in_the_thread(running, fake_slack
         if e["action_id"] == "watch.stop"
     )
     assert stop["value"] == watch.id
-    assert slack.click("watch.stop", watch.id, parent.ts, user="U7").status_code == 200
+    # someone else may not stop it: told privately, nothing changes
+    assert slack.click("watch.stop", watch.id, parent.ts, user="U7", key="other").status_code == 200
+    refusal = fake_slack.wait_for("respond/other")[0].params
+    assert "Only the person who started it" in refusal["text"]
+    assert refusal["response_type"] == "ephemeral" and refusal["replace_original"] is False
+    assert bot.store.get_watch(watch.id).status == "active"
+    # the requester may; a double click does one thing
+    assert slack.click("watch.stop", watch.id, parent.ts, user="U1").status_code == 200
+    assert slack.click("watch.stop", watch.id, parent.ts, user="U1", key="again").status_code == 200
     wait_until(
         lambda: any("Stopped watching" in (m.text or "") for m in replies(fake_slack)),
         what="stop reply",
     )
     wait_until(lambda: "stopped" in parents(fake_slack)[0].text, what="parent shows stopped")
-    assert "<@U7>" in json.dumps(parents(fake_slack)[0].blocks)
+    assert "<@U1>" in json.dumps(parents(fake_slack)[0].blocks)
+    fake_slack.wait_for("respond/again")
+    assert sum("Stopped watching" in (m.text or "") for m in replies(fake_slack)) == 1
     polls_at_stop = zoho_sim.polls(WS, JOB)
     time.sleep(2.5)  # two ticks: a stopped watch must not be polled again
     assert zoho_sim.polls(WS, JOB) == polls_at_stop

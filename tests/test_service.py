@@ -9,6 +9,7 @@ import pytest
 from bot import grammar
 from bot.config import Allowlist, Settings, SyncTarget
 from bot.service import Requester, Service
+from bot.vendors import JobSnapshot, State
 from storage import PollResult
 
 ZOHO = {
@@ -77,15 +78,70 @@ def test_duplicate_in_the_same_channel_is_refused(service, store):
     assert len(store.list_watches()) == 2
 
 
-def test_stop_only_from_the_watch_channel(service, store):
+def test_stop_only_from_the_watch_channel_and_only_by_who_may(service, store):
     watch(service, "watch za 1/2")
     (w,) = store.list_watches()
     assert "no watch" in watch(service, f"stop {w.id}", Requester("U2", "C9")).text
+    refused = watch(service, f"stop {w.id}", Requester("U2", "C1"))
+    assert "Only the person who started it" in refused.text
     assert store.get_watch(w.id).status == "active"
-    assert "Stopped watching" in watch(service, f"stop {w.id}", Requester("U2", "C1")).text
+    assert "Stopped watching" in watch(service, f"stop {w.id}", ALICE).text
     stopped = store.get_watch(w.id)
-    assert stopped.status == "stopped" and stopped.stopped_by == "U2"
+    assert stopped.status == "stopped" and stopped.stopped_by == "U1"
     assert "already stopped" in watch(service, f"stop {w.id}").text
+
+
+def test_admins_and_allowlisted_users_may_stop_others_watches(store, clock):
+    settings = replace(
+        Settings.from_env(ZOHO),
+        admins=frozenset({"U0ADMIN"}),
+        sync_allow={"default": Allowlist(channels=frozenset({"C1"}))},
+    )
+    svc = Service(store, settings, clock=clock)
+    svc.handle(grammar.parse("watch za 1/2 1/3"), ALICE)
+    first, second = store.list_watches()
+    assert (
+        "Stopped" in svc.handle(grammar.parse(f"stop {first.id}"), Requester("U0ADMIN", "C1")).text
+    )
+    assert "Stopped" in svc.handle(grammar.parse(f"stop {second.id}"), Requester("U7", "C1")).text
+
+
+def test_show_errors_posts_the_full_text_once(service, store, clock):
+    watch(service, "watch za 1/2")
+    (w,) = store.list_watches()
+    store.claim_due(clock.now, "p", 60, 10)
+    snap = JobSnapshot(State.FAILED, "1003", error_code="1003", error_message="row 1\nrow 2")
+    store.apply_poll(
+        w.id,
+        "p",
+        PollResult({"status": "done", "state": "failed", "snapshot": snap.to_json()}),
+        clock.now,
+    )
+    assert service.show_errors(w.id, Requester("U2", "C1")) is None  # anyone in the channel
+    assert "already in the thread" in service.show_errors(w.id, ALICE).text
+    (entry,) = [t for t in store.transitions(w.id) if t.event == "errors"]
+    assert entry.error_message == "row 1\nrow 2" and entry.actor == "U2"
+
+
+def test_long_error_lists_are_attached_as_csv(service, store, clock):
+    watch(service, "watch za 1/2")
+    (w,) = store.list_watches()
+    store.claim_due(clock.now, "p", 60, 10)
+    long_text = "\n".join(f"=row {i}: bad value" for i in range(400))
+    snap = JobSnapshot(State.PARTIAL, "1004", error_message=long_text)
+    store.apply_poll(
+        w.id,
+        "p",
+        PollResult({"status": "done", "state": "partial", "snapshot": snap.to_json()}),
+        clock.now,
+    )
+    service.show_errors(w.id, ALICE)
+    (upload,) = [r for r in store.outbox_rows(w.id) if r.kind == "upload"]
+    import base64
+
+    csv_text = base64.b64decode(upload.payload["content_b64"]).decode()
+    assert upload.payload["filename"] == f"errors-{w.id}.csv"
+    assert csv_text.splitlines()[1] == "1,'=row 0: bad value"  # formulas neutralized
 
 
 def test_refresh_makes_the_watch_due_now(service, store, clock):

@@ -7,7 +7,6 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot import blocks
 from bot.service import Service
 
 
@@ -16,5 +15,4 @@ def register(app: App, service: Service) -> None:
     def on_home(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab") != "home":
             return
-        view = blocks.render_home(service.watches_for_user(event["user"]), service.clock())
-        client.views_publish(user_id=event["user"], view=view)
+        client.views_publish(user_id=event["user"], view=service.home_view(event["user"]))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.grammar import COMMAND, HELP_TOPICS, CommandError
+from bot.urls import URL_SHAPES
 from bot.vendors import SPECS, JobSnapshot, State, lookup
 from storage import Schedule, Transition, Watch
 
@@ -343,7 +344,30 @@ def render_help(topic: str | None = None) -> Message:
             "went; a failed sync gets a *Retry sync* button. Datasource passwords live in "
             "syncwatch's config, never in Slack. `list` shows schedules; `stop s3xq` ends one."
         ),
-        "list": f"*List* — `{COMMAND} list` shows the active watches in this channel.",
+        "links": (
+            f"*Paste a link* — `{COMMAND} watch <link> [<link> …]` works out the vendor and ids "
+            "from a vendor API link (nothing is fetched from it). Links I understand:\n"
+            + "\n".join(f"• {shape.example}" for shape in URL_SHAPES)
+            + "\nSeveral links, even of different vendors, start one watch each."
+        ),
+        "schedules": (
+            f"*Schedules* — `{COMMAND} sync <ws>/<ds> at 06:30` (daily) or "
+            f"`at 0 6 * * 1-5` (a 5-field cron), read in `tz <IANA zone>` (default UTC). Each "
+            "run posts its own message. A run missed while syncwatch was down runs once when "
+            f"it is back and says it ran late. `{COMMAND} list` shows the next run; "
+            f"`{COMMAND} stop s3xq` ends a schedule."
+        ),
+        "permissions": (
+            "*Who may do what* — anyone in a channel I'm in may watch jobs and list. A "
+            "connection's syncs may be run by anyone, unless the operator set a sync allowlist "
+            "for it (then only listed people and channels). *Stop*, *Retry sync* and stopping "
+            "a schedule: the person who started it, people on that connection's allowlist, "
+            "and syncwatch admins. Others get a private refusal."
+        ),
+        "list": (
+            f"*List* — `{COMMAND} list` shows this channel's active watches and schedules, each "
+            "with a Stop button. Your own are also on my App Home tab."
+        ),
         "stop": (
             f"*Stop* — `{COMMAND} stop w7k2` stops watching (the job itself keeps running). "
             "The id is shown in the watch's message and in `list`; the *Stop watching* button "
@@ -362,8 +386,9 @@ def render_help(topic: str | None = None) -> Message:
         f"*syncwatch* watches long-running vendor jobs and tells this channel how they end.\n"
         f"• `{COMMAND} watch <vendor> <job-ref>` — watch a job\n"
         f"• `{COMMAND} sync <workspace-id>/<datasource-id>` — run a datasource sync\n"
-        f"• `{COMMAND} list` — active watches in this channel\n"
-        f"• `{COMMAND} stop <watch-id>` — stop watching\n"
+        f"• `{COMMAND} watch <link>` — or paste a vendor API link\n"
+        f"• `{COMMAND} list` — active watches and schedules in this channel\n"
+        f"• `{COMMAND} stop <watch-id | schedule-id>` — stop watching\n"
         f"• `{COMMAND} help <topic>` — topics: {', '.join(HELP_TOPICS)}"
     )
     intro = esc(intro)

@@ -6,6 +6,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from bot.urls import UrlError, looks_like_url, parse_url
 from bot.vendors import SPECS, RefError, VendorSpec, lookup
 
 COMMAND = "/syncwatch"
@@ -13,7 +14,7 @@ MAX_TEXT = 4000
 MAX_REFS = 10
 CONNECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SHORT_ID = re.compile(r"^[ws][a-z0-9]{3,12}$")
-HELP_TOPICS = ("vendors", "watch", "sync", "list", "stop")
+HELP_TOPICS = ("vendors", "watch", "links", "sync", "schedules", "list", "stop", "permissions")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,15 @@ class WatchRequest:
     refs: tuple[str, ...]
     connection: str = "default"
     every: float | None = None  # seconds; clamped to the vendor's floor by the service
+
+
+@dataclass(frozen=True)
+class WatchLinksRequest:
+    """`watch <url> [<url> …]`: jobs named by pasted vendor links, possibly of several vendors."""
+
+    jobs: tuple[tuple[str, str], ...]  # (vendor key, job ref)
+    connection: str = "default"
+    every: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class StopRequest:
     target_id: str
 
 
-Request = HelpRequest | WatchRequest | SyncRequest | ListRequest | StopRequest
+Request = HelpRequest | WatchRequest | WatchLinksRequest | SyncRequest | ListRequest | StopRequest
 
 
 class CommandError(ValueError):
@@ -220,14 +230,11 @@ def _vendor(name: str) -> VendorSpec:
     raise CommandError(f"Unknown vendor {code(name)}.{hint} Supported: {supported}.", example)
 
 
-def _parse_watch(args: list[str]) -> WatchRequest:
+def _parse_watch(args: list[str]) -> WatchRequest | WatchLinksRequest:
     if not args:
         raise CommandError("`watch` needs a vendor and a job id.", _first_example())
-    if any("://" in word for word in args):
-        raise CommandError(
-            "Pasted vendor URLs aren't understood yet: give the vendor and the job id.",
-            _first_example(),
-        )
+    if any(looks_like_url(word) for word in args):
+        return _parse_links(args)
     spec = _vendor(args[0])
     example = f"{COMMAND} watch {spec.key} {spec.example_ref}"
     positional, options = _take_options(_join_units(args[1:]), ("as", "every"), example)
@@ -252,6 +259,47 @@ def _parse_watch(args: list[str]) -> WatchRequest:
     if "every" in options:
         every = parse_duration(" ".join(options["every"]), example)
     return WatchRequest(spec.key, tuple(refs), _parse_connection(options, example), every)
+
+
+LINK_EXAMPLE = (
+    "https://analyticsapi.zoho.com/restapi/v2/bulk/workspaces/2480011000000498001"
+    "/importjobs/2480011000000512007"
+)
+
+
+def _parse_links(args: list[str]) -> WatchLinksRequest:
+    """Pasted vendor links, optionally after a vendor name (which they must then match)."""
+    example = f"{COMMAND} watch {LINK_EXAMPLE}"
+    named = lookup(args[0]) if not looks_like_url(args[0]) else None
+    words = args[1:] if named else args
+    positional, options = _take_options(_join_units(words), ("as", "every"), example)
+    if len(positional) > MAX_REFS:
+        raise CommandError(
+            f"That's {len(positional)} jobs; one command can watch at most {MAX_REFS}.", example
+        )
+    jobs: list[tuple[str, str]] = []
+    for raw in positional:
+        if not looks_like_url(raw):
+            raise CommandError(
+                f"{code(raw)} isn't a link: give either links or a vendor and job ids.", example
+            )
+        try:
+            vendor, ref = parse_url(raw)
+            spec = lookup(vendor)
+            if spec is None:
+                raise UrlError("that vendor isn't supported by this version")
+            ref = spec.parse_ref(ref)
+        except (UrlError, RefError) as err:
+            raise CommandError(f"{code(raw)}: {_inert(str(err))}.", example) from None
+        if named is not None and spec.key != named.key:
+            raise CommandError(f"{code(raw)} is a {spec.label} link, not {named.label}.", example)
+        if (spec.key, ref) in jobs:
+            raise CommandError(f"{code(raw)} is listed twice.", example)
+        jobs.append((spec.key, ref))
+    if not jobs:
+        raise CommandError("`watch` needs at least one job link or id.", example)
+    every = parse_duration(" ".join(options["every"]), example) if "every" in options else None
+    return WatchLinksRequest(tuple(jobs), _parse_connection(options, example), every)
 
 
 def _join_units(words: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 from bot import blocks, grammar, lifecycle
 from bot.config import Settings
 from bot.poller import next_run, parse_schedule
-from bot.vendors import JobSnapshot, lookup
+from bot.vendors import JobSnapshot, VendorSpec, lookup
 from storage import (
     ACTIVE,
     PAUSED,
@@ -59,6 +59,8 @@ class Service:
             return blocks.render_help(request.topic)
         if isinstance(request, grammar.WatchRequest):
             return self.create_watches(request, who)
+        if isinstance(request, grammar.WatchLinksRequest):
+            return self.create_from_links(request, who)
         if isinstance(request, grammar.ListRequest):
             return self.list_channel(who.channel_id)
         if isinstance(request, grammar.StopRequest):
@@ -67,43 +69,49 @@ class Service:
             return self.sync(request, who)
         raise TypeError(f"unhandled request {request!r}")
 
+    def create_from_links(
+        self, request: grammar.WatchLinksRequest, who: Requester
+    ) -> blocks.Message:
+        """Watches for pasted links, all or none (they may name several vendors)."""
+        return self._create(request.jobs, request.connection, request.every, who)
+
     def create_watches(
         self, request: grammar.WatchRequest, who: Requester, *, trigger: bool = False
     ) -> blocks.Message:
-        spec = lookup(request.vendor)
-        if spec is None:  # grammar only yields known vendors; a guard, not a path
-            raise ValueError(f"unknown vendor {request.vendor}")
-        connections = self.settings.connections(spec.family)
-        if request.connection not in connections:
-            if not connections:
-                text = (
-                    f":warning: {spec.label} isn't set up on this syncwatch, so nothing was "
-                    "started. Ask whoever runs it to configure the credentials "
-                    f"(see `syncwatch check`)."
-                )
-            else:
-                names = ", ".join(f"`{n}`" for n in sorted(connections))
-                text = (
-                    f":warning: There's no {spec.family.title()} connection named "
-                    f"`{blocks.esc(request.connection)}`. Configured: {names}. Nothing was started."
-                )
-            return blocks.render_notice(text)
+        jobs = tuple((request.vendor, ref) for ref in request.refs)
+        return self._create(jobs, request.connection, request.every, who, trigger=trigger)
+
+    def _create(
+        self,
+        jobs: tuple[tuple[str, str], ...],
+        connection: str,
+        every: float | None,
+        who: Requester,
+        *,
+        trigger: bool = False,
+    ) -> blocks.Message:
         now = self.clock()
-        interval = lifecycle.start_interval(spec, request.every, self.policy)
-        drafts = [
-            NewWatch(
-                vendor=spec.key,
-                ref=ref,
-                connection=request.connection,
-                channel_id=who.channel_id,
-                requester_id=who.user_id,
-                team_id=who.team_id,
-                interval_s=interval,
-                deadline=now + self.policy.watch_timeout,
-                trigger=trigger,
+        drafts = []
+        for vendor, ref in jobs:
+            spec = lookup(vendor)
+            if spec is None:  # grammar only yields known vendors; a guard, not a path
+                raise ValueError(f"unknown vendor {vendor}")
+            refusal = self._connection_problem(spec, connection)
+            if refusal is not None:
+                return refusal
+            drafts.append(
+                NewWatch(
+                    vendor=spec.key,
+                    ref=ref,
+                    connection=connection,
+                    channel_id=who.channel_id,
+                    requester_id=who.user_id,
+                    team_id=who.team_id,
+                    interval_s=lifecycle.start_interval(spec, every, self.policy),
+                    deadline=now + self.policy.watch_timeout,
+                    trigger=trigger,
+                )
             )
-            for ref in request.refs
-        ]
         try:
             created = self.store.create_watches(drafts, now)
         except DuplicateWatchError as dup:
@@ -115,6 +123,24 @@ class Service:
         )
         self.on_change()
         return blocks.render_created(created)
+
+    def _connection_problem(self, spec: VendorSpec, connection: str) -> blocks.Message | None:
+        connections = self.settings.connections(spec.family)
+        if connection not in connections:
+            if not connections:
+                text = (
+                    f":warning: {spec.label} isn't set up on this syncwatch, so nothing was "
+                    "started. Ask whoever runs it to configure the credentials "
+                    f"(see `syncwatch check`)."
+                )
+            else:
+                names = ", ".join(f"`{n}`" for n in sorted(connections))
+                text = (
+                    f":warning: There's no {spec.family.title()} connection named "
+                    f"`{blocks.esc(connection)}`. Configured: {names}. Nothing was started."
+                )
+            return blocks.render_notice(text)
+        return None
 
     def sync(self, request: grammar.SyncRequest, who: Requester) -> blocks.Message:
         """Start a datasource sync: a watch whose first poll triggers it (no vendor call here:

@@ -682,3 +682,12 @@ def test_sync_replies_say_sync_and_a_failed_sync_offers_retry() -> None:
     assert "Sync failed" in render_reply(sync, failed).blocks[0]["text"]["text"]
     actions = [b for b in render_parent(sync, T0).blocks if b["type"] == "actions"]
     assert [e["action_id"] for e in actions[0]["elements"]] == ["sync.retry"]
+
+
+@pytest.mark.parametrize("topic", ["links", "schedules", "permissions", "list", "sync"])
+def test_each_help_topic_has_its_own_page(topic: str) -> None:
+    message = render_help(topic)
+    assert_valid(message.blocks)
+    assert ("/syncwatch" in message.text) or ("allowlist" in message.text)
+    if topic == "links":
+        assert "analyticsapi.zoho.com/restapi/v2/bulk/workspaces/&lt;ws&gt;" in message.text

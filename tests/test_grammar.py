@@ -173,10 +173,10 @@ def test_text_over_4000_characters_is_refused_with_its_length() -> None:
     assert_example_works(err)
 
 
-def test_pasted_url_is_explained() -> None:
+def test_an_unknown_link_is_explained_with_a_working_example() -> None:
     url = f"https://analytics.zoho.com/workspace/{WS}/import/{JOB}"
     err = error_for(f"watch {url}")
-    assert "Pasted vendor URLs aren't understood yet" in err.message
+    assert "isn't one of the job links I know" in err.message
     assert_example_works(err)
 
 
@@ -337,10 +337,10 @@ def test_every_accepts_a_space_before_the_unit() -> None:
     assert parse("watch za 1/2 every 2 m").every == 120
 
 
-def test_a_pasted_url_anywhere_gets_the_url_message() -> None:
+def test_a_link_after_a_vendor_name_must_match_it() -> None:
     with pytest.raises(CommandError) as err:
-        parse("watch za https://analytics.zoho.com/workspace/1/import/2")
-    assert "Pasted vendor URLs" in err.value.message
+        parse("watch zuora https://www.zohoapis.com/crm/bulk/v8/write/6120045000001938011")
+    assert "is a Zoho CRM bulk write link, not Zuora AQuA query" in err.value.message
 
 
 def test_keyword_with_equals_and_a_long_value_is_a_credential() -> None:

@@ -229,3 +229,26 @@ def test_retry_sync_restarts_a_failed_sync_in_the_same_watch(service, store, clo
     assert (again.status, again.trigger_pending) == ("active", 1)
     assert any("run the sync again" in (t.note or "") for t in store.transitions(w.id))
     assert "can't be retried" in service.retry_sync(w.id, ALICE).text  # still running
+
+
+def test_pasted_links_create_watches_for_each_vendor(service, store):
+    reply = watch(
+        service,
+        "watch https://www.zohoapis.com/crm/bulk/v8/write/61 "
+        "https://analyticsapi.zoho.com/restapi/v2/bulk/workspaces/1/importjobs/2",
+    )
+    assert "Started 2 watches" in reply.text
+    assert sorted((w.vendor, w.ref) for w in store.list_watches()) == [
+        ("zoho-analytics", "1/2"),
+        ("zoho-crm", "61"),
+    ]
+
+
+def test_links_all_or_none_when_one_vendor_is_not_configured(service, store):
+    reply = watch(
+        service,
+        "watch https://analyticsapi.zoho.com/restapi/v2/bulk/workspaces/1/importjobs/2 "
+        "https://rest.zuora.com/v1/batch-query/jobs/" + "a" * 32,
+    )
+    assert "Zuora AQuA query isn't set up" in reply.text
+    assert store.list_watches(statuses=None) == []

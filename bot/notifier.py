@@ -39,21 +39,19 @@ FILE_POLICY = {
     "file_type_not_allowed",
     "storage_limit_reached",
 }
+METADATA_EVENT = "syncwatch_outbox"  # message metadata that names the outbox row it came from
 MAX_ATTEMPTS = 25  # about two days of capped backoff; then the row is kept as dead
 
 
-def build_slack_client(token: str, base_url: str) -> WebClient:
-    """The one WebClient: honours SLACK_API_URL and retries 429s, 5xx and connection errors."""
-    return WebClient(
-        token=token,
-        base_url=base_url,
-        timeout=15,
-        retry_handlers=[
-            ConnectionErrorRetryHandler(),
-            RateLimitErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(max_retry_count=1),
-        ],
-    )
+def build_slack_client(token: str, base_url: str, *, for_writes: bool = False) -> WebClient:
+    """A WebClient that honours SLACK_API_URL. The listeners' client retries 429s, 5xx and
+    connection errors; the notifier's (`for_writes`) retries only 429s, when Slack has
+    certainly done nothing: a resent post after a 5xx or a dropped connection could be a
+    duplicate, so the outbox decides, after looking the message up."""
+    handlers = [RateLimitErrorRetryHandler(max_retry_count=2)]
+    if not for_writes:
+        handlers = [ConnectionErrorRetryHandler(), *handlers, ServerErrorRetryHandler(1)]
+    return WebClient(token=token, base_url=base_url, timeout=15, retry_handlers=handlers)
 
 
 def describe_bot(client: WebClient) -> str:
@@ -221,14 +219,10 @@ class Notifier:
                     return
                 else:
                     raise
-        response = self._call_with_fallback(
-            self.client.chat_postMessage,
-            message,
-            channel=watch.channel_id,
-            unfurl_links=False,
-            unfurl_media=False,
+        channel, ts = self._post_once(
+            row.id, {"watch_id": watch.id, "kind": "parent"}, watch.channel_id, None, message
         )
-        self.store.parent_posted(watch.id, response["channel"], response["ts"], upto, self.clock())
+        self.store.parent_posted(watch.id, channel, ts, upto, self.clock())
 
     def _call_with_fallback(
         self, method: Callable[..., Any], message: blocks.Message, **kwargs: Any
@@ -257,15 +251,8 @@ class Notifier:
             return
         channel, parent_ts = self._parent_ts(watch.id)
         message = blocks.render_reply(watch, transition)
-        response = self._call_with_fallback(
-            self.client.chat_postMessage,
-            message,
-            channel=channel,
-            thread_ts=parent_ts,
-            unfurl_links=False,
-            unfurl_media=False,
-        )
-        self.store.mark_sent(row.id, self.clock(), slack_ref=response.get("ts"))
+        _, ts = self._post_once(row.id, {"outbox_id": row.id}, channel, parent_ts, message)
+        self.store.mark_sent(row.id, self.clock(), slack_ref=ts)
 
     def _upload(self, row: OutboxRow) -> None:
         """Post a result file into the thread, exactly once even across a crash: the Slack
@@ -361,13 +348,73 @@ class Notifier:
 
     def _post_thread_note(self, row: OutboxRow, text: str) -> None:
         channel, parent_ts = self._parent_ts(row.watch_id)
-        self.client.chat_postMessage(
-            channel=channel,
-            thread_ts=parent_ts,
-            text=text,
-            unfurl_links=False,
-            unfurl_media=False,
-        )
+        note = blocks.Message(text)
+        self._post_once(row.id, {"outbox_id": row.id, "kind": "note"}, channel, parent_ts, note)
+
+    def _post_once(
+        self,
+        row_id: int,
+        marker: dict[str, Any],
+        channel: str,
+        thread_ts: str | None,
+        message: blocks.Message,
+    ) -> tuple[str, str]:
+        """chat.postMessage exactly once. The message carries `marker` in its metadata; a
+        row already in flight (a crash, a timeout, a 5xx: Slack may have posted it) is first
+        looked up by that marker. Returns (channel, ts)."""
+        since = self.store.in_flight_since(row_id)
+        if since is not None:
+            found = self._find_posted(channel, thread_ts, marker, since)
+            if found is not None:
+                log.info(
+                    "outbox row %s was already in Slack (%s); not posting again", row_id, found
+                )
+                return channel, found
+        self.store.mark_in_flight(row_id, self.clock())
+        try:
+            response = self._call_with_fallback(
+                self.client.chat_postMessage,
+                message,
+                channel=channel,
+                thread_ts=thread_ts,
+                metadata={"event_type": METADATA_EVENT, "event_payload": marker},
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as err:
+            if getattr(err.response, "status_code", 200) < 500:
+                self.store.clear_in_flight(row_id)  # Slack answered: it posted nothing
+            raise
+        return str(response.get("channel") or channel), str(response["ts"])
+
+    def _find_posted(
+        self, channel: str, thread_ts: str | None, marker: dict[str, Any], since: float
+    ) -> str | None:
+        """The ts of our message tagged `marker`, posted since `since`, if Slack has it.
+        Reads history (Tier 1 for most apps), so it runs only for rows found in flight."""
+        args: dict[str, Any] = {
+            "channel": channel,
+            "oldest": f"{since - 60:.6f}",
+            "include_all_metadata": True,
+            "limit": 200,
+        }
+        try:
+            if thread_ts is None:
+                page = self.client.conversations_history(**args)
+            else:
+                page = self.client.conversations_replies(ts=thread_ts, **args)
+        except SlackApiError as err:
+            # Can't tell (no history scope?): posting again beats losing the message.
+            log.warning("can't look for an earlier post: %s", err.response.get("error"))
+            return None
+        for message in page.get("messages") or []:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == METADATA_EVENT and all(
+                str(payload.get(k)) == str(v) for k, v in marker.items()
+            ):
+                return str(message["ts"])
+        return None
 
 
 class _UploadSource:

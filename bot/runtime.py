@@ -66,7 +66,10 @@ class BotProcess:
         self.slack = slack_client or build_slack_client(
             settings.slack_bot_token, settings.slack_api_url
         )
-        self.notifier = Notifier(self.store, self.slack, clock=clock, metrics=self.metrics)
+        writer = slack_client or build_slack_client(
+            settings.slack_bot_token, settings.slack_api_url, for_writes=True
+        )
+        self.notifier = Notifier(self.store, writer, clock=clock, metrics=self.metrics)
         self.service = Service(self.store, settings, clock=clock, on_change=self.notifier.wake)
         self.poller = Poller(
             self.store,

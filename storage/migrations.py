@@ -150,5 +150,12 @@ def m006_schedules(db: Database) -> None:
     db["schedules"].create_index(["channel_id", "status"])
 
 
+@migrations()
+def m007_outbox_in_flight(db: Database) -> None:
+    # Set just before a message is sent: a row found with it after a crash or an ambiguous
+    # failure is looked up in Slack (by its metadata) before it is sent again.
+    db["outbox"].add_column("in_flight_at", float)
+
+
 def apply(db: Database) -> None:
     migrations.apply(db)

@@ -555,6 +555,19 @@ class Store:
         ).fetchall()
         return {path for (path,) in rows if path}
 
+    def mark_in_flight(self, row_id: int, now: float) -> None:
+        with self.pool.immediate() as db:
+            db["outbox"].update(row_id, {"in_flight_at": now})
+
+    def clear_in_flight(self, row_id: int) -> None:
+        """Slack answered that it did nothing (e.g. rate limited): no lookup needed."""
+        with self.pool.immediate() as db:
+            db["outbox"].update(row_id, {"in_flight_at": None})
+
+    def in_flight_since(self, row_id: int) -> float | None:
+        row = self._db.execute("SELECT in_flight_at FROM outbox WHERE id = ?", [row_id]).fetchone()
+        return row[0] if row else None
+
     def upload_file_id(self, row_id: int) -> str | None:
         """The file id of an earlier, interrupted attempt at this upload row, if any."""
         row = self._db.execute(

@@ -459,3 +459,85 @@ def test_missing_spool_file_is_reported_not_retried_forever(
     last = fake_slack.thread("C1", parent_of(store, w.id))[-1]
     assert "was lost before I could post it" in last.text
     assert set(statuses(store, w.id)) == {"sent"}
+
+
+# -- messages exactly once ----------------------------------------------------------------
+
+
+def metadata_for(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"event_type": "syncwatch_outbox", "event_payload": payload}
+
+
+def test_every_post_names_its_outbox_row_in_metadata(notifier, store, clock, fake_slack):
+    w = watch(store, clock)
+    notifier.deliver_due()
+    poll(store, clock, w.id, RUNNING)
+    notifier.deliver_due()
+    parent_post, reply_post = fake_slack.calls_for("chat.postMessage")
+    assert parent_post.params["metadata"]["event_payload"] == {"watch_id": w.id, "kind": "parent"}
+    reply_row = next(r for r in store.outbox_rows(w.id) if r.kind == "reply")
+    assert reply_post.params["metadata"]["event_payload"] == {"outbox_id": reply_row.id}
+
+
+def test_parent_posted_before_a_crash_is_found_not_posted_again(notifier, store, clock, fake_slack):
+    w = watch(store, clock)
+    (row,) = store.outbox_rows(w.id)
+    # The dead process: marked the row in flight, Slack posted, the process died.
+    store.mark_in_flight(row.id, clock.now)
+    posted = notifier.client.chat_postMessage(
+        channel="C1", text="parent", metadata=metadata_for({"watch_id": w.id, "kind": "parent"})
+    )
+    notifier.deliver_due()
+    assert len(fake_slack.calls_for("chat.postMessage")) == 1  # only the dead process's
+    assert store.parent_ref(w.id).ts == posted["ts"]
+    assert statuses(store, w.id) == ["sent"]
+
+
+def test_reply_posted_before_a_crash_is_found_not_posted_again(notifier, store, clock, fake_slack):
+    w = watch(store, clock)
+    notifier.deliver_due()
+    poll(store, clock, w.id, RUNNING)
+    reply_row = next(r for r in store.outbox_rows(w.id) if r.kind == "reply")
+    store.mark_in_flight(reply_row.id, clock.now)
+    notifier.client.chat_postMessage(
+        channel="C1",
+        thread_ts=parent_of(store, w.id),
+        text="reply",
+        metadata=metadata_for({"outbox_id": reply_row.id}),
+    )
+    notifier.deliver_due()
+    assert len(fake_slack.thread("C1", parent_of(store, w.id))) == 1
+    assert set(statuses(store, w.id)) == {"sent"}
+
+
+def test_a_5xx_keeps_the_row_in_flight_and_the_retry_looks_first(
+    notifier, store, clock, fake_slack
+):
+    fake_slack.fail_next("chat.postMessage", "internal_error", status=500)
+    w = watch(store, clock)
+    notifier.deliver_due()
+    (row,) = store.outbox_rows(w.id)
+    assert store.in_flight_since(row.id) is not None
+    clock.advance(10)
+    notifier.deliver_due()
+    assert len(fake_slack.calls_for("conversations.history")) == 1
+    assert len(fake_slack.messages("C1")) == 1
+
+
+def test_a_rate_limit_means_nothing_was_posted_so_no_lookup(notifier, store, clock, fake_slack):
+    fake_slack.fail_next("chat.postMessage", "ratelimited", 429, {"Retry-After": "3"})
+    w = watch(store, clock)
+    notifier.deliver_due()
+    (row,) = store.outbox_rows(w.id)
+    assert store.in_flight_since(row.id) is None
+    clock.advance(5)
+    notifier.deliver_due()
+    assert fake_slack.calls_for("conversations.history") == []
+    assert len(fake_slack.messages("C1")) == 1
+
+
+def test_the_notifier_client_never_resends_a_write_on_its_own():
+    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+    client = build_slack_client("xoxb-test", "http://127.0.0.1:9/api/", for_writes=True)
+    assert [type(h) for h in client.retry_handlers] == [RateLimitErrorRetryHandler]

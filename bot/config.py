@@ -82,6 +82,8 @@ class Settings:
     syncs: Mapping[str, SyncTarget] = field(default_factory=dict)  # by "ws/ds"
     sync_allow: Mapping[str, Allowlist] = field(default_factory=dict)  # by connection
     admins: frozenset[str] = frozenset()
+    quota_per_channel: int = 100  # active watches one channel may hold
+    quota_per_user: int = 50  # active watches one person may have started
     warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
@@ -177,6 +179,8 @@ class Settings:
             micro=micro,
             syncs=_sync_targets(toml, config_path, problems),
             sync_allow=_sync_allowlists(toml, config_path, problems),
+            quota_per_channel=_quota(toml, "per_channel", 100, config_path, problems),
+            quota_per_user=_quota(toml, "per_user", 50, config_path, problems),
             admins=_slack_ids(
                 toml.get("admins", []), SLACK_USER, f"admins in {config_path}", problems
             ),
@@ -580,3 +584,16 @@ def _sync_targets(
             ),
         )
     return found
+
+
+def _quota(
+    toml: Mapping[str, Any], key: str, default: int, config_path: str | None, problems: list[str]
+) -> int:
+    """`[quotas] per_channel = 100, per_user = 50`: active watches, so one busy channel or
+    one script can't crowd everyone else out of the vendors' rate limits."""
+    table = toml.get("quotas", {})
+    value = table.get(key, default) if isinstance(table, dict) else default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        problems.append(f"[quotas] {key} in {config_path} must be a whole number ≥ 1")
+        return default
+    return value

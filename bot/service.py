@@ -112,6 +112,9 @@ class Service:
                     trigger=trigger,
                 )
             )
+        over = self._quota_problem(len(drafts), who)
+        if over is not None:
+            return over
         try:
             created = self.store.create_watches(drafts, now)
         except DuplicateWatchError as dup:
@@ -123,6 +126,23 @@ class Service:
         )
         self.on_change()
         return blocks.render_created(created)
+
+    def _quota_problem(self, adding: int, who: Requester) -> blocks.Message | None:
+        in_channel = self.store.count_active(channel_id=who.channel_id)
+        if in_channel + adding > self.settings.quota_per_channel:
+            return blocks.render_notice(
+                f":no_entry: This channel already has {in_channel} active watches; the limit is "
+                f"{self.settings.quota_per_channel}. Nothing was started. Stop finished ones "
+                f"with `{COMMAND} list`, or ask whoever runs syncwatch to raise `[quotas]`."
+            )
+        mine = self.store.count_active(requester_id=who.user_id)
+        if mine + adding > self.settings.quota_per_user:
+            return blocks.render_notice(
+                f":no_entry: You already have {mine} active watches; the limit is "
+                f"{self.settings.quota_per_user} per person. Nothing was started. Your watches "
+                "are on my App Home tab, each with a Stop button."
+            )
+        return None
 
     def _connection_problem(self, spec: VendorSpec, connection: str) -> blocks.Message | None:
         connections = self.settings.connections(spec.family)

@@ -770,6 +770,15 @@ class Store:
 
     # -- operators -------------------------------------------------------------------------
 
+    def count_active(
+        self, *, channel_id: str | None = None, requester_id: str | None = None
+    ) -> int:
+        column, value = ("channel_id", channel_id) if channel_id else ("requester_id", requester_id)
+        row = self._db.execute(
+            f"SELECT COUNT(*) FROM watches WHERE status = 'active' AND {column} = ?", [value]
+        ).fetchone()
+        return int(row[0])
+
     def count_by_status(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM watches GROUP BY status").fetchall()
         return {status: count for status, count in rows}

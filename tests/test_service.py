@@ -252,3 +252,17 @@ def test_links_all_or_none_when_one_vendor_is_not_configured(service, store):
     )
     assert "Zuora AQuA query isn't set up" in reply.text
     assert store.list_watches(statuses=None) == []
+
+
+def test_quotas_refuse_clearly_and_start_nothing(store, clock):
+    settings = replace(Settings.from_env(ZOHO), quota_per_channel=3, quota_per_user=2)
+    svc = Service(store, settings, clock=clock)
+    assert "Started 2" in svc.handle(grammar.parse("watch za 1/1 1/2"), ALICE).text
+    mine = svc.handle(grammar.parse("watch za 1/3"), ALICE)
+    assert "You already have 2 active watches; the limit is 2" in mine.text
+    assert (
+        "Started a watch" in svc.handle(grammar.parse("watch za 1/3"), Requester("U2", "C1")).text
+    )
+    full = svc.handle(grammar.parse("watch za 1/4"), Requester("U3", "C1"))
+    assert "This channel already has 3 active watches" in full.text
+    assert len(store.list_watches()) == 3

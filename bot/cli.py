@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import signal
@@ -47,10 +48,32 @@ class RedactingFilter(logging.Filter):
         return self.TOKEN_SHAPES.sub("[redacted]", text)
 
 
-def setup_logging(secrets: Sequence[str], level: int = logging.INFO) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the watch id and vendor when the record has them."""
+
+    FIELDS = ("watch_id", "vendor", "outcome")
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry |= {k: getattr(record, k) for k in self.FIELDS if hasattr(record, k)}
+        if record.exc_text:
+            entry["exc"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(
+    secrets: Sequence[str], level: int = logging.INFO, *, json_lines: bool = False
+) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        JsonFormatter()
+        if json_lines
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
     )
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
@@ -79,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  - {problem}", file=sys.stderr)
         print("Run `syncwatch check` for details.", file=sys.stderr)
         return 1
-    setup_logging(settings.secrets())
+    setup_logging(settings.secrets(), json_lines=settings.log_format == "json")
     from bot.runtime import BotProcess
 
     try:

@@ -82,6 +82,7 @@ class Settings:
     syncs: Mapping[str, SyncTarget] = field(default_factory=dict)  # by "ws/ds"
     sync_allow: Mapping[str, Allowlist] = field(default_factory=dict)  # by connection
     admins: frozenset[str] = frozenset()
+    log_format: str = "text"  # SYNCWATCH_LOG_FORMAT: text | json
     quota_per_channel: int = 100  # active watches one channel may hold
     quota_per_user: int = 50  # active watches one person may have started
     warnings: tuple[str, ...] = ()
@@ -179,6 +180,9 @@ class Settings:
             micro=micro,
             syncs=_sync_targets(toml, config_path, problems),
             sync_allow=_sync_allowlists(toml, config_path, problems),
+            log_format=_choice(
+                get.text("SYNCWATCH_LOG_FORMAT"), ("text", "json"), "SYNCWATCH_LOG_FORMAT", problems
+            ),
             quota_per_channel=_quota(toml, "per_channel", 100, config_path, problems),
             quota_per_user=_quota(toml, "per_user", 50, config_path, problems),
             admins=_slack_ids(
@@ -597,3 +601,12 @@ def _quota(
         problems.append(f"[quotas] {key} in {config_path} must be a whole number ≥ 1")
         return default
     return value
+
+
+def _choice(value: str, allowed: tuple[str, ...], name: str, problems: list[str]) -> str:
+    if not value:
+        return allowed[0]
+    if value.lower() not in allowed:
+        problems.append(f"{name}={value!r} must be one of {', '.join(allowed)}")
+        return allowed[0]
+    return value.lower()

@@ -307,6 +307,26 @@ class Poller:
         applied = self.store.apply_poll(watch.id, self.owner, result, self.clock())
         if outcome is not None:
             self.metrics.polls.labels(watch.vendor, outcome).inc()
+        fields = {"watch_id": watch.id, "vendor": watch.vendor, "outcome": outcome}
+        if applied and result.transition is not None:
+            log.info(
+                "watch %s (%s %s): %s -> %s",
+                watch.id,
+                watch.vendor,
+                watch.ref,
+                result.transition.from_state,
+                result.transition.to_state,
+                extra=fields,
+            )
+        elif applied and result.changes.get("last_error"):
+            log.info(
+                "watch %s (%s): check failed (%s×): %s",
+                watch.id,
+                watch.vendor,
+                result.changes.get("attempts"),
+                result.changes["last_error"],
+                extra=fields,
+            )
         if applied and (result.transition is not None or result.update_parent or result.uploads):
             self.on_change()
         if not applied:

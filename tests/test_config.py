@@ -542,3 +542,21 @@ def test_the_readme_example_config_is_valid(tmp_path) -> None:
     assert settings.may_sync("default", "U0ALICE", "C9") and not settings.may_sync(
         "default", "U0BOB", "C9"
     )
+
+
+def test_json_log_lines_carry_the_watch_and_vendor() -> None:
+    import json
+    import logging
+
+    from bot.cli import JsonFormatter
+
+    record = logging.LogRecord(
+        "bot.poller", logging.INFO, __file__, 1, "watch %s ok", ("w7k2",), None
+    )
+    record.watch_id, record.vendor = "w7k2", "zuora"
+    line = json.loads(JsonFormatter().format(record))
+    assert line["msg"] == "watch w7k2 ok" and line["watch_id"] == "w7k2"
+    assert line["vendor"] == "zuora" and line["level"] == "INFO"
+    assert Settings.from_env({"SYNCWATCH_LOG_FORMAT": "JSON"}).log_format == "json"
+    with pytest.raises(ConfigError):
+        Settings.from_env({"SYNCWATCH_LOG_FORMAT": "xml"})

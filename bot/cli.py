@@ -22,6 +22,8 @@ class RedactingFilter(logging.Filter):
     TOKEN_SHAPES = re.compile(
         r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|1000\.[0-9a-fA-F]{16,}\.[0-9a-fA-F]{16,}"
     )
+    # Query strings can carry credentials (Zoho's sync CONFIG holds a password): drop them.
+    QUERY = re.compile(r"(https?://[^\s?#\"']+)\?[^\s\"']*")
 
     def __init__(self, secrets: Sequence[str]) -> None:
         super().__init__()
@@ -45,6 +47,7 @@ class RedactingFilter(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "[redacted]")
+        text = self.QUERY.sub(r"\1?[redacted]", text)
         return self.TOKEN_SHAPES.sub("[redacted]", text)
 
 

@@ -232,6 +232,10 @@ class Poller:
             except TransientError as err:
                 # The files are the point of the watch: end it only once they are in hand.
                 outcome = err
+            except OSError as err:  # disk full, spool unwritable: ours, and worth a retry
+                log.error("watch %s: can't store its result files: %s", watch.id, err)
+                reason = err.strerror or type(err).__name__
+                outcome = TransientError(f"couldn't save the result file here ({reason})")
         triggered = watch.trigger_pending and isinstance(outcome, JobSnapshot)
         self._apply(
             watch,

@@ -89,6 +89,8 @@ class FakeSlackAPI(LocalServer):
         self._ts_seq = 0
         self._file_seq = 0
         self._view_seq = 0
+        self._hangs: dict[str, list[float]] = {}
+        self._hung_up = threading.Event()  # set on close: hung replies end at once
         super().__init__()
         self.api_url = self.root + "/api/"
 
@@ -108,6 +110,16 @@ class FakeSlackAPI(LocalServer):
         """
         with self._cond:
             self._failures.setdefault(method, []).append(_Failure(error, status, headers or {}))
+
+    def hang_after_next(self, method: str, seconds: float) -> None:
+        """Do the next `method` call (post the message, share the file) but hold its answer
+        for `seconds`: Slack did it, the bot hasn't heard yet (a kill lands in that gap)."""
+        with self._cond:
+            self._hangs.setdefault(method, []).append(seconds)
+
+    def close(self) -> None:
+        self._hung_up.set()
+        super().close()
 
     def set_channel(
         self,
@@ -203,7 +215,11 @@ class FakeSlackAPI(LocalServer):
             else:
                 reply = HttpReply.of_json(self._answer(method, params, changes))
             self._record(Call(method, params, request.headers))
+            hangs = self._hangs.get(method)
+            hang = hangs.pop(0) if hangs and not failure else 0.0
         self._notify(changes)
+        if hang:
+            self._hung_up.wait(hang)
         return reply
 
     def _upload(self, file_id: str, request: HttpRequest) -> HttpReply:

@@ -102,6 +102,9 @@ class BotProcess:
 
     def start(self) -> None:
         """Start polling and delivering (rows left by a previous process resume here)."""
+        freed = self.store.release_all_leases()
+        if freed:
+            log.info("freed %d watch leases left by a previous process", freed)
         self._sweep_spool()
         self.notifier.start()
         self.poller.start()

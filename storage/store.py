@@ -645,6 +645,16 @@ class Store:
             self._queue(db, watch_id, "parent", now)
             return True
 
+    def release_all_leases(self) -> int:
+        """At start: leases left by a killed process would hold its watches back until they
+        ran out. One process owns a database, so every lease found now is stale."""
+        with self.pool.immediate() as db:
+            cursor = db.execute(
+                "UPDATE watches SET lease_until = NULL, lease_owner = NULL "
+                "WHERE lease_owner IS NOT NULL"
+            )
+            return cursor.rowcount
+
     def release_owner(self, owner: str) -> None:
         """Give back every lease `owner` holds (a poller shutting down)."""
         with self.pool.immediate() as db:

@@ -398,3 +398,11 @@ def test_poll_notes_become_their_own_thread_replies(store, clock):
     history = store.transitions(w.id)
     assert [(t.event, t.note) for t in history] == [("state", None), ("note", "heads up")]
     assert [r.kind for r in store.outbox_rows(w.id)] == ["parent", "parent", "reply", "reply"]
+
+
+def test_leases_left_by_a_killed_process_are_freed_at_start(store, clock):
+    (w,) = make(store)
+    assert store.claim_due(clock.now, "dead-process", 120, 10)
+    assert store.claim_due(clock.now, "new-process", 120, 10) == []  # held by the dead one
+    assert store.release_all_leases() == 1
+    assert [x.id for x in store.claim_due(clock.now, "new-process", 120, 10)] == [w.id]

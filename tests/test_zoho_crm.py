@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from bot.vendors import zoho_crm as zc
+from bot.vendors import zoho_crm_results as zcr
 from bot.vendors.base import (
     AuthError,
     FileRef,
@@ -854,7 +855,7 @@ def test_https_default_port_override(spool: Path) -> None:
     ],
 )
 def test_is_zoho_host(host: str, allowed: bool) -> None:
-    assert zc.is_zoho_host(host) is allowed
+    assert zcr.is_zoho_host(host) is allowed
 
 
 # --- download replies -----------------------------------------------------------------------
@@ -1064,7 +1065,7 @@ def test_over_the_cap_posts_only_the_failed_rows(spool: Path) -> None:
     assert note.note is not None
     assert note.note.startswith("Result: 3,000 added · 2 skipped · 1 unprocessed. Top errors: ")
     assert note.note.endswith(
-        f"The result CSV is {zc.size_text(len(text))}, over the 58.6 KB limit for Slack, "
+        f"The result CSV is {zcr.size_text(len(text))}, over the 58.6 KB limit for Slack, "
         "so only its 3 failed rows are attached."
     )
 
@@ -1099,7 +1100,7 @@ def test_over_the_cap_and_unreadable_is_a_note(spool: Path) -> None:
 
 def test_unpacked_past_the_extraction_limit_is_a_note(spool: Path) -> None:
     text = big_csv(20_000, [])
-    crm = Crm(zip_reply(text), spool=spool, cap=len(text) // zc.EXTRACT_FACTOR - 1000)
+    crm = Crm(zip_reply(text), spool=spool, cap=len(text) // zcr.EXTRACT_FACTOR - 1000)
     (note,) = crm.vendor().results(JOB, done())
     assert (note.note or "").startswith("I didn't open the result file: it would unpack to")
     assert crm.spooled() == []
@@ -1120,7 +1121,7 @@ def test_a_crash_while_reading_cleans_up(spool: Path, monkeypatch: pytest.Monkey
     def boom(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(zc, "read_result_csv", boom)
+    monkeypatch.setattr(zcr, "read_result_csv", boom)
     crm = Crm(zip_reply(), spool=spool)
     with pytest.raises(OSError):
         crm.vendor().results(JOB, done())
@@ -1130,10 +1131,10 @@ def test_a_crash_while_reading_cleans_up(spool: Path, monkeypatch: pytest.Monkey
 # --- the result CSV itself ------------------------------------------------------------------
 
 
-def summary_of(tmp_path: Path, text: str) -> zc.ResultSummary:
+def summary_of(tmp_path: Path, text: str) -> zcr.ResultSummary:
     path = tmp_path / "r.csv"
     path.write_bytes(text.encode("utf-8"))
-    return zc.read_result_csv(str(path))
+    return zcr.read_result_csv(str(path))
 
 
 @pytest.mark.parametrize(
@@ -1227,11 +1228,11 @@ def test_no_rows(tmp_path: Path) -> None:
     ],
 )
 def test_parse_errors(cell: str, parsed: list[tuple[str, list[str]]]) -> None:
-    assert zc.parse_errors(cell) == parsed
+    assert zcr.parse_errors(cell) == parsed
 
 
 def test_all_eight_codes_are_described(tmp_path: Path) -> None:
-    assert set(zc.ROW_ERROR_CODES) == {
+    assert set(zcr.ROW_ERROR_CODES) == {
         "MANDATORY_NOT_FOUND",
         "INVALID_DATA",
         "DUPLICATE_DATA",
@@ -1241,8 +1242,8 @@ def test_all_eight_codes_are_described(tmp_path: Path) -> None:
         "LIMIT_EXCEEDED",
         "RESOURCE_NOT_FOUND",
     }
-    assert all(meaning and "\n" not in meaning for meaning in zc.ROW_ERROR_CODES.values())
-    rows = [f"a,b,c,,skipped,{code}-Col{i}" for i, code in enumerate(zc.ROW_ERROR_CODES)]
+    assert all(meaning and "\n" not in meaning for meaning in zcr.ROW_ERROR_CODES.values())
+    rows = [f"a,b,c,,skipped,{code}-Col{i}" for i, code in enumerate(zcr.ROW_ERROR_CODES)]
     summary = summary_of(tmp_path, csv_text(*rows, "a,b,c,,skipped,MANDATORY_NOT_FOUND-Other"))
     assert summary.errors["MANDATORY_NOT_FOUND"] == 2 and len(summary.errors) == 8
     assert summary.note() == (

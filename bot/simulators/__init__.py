@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 logger = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -149,3 +153,103 @@ class LocalServer:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class _Scripted:
+    path_contains: str
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class VendorServer(LocalServer):
+    """A vendor stand-in on one local origin (`url`): records every request in `requests`,
+    answers queued `fail_next` replies first, and hands the rest to `serve`.
+
+    Subclasses set up their own state, then call `super().__init__()` (that starts serving),
+    and implement `serve`; it runs with `_lock` held, the lock that guards all their state.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, target, headers)
+        self._scripted: list[_Scripted] = []
+        super().__init__()
+        self.url = self.root
+
+    def fail_next(
+        self,
+        path_contains: str,
+        status: int,
+        body: str | bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next request whose path (with query) contains `path_contains` verbatim.
+
+        Queued replies are used in order. Without a Content-Type header one is guessed
+        from the body (see `_content_type`).
+        """
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        given = dict(headers or {})
+        if not any(k.lower() == "content-type" for k in given):
+            kind = self._content_type(raw)
+            if kind is not None:
+                given["Content-Type"] = kind
+        with self._lock:
+            self._scripted.append(_Scripted(path_contains, status, raw, given))
+
+    def _content_type(self, body: bytes) -> str | None:
+        """The Content-Type `fail_next` gives `body`: JSON, HTML (starts with `<`) or text."""
+        if body.lstrip().startswith(b"<"):
+            return "text/html; charset=utf-8"
+        try:
+            json.loads(body)
+        except ValueError:
+            return "text/plain; charset=utf-8"
+        return "application/json"
+
+    def route(self, request: HttpRequest) -> HttpReply:
+        with self._lock:
+            self.requests.append((request.method, request.target, dict(request.headers)))
+            scripted = next((s for s in self._scripted if s.path_contains in request.target), None)
+            if scripted is not None:
+                self._scripted.remove(scripted)
+                return HttpReply(scripted.status, scripted.body, scripted.headers)
+            return self.serve(request)
+
+    def serve(self, request: HttpRequest) -> HttpReply:
+        """Answer `request` (no `fail_next` reply was queued for it); `_lock` is held."""
+        raise NotImplementedError
+
+
+class ScriptedJobs(Generic[K]):
+    """Scripted job documents by key: poll n of a job answers its step n, the last one forever.
+
+    Not locked itself: the simulator that owns it holds its own lock around every call.
+    """
+
+    def __init__(self, what: str = "a job") -> None:
+        self._what = what  # for the error message: "a job needs at least one step"
+        self._steps: dict[K, list[dict[str, Any]]] = {}
+        self._polls: dict[K, int] = {}
+
+    def add(self, key: K, steps: list[dict[str, Any]]) -> None:
+        """Script `key` with a copy of `steps`, starting over at the first step."""
+        if not steps:
+            raise ValueError(f"{self._what} needs at least one step")
+        self._steps[key] = copy.deepcopy(steps)
+        self._polls[key] = 0
+
+    def poll(self, key: K) -> dict[str, Any] | None:
+        """The step this poll of `key` answers, counted as a poll; None for an unknown job."""
+        steps = self._steps.get(key)
+        if steps is None:
+            return None
+        n = self._polls[key]
+        self._polls[key] = n + 1
+        return steps[min(n, len(steps) - 1)]
+
+    def polls(self, key: K) -> int:
+        """How many polls of `key` got a job answer."""
+        return self._polls.get(key, 0)

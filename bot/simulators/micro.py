@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
 import re
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from bot.simulators import HttpReply, HttpRequest, LocalServer
+from bot.simulators import HttpReply, HttpRequest, ScriptedJobs, VendorServer
 
 _JOB_PATH = re.compile(r"^/v2/prism/(?P<team>[^/]+)/imports/(?P<job>[^/]+)/?$")
 _RETENTION = 7 * 86400  # Micro keeps async import jobs for 7 days (vendors.md §7.3)
 
 
-@dataclass(frozen=True)
-class _Scripted:
-    path_contains: str
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class MicroSimulator(LocalServer):
+class MicroSimulator(VendorServer):
     """Micro's `GET /v2/prism/{teamId}/imports/{jobId}` on one local origin.
 
     Point `MICRO_BASE_URL` at `url`. Requests need `x-api-key: api_key` and the team
@@ -40,60 +28,27 @@ class MicroSimulator(LocalServer):
     ) -> None:
         self.api_key = api_key
         self.team_id = team_id
-        self._lock = threading.Lock()
-        self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
-        self._jobs: dict[str, list[dict[str, Any]]] = {}
-        self._polls: dict[str, int] = {}
-        self._scripted: list[_Scripted] = []
+        self._jobs: ScriptedJobs[str] = ScriptedJobs("a job")
         super().__init__()
-        self.url = self.root
 
     # ----- configuration -----
 
     def add_job(self, job_id: str, steps: list[dict[str, Any]]) -> None:
         """Script a job: poll n returns steps[n] (the last one forever) as the job document."""
-        if not steps:
-            raise ValueError("a job needs at least one step")
         with self._lock:
-            self._jobs[job_id] = copy.deepcopy(steps)
-            self._polls[job_id] = 0
+            self._jobs.add(job_id, steps)
 
     def polls(self, job_id: str) -> int:
         """How many polls of `job_id` got a job answer (refused ones not counted)."""
         with self._lock:
-            return self._polls.get(job_id, 0)
-
-    def fail_next(
-        self,
-        path_contains: str,
-        status: int,
-        body: str | bytes,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        """Answer the next request whose path (with query) contains `path_contains` verbatim.
-
-        Queued replies are used in order. Without a Content-Type header one is guessed
-        from the body: JSON, HTML (starts with `<`) or plain text.
-        """
-        raw = body.encode("utf-8") if isinstance(body, str) else body
-        given = dict(headers or {})
-        if not any(k.lower() == "content-type" for k in given):
-            given["Content-Type"] = _guess_type(raw)
-        with self._lock:
-            self._scripted.append(_Scripted(path_contains, status, raw, given))
+            return self._jobs.polls(job_id)
 
     # ----- HTTP -----
 
-    def route(self, request: HttpRequest) -> HttpReply:
-        with self._lock:
-            self.requests.append((request.method, request.target, dict(request.headers)))
-            scripted = next((s for s in self._scripted if s.path_contains in request.target), None)
-            if scripted is not None:
-                self._scripted.remove(scripted)
-                return HttpReply(scripted.status, scripted.body, scripted.headers)
-            match = _JOB_PATH.match(request.path)
-            if request.method == "GET" and match:
-                return self._authorized(request, match["team"]) or self._poll(match["job"])
+    def serve(self, request: HttpRequest) -> HttpReply:
+        match = _JOB_PATH.match(request.path)
+        if request.method == "GET" and match:
+            return self._authorized(request, match["team"]) or self._poll(match["job"])
         return HttpReply.of_json({"message": f"No route for {request.method} {request.path}"}, 404)
 
     # ----- handlers (callers hold self._lock) -----
@@ -109,22 +64,10 @@ class MicroSimulator(LocalServer):
         return None
 
     def _poll(self, job_id: str) -> HttpReply:
-        steps = self._jobs.get(job_id)
-        if steps is None:
+        step = self._jobs.poll(job_id)
+        if step is None:
             return HttpReply.of_json({"message": f"Import job {job_id} not found"}, status=404)
-        n = self._polls[job_id]
-        self._polls[job_id] = n + 1
-        return HttpReply.of_json(steps[min(n, len(steps) - 1)])
-
-
-def _guess_type(body: bytes) -> str:
-    if body.lstrip().startswith(b"<"):
-        return "text/html; charset=utf-8"
-    try:
-        json.loads(body)
-    except ValueError:
-        return "text/plain; charset=utf-8"
-    return "application/json"
+        return HttpReply.of_json(step)
 
 
 # ----- script builders: each returns the job documents for add_job() -----

@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import re
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from bot.simulators import HttpReply, HttpRequest, LocalServer
+from bot.simulators import HttpReply, HttpRequest, ScriptedJobs, VendorServer
 
 _JOB_PATH = re.compile(r"^/restapi/v2/bulk/workspaces/(?P<ws>[^/]+)/importjobs/(?P<job>[^/]+)/?$")
 _SOURCES_PATH = re.compile(r"^/restapi/v2/workspaces/(?P<ws>[^/]+)/datasources/?$")
@@ -42,14 +41,6 @@ class _Datasource:
         return {**self.initial, **step}  # a step may leave keys out: they stay as they were
 
 
-@dataclass(frozen=True)
-class _Scripted:
-    path_contains: str
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 def _failure(status: int, summary: str, code: int, message: str) -> HttpReply:
     """Analytics' error envelope (vendors.md §3.5)."""
     body = {
@@ -60,7 +51,7 @@ def _failure(status: int, summary: str, code: int, message: str) -> HttpReply:
     return HttpReply.of_json(body, status=status)
 
 
-class ZohoSimulator(LocalServer):
+class ZohoSimulator(VendorServer):
     """Zoho Accounts (`/oauth/v2/token`) and Analytics (`/restapi/v2/…`) on one local origin.
 
     Point `ZOHO_ACCOUNTS_URL` and `ZOHO_ANALYTICS_API_URL` at `url`. Every minted access
@@ -79,27 +70,19 @@ class ZohoSimulator(LocalServer):
         self.client_secret = client_secret
         self.refresh_token = refresh_token
         self.org_id = org_id
-        self._lock = threading.Lock()
-        self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
         self.token_requests = 0  # tokens minted so far
         self._valid_tokens: set[str] = set()
-        self._jobs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        self._polls: dict[tuple[str, str], int] = {}
-        self._scripted: list[_Scripted] = []
+        self._jobs: ScriptedJobs[tuple[str, str]] = ScriptedJobs("an import job")
         self._datasources: dict[tuple[str, str], _Datasource] = {}
         self.sync_requests: list[dict[str, Any]] = []  # accepted syncs: ws, ds, config (or None)
         super().__init__()
-        self.url = self.root
 
     # ----- configuration -----
 
     def add_import_job(self, ws: str, job: str, steps: list[dict[str, Any]]) -> None:
         """Script job `ws/job`: poll n returns steps[n] (the last one forever) as `data`."""
-        if not steps:
-            raise ValueError("an import job needs at least one step")
         with self._lock:
-            self._jobs[(ws, job)] = copy.deepcopy(steps)
-            self._polls[(ws, job)] = 0
+            self._jobs.add((ws, job), steps)
 
     def add_datasource(
         self,
@@ -129,7 +112,7 @@ class ZohoSimulator(LocalServer):
     def polls(self, ws: str, job: str) -> int:
         """How many polls of `ws/job` got a job answer (refused ones not counted)."""
         with self._lock:
-            return self._polls.get((ws, job), 0)
+            return self._jobs.polls((ws, job))
 
     def token_valid(self, token: str) -> bool:
         """Whether this simulator minted `token` and hasn't revoked it (sibling simulators
@@ -142,52 +125,27 @@ class ZohoSimulator(LocalServer):
         with self._lock:
             self._valid_tokens.clear()
 
-    def fail_next(
-        self,
-        path_contains: str,
-        status: int,
-        body: str | bytes,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        """Answer the next request whose path (with query) contains `path_contains` verbatim.
-
-        Queued replies are used in order. Without a Content-Type header one is guessed
-        from the body: JSON, HTML (starts with `<`) or plain text.
-        """
-        raw = body.encode("utf-8") if isinstance(body, str) else body
-        given = dict(headers or {})
-        if not any(k.lower() == "content-type" for k in given):
-            given["Content-Type"] = _guess_type(raw)
-        with self._lock:
-            self._scripted.append(_Scripted(path_contains, status, raw, given))
-
     # ----- HTTP -----
 
-    def route(self, request: HttpRequest) -> HttpReply:
-        with self._lock:
-            self.requests.append((request.method, request.target, dict(request.headers)))
-            scripted = next((s for s in self._scripted if s.path_contains in request.target), None)
-            if scripted is not None:
-                self._scripted.remove(scripted)
-                return HttpReply(scripted.status, scripted.body, scripted.headers)
-            if request.path == "/oauth/v2/token":
-                if request.method != "POST":
-                    return HttpReply.of_json({"error": "invalid_request"}, status=405)
-                return self._token(request.form())
-            if request.method == "GET" and request.path.rstrip("/") == "/restapi/v2/orgs":
-                return self._authorized(request) or self._orgs()
-            match = _JOB_PATH.match(request.path)
-            if request.method == "GET" and match:
-                refused = self._authorized(request) or self._org_checked(request)
-                return refused or self._poll(match["ws"], match["job"])
-            match = _SOURCES_PATH.match(request.path)
-            if request.method == "GET" and match:
-                refused = self._authorized(request) or self._org_checked(request)
-                return refused or self._list_datasources(match["ws"])
-            match = _SYNC_PATH.match(request.path)
-            if request.method == "POST" and match:
-                refused = self._authorized(request) or self._org_checked(request)
-                return refused or self._sync(match["ws"], match["ds"], request.query.get("CONFIG"))
+    def serve(self, request: HttpRequest) -> HttpReply:
+        if request.path == "/oauth/v2/token":
+            if request.method != "POST":
+                return HttpReply.of_json({"error": "invalid_request"}, status=405)
+            return self._token(request.form())
+        if request.method == "GET" and request.path.rstrip("/") == "/restapi/v2/orgs":
+            return self._authorized(request) or self._orgs()
+        match = _JOB_PATH.match(request.path)
+        if request.method == "GET" and match:
+            refused = self._authorized(request) or self._org_checked(request)
+            return refused or self._poll(match["ws"], match["job"])
+        match = _SOURCES_PATH.match(request.path)
+        if request.method == "GET" and match:
+            refused = self._authorized(request) or self._org_checked(request)
+            return refused or self._list_datasources(match["ws"])
+        match = _SYNC_PATH.match(request.path)
+        if request.method == "POST" and match:
+            refused = self._authorized(request) or self._org_checked(request)
+            return refused or self._sync(match["ws"], match["ds"], request.query.get("CONFIG"))
         return HttpReply.of_text(f"no simulator route for {request.method} {request.path}", 404)
 
     # ----- handlers (callers hold self._lock) -----
@@ -236,14 +194,12 @@ class ZohoSimulator(LocalServer):
         return _success("Get organizations", {"orgs": orgs})
 
     def _poll(self, ws: str, job: str) -> HttpReply:
-        steps = self._jobs.get((ws, job))
-        if steps is None:
+        step = self._jobs.poll((ws, job))
+        if step is None:
             return _success(
                 _JOB_SUMMARY, {"jobId": job, "jobCode": "1005", "jobStatus": "JOB NOT FOUND"}
             )
-        n = self._polls[(ws, job)]
-        self._polls[(ws, job)] = n + 1
-        return _success(_JOB_SUMMARY, {"jobId": job, **steps[min(n, len(steps) - 1)]})
+        return _success(_JOB_SUMMARY, {"jobId": job, **step})
 
     def _list_datasources(self, ws: str) -> HttpReply:
         found = [(ds, source) for (w, ds), source in self._datasources.items() if w == ws]
@@ -299,17 +255,6 @@ def _datasource_json(ds: str, source: _Datasource) -> dict[str, Any]:
 
 def _success(summary: str, data: dict[str, Any]) -> HttpReply:
     return HttpReply.of_json({"status": "success", "summary": summary, "data": data})
-
-
-def _guess_type(body: bytes) -> str:
-    text = body.lstrip()
-    if text.startswith(b"<"):
-        return "text/html; charset=utf-8"
-    try:
-        json.loads(body)
-    except ValueError:
-        return "text/plain; charset=utf-8"
-    return "application/json"
 
 
 # ----- script builders: each returns the `data` objects for add_import_job() -----

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import re
-import threading
 import zipfile
-from dataclasses import dataclass, field
 from typing import Any
 
-from bot.simulators import HttpReply, HttpRequest, LocalServer
+from bot.simulators import HttpReply, HttpRequest, ScriptedJobs, VendorServer
 from bot.simulators.zoho import ZohoSimulator
 
 _JOB_PATH = re.compile(r"^/crm/bulk/v8/write/(?P<job>[^/]+)/?$")
@@ -20,21 +17,13 @@ _NAME = re.compile(r"[A-Za-z0-9._-]+")
 ORG_ID = "70831234"
 
 
-@dataclass(frozen=True)
-class _Scripted:
-    path_contains: str
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 def _error(status: int, code: str, message: str) -> HttpReply:
     """CRM's error envelope (vendors.md §6.5)."""
     body = {"status": "error", "code": code, "message": message, "details": {}}
     return HttpReply.of_json(body, status=status)
 
 
-class ZohoCrmSimulator(LocalServer):
+class ZohoCrmSimulator(VendorServer):
     """Zoho CRM's bulk write poll (`/crm/bulk/v8/write/{job}`), `/crm/v8/org`, and result zips
     under `/download/{name}.zip` on one local origin. Point `ZOHO_CRM_API_URL` at `url`; that
     override is what lets the bot fetch download links on this origin.
@@ -47,30 +36,22 @@ class ZohoCrmSimulator(LocalServer):
     def __init__(self, zoho: ZohoSimulator | None = None, org_id: str = ORG_ID) -> None:
         self.zoho = zoho
         self.org_id = org_id
-        self._lock = threading.Lock()
-        self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, target, headers)
         self.downloads: list[tuple[str, bool]] = []  # (zip name, came with Authorization)
-        self._jobs: dict[str, list[dict[str, Any]]] = {}
-        self._polls: dict[str, int] = {}
+        self._jobs: ScriptedJobs[str] = ScriptedJobs("a bulk write job")
         self._zips: dict[str, bytes] = {}
-        self._scripted: list[_Scripted] = []
         super().__init__()
-        self.url = self.root
 
     # ----- configuration -----
 
     def add_job(self, job: str, steps: list[dict[str, Any]]) -> None:
         """Script job `job`: poll n returns steps[n] (the last one forever) as the job document."""
-        if not steps:
-            raise ValueError("a bulk write job needs at least one step")
         with self._lock:
-            self._jobs[job] = copy.deepcopy(steps)
-            self._polls[job] = 0
+            self._jobs.add(job, steps)
 
     def polls(self, job: str) -> int:
         """How many polls of `job` got a job answer."""
         with self._lock:
-            return self._polls.get(job, 0)
+            return self._jobs.polls(job)
 
     def add_zip(
         self, name: str, csv_text: str, module: str = "Contacts", file_name: str = "bulkwrite"
@@ -88,41 +69,24 @@ class ZohoCrmSimulator(LocalServer):
     def download_url(self, name: str) -> str:
         return f"{self.root}/download/{name}.zip"
 
-    def fail_next(
-        self,
-        path_contains: str,
-        status: int,
-        body: str | bytes = b"",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        """Answer the next request whose path (with query) contains `path_contains` verbatim
-        with this reply instead (queued in order). Content-Type defaults to JSON when the body
-        looks like JSON, else plain text."""
-        raw = body.encode("utf-8") if isinstance(body, str) else body
-        given = dict(headers or {})
-        if raw and not any(k.lower() == "content-type" for k in given):
-            looks_json = raw.lstrip()[:1] in (b"{", b"[")
-            given["Content-Type"] = "application/json" if looks_json else "text/plain"
-        with self._lock:
-            self._scripted.append(_Scripted(path_contains, status, raw, given))
+    def _content_type(self, body: bytes) -> str | None:
+        """`fail_next` here types a body as JSON when it looks like JSON, else plain text;
+        an empty body gets no Content-Type."""
+        if not body:
+            return None
+        return "application/json" if body.lstrip()[:1] in (b"{", b"[") else "text/plain"
 
     # ----- HTTP -----
 
-    def route(self, request: HttpRequest) -> HttpReply:
-        with self._lock:
-            self.requests.append((request.method, request.target, dict(request.headers)))
-            scripted = next((s for s in self._scripted if s.path_contains in request.target), None)
-            if scripted is not None:
-                self._scripted.remove(scripted)
-                return HttpReply(scripted.status, scripted.body, scripted.headers)
-            if request.method != "GET":
-                return _error(405, "METHOD_NOT_ALLOWED", "only GET is simulated")
-            if match := _ZIP_PATH.match(request.path):
-                return self._download(match["name"], request)
-            if request.path.rstrip("/") == "/crm/v8/org":
-                return self._refused(request) or self._org()
-            if match := _JOB_PATH.match(request.path):
-                return self._refused(request) or self._poll(match["job"])
+    def serve(self, request: HttpRequest) -> HttpReply:
+        if request.method != "GET":
+            return _error(405, "METHOD_NOT_ALLOWED", "only GET is simulated")
+        if match := _ZIP_PATH.match(request.path):
+            return self._download(match["name"], request)
+        if request.path.rstrip("/") == "/crm/v8/org":
+            return self._refused(request) or self._org()
+        if match := _JOB_PATH.match(request.path):
+            return self._refused(request) or self._poll(match["job"])
         return HttpReply.of_text(f"no simulator route for {request.method} {request.path}", 404)
 
     # ----- handlers (callers hold self._lock) -----
@@ -144,12 +108,10 @@ class ZohoCrmSimulator(LocalServer):
         return HttpReply.of_json({"org": [org]})
 
     def _poll(self, job: str) -> HttpReply:
-        steps = self._jobs.get(job)
-        if steps is None:
+        step = self._jobs.poll(job)
+        if step is None:
             return _error(400, "RESOURCE_NOT_FOUND", "the bulk write job does not exist")
-        n = self._polls[job]
-        self._polls[job] = n + 1
-        return HttpReply.of_json({"id": job, **steps[min(n, len(steps) - 1)]})
+        return HttpReply.of_json({"id": job, **step})
 
     def _download(self, name: str, request: HttpRequest) -> HttpReply:
         self.downloads.append((name, "authorization" in request.headers))

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import copy
-import json
 import re
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from bot.simulators import HttpReply, HttpRequest, LocalServer
+from bot.simulators import HttpReply, HttpRequest, ScriptedJobs, VendorServer
 
 _JOB_PATH = re.compile(r"^/v1/batch-query/jobs/(?P<job>[^/]+)/?$")
 _FILE_PATH = re.compile(r"^/v1/(?P<kind>files|file)/(?P<file>[^/]+)/?$")
 FILE_IDS = ("5f0c2a9e41d7b3c8e6a1f4d290b7c3f0", "5f0c2a9e41d7b3c8e6a1f4d290b7c3f1")
-
-
-@dataclass(frozen=True)
-class _Scripted:
-    path_contains: str
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -31,7 +20,7 @@ class _File:
     singular_only: bool
 
 
-class ZuoraSimulator(LocalServer):
+class ZuoraSimulator(VendorServer):
     """Zuora's `/oauth/token`, `/v1/batch-query/jobs/{id}` and `/v1/files/{id}` on one origin.
 
     Point `ZUORA_BASE_URL` at `url`. Minted tokens stay valid until `revoke_tokens()`. A job
@@ -43,31 +32,23 @@ class ZuoraSimulator(LocalServer):
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
-        self._lock = threading.Lock()
-        self.requests: list[tuple[str, str, dict[str, str]]] = []  # (method, path, headers)
         self.token_requests = 0  # tokens minted so far
         self._valid_tokens: set[str] = set()
-        self._jobs: dict[str, list[dict[str, Any]]] = {}
-        self._polls: dict[str, int] = {}
+        self._jobs: ScriptedJobs[str] = ScriptedJobs("a job")
         self._files: dict[str, _File] = {}
-        self._scripted: list[_Scripted] = []
         super().__init__()
-        self.url = self.root
 
     # ----- configuration -----
 
     def add_job(self, job_id: str, steps: list[dict[str, Any]]) -> None:
         """Script a job: poll n returns steps[n] (the last one forever) as the job document."""
-        if not steps:
-            raise ValueError("a job needs at least one step")
         with self._lock:
-            self._jobs[job_id] = [{"id": job_id, **copy.deepcopy(s)} for s in steps]
-            self._polls[job_id] = 0
+            self._jobs.add(job_id, [{"id": job_id, **s} for s in steps])
 
     def polls(self, job_id: str) -> int:
         """How many polls of `job_id` got a job answer (refused ones not counted)."""
         with self._lock:
-            return self._polls.get(job_id, 0)
+            return self._jobs.polls(job_id)
 
     def add_file(
         self,
@@ -86,44 +67,19 @@ class ZuoraSimulator(LocalServer):
         with self._lock:
             self._valid_tokens.clear()
 
-    def fail_next(
-        self,
-        path_contains: str,
-        status: int,
-        body: str | bytes,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        """Answer the next request whose path (with query) contains `path_contains` verbatim.
-
-        Queued replies are used in order. Without a Content-Type header one is guessed
-        from the body: JSON, HTML (starts with `<`) or plain text.
-        """
-        raw = body.encode("utf-8") if isinstance(body, str) else body
-        given = dict(headers or {})
-        if not any(k.lower() == "content-type" for k in given):
-            given["Content-Type"] = _guess_type(raw)
-        with self._lock:
-            self._scripted.append(_Scripted(path_contains, status, raw, given))
-
     # ----- HTTP -----
 
-    def route(self, request: HttpRequest) -> HttpReply:
-        with self._lock:
-            self.requests.append((request.method, request.target, dict(request.headers)))
-            scripted = next((s for s in self._scripted if s.path_contains in request.target), None)
-            if scripted is not None:
-                self._scripted.remove(scripted)
-                return HttpReply(scripted.status, scripted.body, scripted.headers)
-            if request.path == "/oauth/token":
-                if request.method != "POST":
-                    return HttpReply.of_json({"message": "Method not allowed"}, status=405)
-                return self._token(request.form())
-            job = _JOB_PATH.match(request.path)
-            if request.method == "GET" and job:
-                return self._authorized(request) or self._poll(job["job"])
-            file = _FILE_PATH.match(request.path)
-            if request.method == "GET" and file:
-                return self._authorized(request) or self._file(file["kind"], file["file"])
+    def serve(self, request: HttpRequest) -> HttpReply:
+        if request.path == "/oauth/token":
+            if request.method != "POST":
+                return HttpReply.of_json({"message": "Method not allowed"}, status=405)
+            return self._token(request.form())
+        job = _JOB_PATH.match(request.path)
+        if request.method == "GET" and job:
+            return self._authorized(request) or self._poll(job["job"])
+        file = _FILE_PATH.match(request.path)
+        if request.method == "GET" and file:
+            return self._authorized(request) or self._file(file["kind"], file["file"])
         return HttpReply.of_text(f"no simulator route for {request.method} {request.path}", 404)
 
     # ----- handlers (callers hold self._lock) -----
@@ -156,12 +112,10 @@ class ZuoraSimulator(LocalServer):
         return HttpReply.of_json({"message": "Authentication error"}, status=401)
 
     def _poll(self, job_id: str) -> HttpReply:
-        steps = self._jobs.get(job_id)
-        if steps is None:
+        step = self._jobs.poll(job_id)
+        if step is None:
             return HttpReply.of_json({"message": f"Job {job_id} not found"}, status=404)
-        n = self._polls[job_id]
-        self._polls[job_id] = n + 1
-        return HttpReply.of_json(steps[min(n, len(steps) - 1)])
+        return HttpReply.of_json(step)
 
     def _file(self, kind: str, file_id: str) -> HttpReply:
         found = self._files.get(file_id)
@@ -171,16 +125,6 @@ class ZuoraSimulator(LocalServer):
         return HttpReply(
             200, found.content, {"Content-Type": f"{found.content_type};charset=UTF-8"}
         )
-
-
-def _guess_type(body: bytes) -> str:
-    if body.lstrip().startswith(b"<"):
-        return "text/html; charset=utf-8"
-    try:
-        json.loads(body)
-    except ValueError:
-        return "text/plain; charset=utf-8"
-    return "application/json"
 
 
 # ----- script builders: each returns the job documents for add_job() -----

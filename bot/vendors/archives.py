@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Callable, Iterable
 from typing import BinaryIO
 
 CHUNK = 64 * 1024
@@ -51,11 +53,37 @@ def _unsafe_name(name: str) -> bool:
     )
 
 
-def _unlink(path: str) -> None:
+def remove_quietly(path: str | None) -> None:
+    """Delete a spool file if there is one; a file already gone is fine."""
+    if path:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def spool(
+    chunks: Iterable[bytes],
+    dest_dir: str,
+    *,
+    prefix: str,
+    suffix: str,
+    cap: int,
+    over: Callable[[], BaseException],
+) -> str:
+    """Write `chunks` into a new file in `dest_dir` and return its path. Past `cap` bytes, or
+    on any error, the file is removed again; past the cap the error raised is `over()`."""
+    fd, path = tempfile.mkstemp(dir=dest_dir, prefix=prefix, suffix=suffix)
     try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+        with os.fdopen(fd, "wb") as fh:
+            written = 0
+            for chunk in chunks:
+                written += len(chunk)
+                if written > cap:
+                    raise over()
+                fh.write(chunk)
+    except BaseException:
+        remove_quietly(path)
+        raise
+    return path
 
 
 def _copy_capped(src: BinaryIO, dst: BinaryIO, cap: int) -> int:
@@ -126,53 +154,56 @@ def extract_single_csv(
             with os.fdopen(fd, "wb") as out, zf.open(member) as src:
                 _copy_capped(src, out, max_total_bytes)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-            _unlink(path)
+            remove_quietly(path)
             # zipfile's own text (e.g. "Bad CRC-32 for file …") names nothing secret
             raise ArchiveError(f"it is damaged ({_shown(str(exc))})") from exc
         except BaseException:
-            _unlink(path)
+            remove_quietly(path)
             raise
     return path
+
+
+def gunzip_stream(src: BinaryIO, dst: BinaryIO, max_bytes: int) -> bool:
+    """Decompress gzip `src` into `dst`: True when complete, False (stopping at once) when the
+    output would pass `max_bytes`. Damaged or truncated gzip → ArchiveError. Output per step
+    is bounded, so a bomb can't balloon in memory."""
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    written = 0
+    try:
+        while chunk := src.read(GZIP_READ):
+            data = chunk
+            while data:
+                out = inflater.decompress(data, max_bytes + 1 - written)  # ≥ 1; 0 = unlimited
+                written += len(out)
+                if written > max_bytes:
+                    return False
+                dst.write(out)
+                if inflater.eof:  # concatenated members are valid gzip: start the next one
+                    data = inflater.unused_data
+                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16) if data else inflater
+                else:
+                    data = inflater.unconsumed_tail
+        rest = inflater.flush()
+    except zlib.error as exc:
+        raise ArchiveError("it is not valid gzip data") from exc
+    if written + len(rest) > max_bytes:
+        return False
+    if not inflater.eof:
+        raise ArchiveError("the gzip data is truncated")
+    dst.write(rest)
+    return True
 
 
 def gunzip_capped(src_path: str, dest_path: str, max_bytes: int) -> bool:
     """Decompress gzip `src_path` into `dest_path`: True when complete, False (and no
     `dest_path` left) when the output would pass `max_bytes`. Damaged or truncated gzip →
-    ArchiveError. Output per step is bounded, so a bomb can't balloon in memory."""
-    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    written = 0
+    ArchiveError, and no `dest_path` left either."""
     try:
         with open(src_path, "rb") as src, open(dest_path, "wb") as dst:
-            while chunk := src.read(GZIP_READ):
-                data = chunk
-                while data:
-                    out = inflater.decompress(data, max_bytes + 1 - written)  # ≥ 1; 0 = unlimited
-                    written += len(out)
-                    if written > max_bytes:
-                        raise _OverCap
-                    dst.write(out)
-                    if inflater.eof:  # concatenated members are valid gzip: start the next one
-                        data = inflater.unused_data
-                        inflater = zlib.decompressobj(zlib.MAX_WBITS | 16) if data else inflater
-                    else:
-                        data = inflater.unconsumed_tail
-            rest = inflater.flush()
-            if written + len(rest) > max_bytes:
-                raise _OverCap
-            if not inflater.eof:
-                raise ArchiveError("the gzip data is truncated")
-            dst.write(rest)
-    except _OverCap:
-        _unlink(dest_path)
-        return False
-    except zlib.error as exc:
-        _unlink(dest_path)
-        raise ArchiveError("it is not valid gzip data") from exc
+            complete = gunzip_stream(src, dst, max_bytes)
     except BaseException:
-        _unlink(dest_path)
+        remove_quietly(dest_path)
         raise
-    return True
-
-
-class _OverCap(Exception):
-    """Internal: gzip output passed the cap."""
+    if not complete:
+        remove_quietly(dest_path)
+    return complete

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
-import json
 import logging
 import re
 import threading
@@ -22,16 +19,27 @@ from .base import (
     JobNotFoundError,
     JobSnapshot,
     RateLimitedError,
-    RefError,
     RequestRejectedError,
     ResultFile,
     State,
     TransientError,
     VendorContext,
     VendorSpec,
-    parse_retry_after,
     status_key,
 )
+from .common import (
+    as_count,
+    as_text,
+    csv_bytes,
+    json_object,
+    one_line,
+    ref_error,
+    retry_after_from,
+    send,
+    unreadable,
+    warn_once,
+)
+from .common import redact as redact_secrets
 
 DEFAULT_BASE_URL = "https://developers.micro.so"  # vendors.md §7.1: always set explicitly
 
@@ -66,10 +74,8 @@ _NOT_FOUND_HINT = (
     "check the job id and the team (MICRO_TEAM_ID, or write <team-id>/<job-id>)"
 )
 _MISSING_KEY = "Micro says the API key is missing (401): check MICRO_API_KEY"
-_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 _CACHE_SIZE = 64  # replies kept for results(): one results[] list can hold thousands of rows
 _seen_unknown: set[str] = set()
-_seen_lock = threading.Lock()
 Redact = Callable[[str], str]
 
 
@@ -91,27 +97,12 @@ def parse_ref(text: str) -> str:
         why = "job ids have at most 128 characters"
     else:
         why = "job ids use only letters, digits, `_` and `-`"
-    shown = cleaned[:60].replace("`", "'") + ("…" if len(cleaned) > 60 else "")
-    raise RefError(
-        f"`{shown}` is not a Micro Prism import job: expected {SPEC.ref_syntax}, {why} "
-        f"(e.g. {SPEC.example_ref})"
-    )
-
-
-def _count(value: object) -> int | None:
-    """A count from an int or a numeric string (§1.2.4); None when not a whole number."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = value.strip() if isinstance(value, str) else ""
-    return int(text) if text.isascii() and text.isdigit() else None
+    raise ref_error(cleaned, "a Micro Prism import job", SPEC.ref_syntax, why, SPEC.example_ref)
 
 
 def _text(value: object) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    """Vendor text as a string; other values as compact, ASCII-only JSON."""
+    return as_text(value, ensure_ascii=True)
 
 
 def _epoch(value: object) -> float | None:
@@ -146,12 +137,12 @@ def _complete_state(s: int | None, f: int | None, t: int | None) -> State:
 
 def snapshot_from(body: dict[str, Any], redact: Redact = str) -> JobSnapshot:
     """Normalize one import-job reply (§7.3, §7.4); `redact` scrubs the vendor text we keep."""
-    raw = redact(" ".join(_text(body.get("status")).split()))[:80]
+    raw = redact(one_line(_text(body.get("status"))))[:80]
     if not raw:
         raise TransientError("Micro sent an import job reply without a status")
     key, rows = status_key(raw), _rows(body)
-    s, f = _count(body.get("succeeded")), _count(body.get("failed"))
-    t, processed = _count(body.get("total")), _count(body.get("processed"))
+    s, f = as_count(body.get("succeeded")), as_count(body.get("failed"))
+    t, processed = as_count(body.get("total")), as_count(body.get("processed"))
     if key == "complete" and rows is not None:  # counts missing: count the rows (§7.3)
         f = sum(_row_error(r) is not None for r in rows) if f is None else f
         s = len(rows) - f if s is None else s
@@ -168,7 +159,7 @@ def snapshot_from(body: dict[str, Any], redact: Redact = str) -> JobSnapshot:
         state = _complete_state(s, f, t)
         if f:
             first = next((e for r in rows or () if (e := _row_error(r))), {})
-            said = " ".join(f"{_text(first.get('code'))}: {_text(first.get('message'))}".split())
+            said = one_line(f"{_text(first.get('code'))}: {_text(first.get('message'))}")
             first_text = f" (first: {redact(said)[:200]})" if first else ""
             error_message = f"{f:,} row{'s' if f != 1 else ''} failed{first_text}"
     elif key == "failed":
@@ -178,11 +169,7 @@ def snapshot_from(body: dict[str, Any], redact: Redact = str) -> JobSnapshot:
         error_message = redact(_text(error.get("message")).strip()) or "Micro says it failed"
     else:
         state = State.UNKNOWN
-        with _seen_lock:  # once per value, not once per poll
-            first_time = key not in _seen_unknown
-            _seen_unknown.add(key)
-        if first_time:
-            log.warning("micro: unknown import status %r; polling on", raw)
+        warn_once(log, _seen_unknown, key, "micro: unknown import status %r; polling on", raw)
     return JobSnapshot(
         state=state,
         raw_status=raw,
@@ -194,27 +181,20 @@ def snapshot_from(body: dict[str, Any], redact: Redact = str) -> JobSnapshot:
     )
 
 
-def _safe_cell(value: str) -> str:
-    """Stop spreadsheets from running vendor text as a formula (CSV injection)."""
-    return "'" + value if value.startswith(_FORMULA_LEADS) else value
-
-
 def _flag(value: object) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else _text(value)
 
 
 def results_csv(rows: list[Any], redact: Redact = str) -> bytes:
     """`position,id,created,existing,error_code,error_message`, one line per `results[]` entry."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["position", "id", "created", "existing", "error_code", "error_message"])
+    lines = [["position", "id", "created", "existing", "error_code", "error_message"]]
     for position, row in enumerate(rows):
         row = row if isinstance(row, dict) else {}
         error = _row_error(row) or {}
         cells = [_text(row.get("id")), _flag(row.get("created")), _flag(row.get("existing"))]
         cells += [_text(error.get("code")), _text(error.get("message"))]
-        writer.writerow([str(position), *(_safe_cell(redact(c)) for c in cells)])
-    return buf.getvalue().encode("utf-8")
+        lines.append([str(position), *(redact(c) for c in cells)])
+    return csv_bytes(lines)
 
 
 class MicroImports:
@@ -332,30 +312,20 @@ class MicroImports:
         return self._team(team or None), job
 
     def _redact(self, text: str) -> str:
-        """Vendor text is quoted to users; make sure it can't carry the API key along."""
-        key = self._conn.api_key
-        return text.replace(key, "[redacted]") if key else text
+        return redact_secrets(text, (self._conn.api_key,))
 
     def _get(self, team: str, job: str) -> tuple[dict[str, Any], int | None]:
         used = self._spend()
         url = f"{self._conn.base_url.rstrip('/')}/v2/prism/{team}/imports/{job}"
-        try:
-            response = self._ctx.http.get(url, headers={"x-api-key": self._conn.api_key})
-        except httpx.TimeoutException as exc:
-            raise TransientError("Micro did not answer in time") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"could not reach Micro ({type(exc).__name__})") from exc
+        headers = {"x-api-key": self._conn.api_key}
+        response = send(self._ctx.http, "GET", url, vendor="Micro", headers=headers)
         return self._read(response, team, job), used
 
     def _read(self, response: httpx.Response, team: str, job: str) -> dict[str, Any]:
         """The JSON object of a usable reply; every other outcome becomes its error (§7.6)."""
         status, headers, code = response.status_code, response.headers, str(response.status_code)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        body = body if isinstance(body, dict) else None
-        text = self._redact(" ".join(_text(body.get("message")).split()))[:300] if body else ""
+        body = json_object(response)
+        text = self._redact(one_line(_text(body.get("message"))))[:300] if body else ""
         said = f": {text}" if text else ""
         # Micro's SDK retry hint: on a 4xx we would retry, `false` makes it a verdict.
         final = headers.get("x-should-retry", "").strip().lower() == "false"
@@ -390,10 +360,7 @@ class MicroImports:
                 code=code,
             )
         if status == 429:
-            try:  # retry-after-ms is the more precise of the two when both are sent
-                wait: float | None = max(0.0, float(headers["retry-after-ms"]) / 1000)
-            except (KeyError, ValueError):
-                wait = parse_retry_after(headers.get("retry-after"), self._ctx.clock())
+            wait = retry_after_from(headers, self._ctx.clock(), ms=True)
             raise RateLimitedError(f"Micro rate limit (429{said})", code=code, retry_after=wait)
         if status >= 500 or status in (408, 409):
             # Says nothing about the job, and we never retry at once anyway: poll on as
@@ -405,9 +372,7 @@ class MicroImports:
                 f"Micro rejected the request (HTTP {status}{said})", code=code
             )
         if body is None:
-            kind = headers.get("content-type", "").split(";")[0].strip()[:40]
-            detail = (kind or "no type") if response.content else "empty body"
-            raise TransientError(f"Micro sent an unreadable reply (HTTP {status}, {detail})")
+            raise unreadable(response, "Micro")
         return body
 
 

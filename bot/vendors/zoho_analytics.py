@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import re
-import threading
 from typing import Any
 
 import httpx
@@ -17,15 +13,27 @@ from .base import (
     JobNotFoundError,
     JobSnapshot,
     RateLimitedError,
-    RefError,
     RequestRejectedError,
     ResultFile,
     State,
     TransientError,
     VendorContext,
     VendorSpec,
-    parse_retry_after,
     status_key,
+)
+from .common import (
+    as_code,
+    as_count,
+    as_text,
+    csv_bytes,
+    json_object,
+    one_line,
+    redact,
+    ref_error,
+    retry_after_from,
+    send,
+    unreadable,
+    warn_once,
 )
 from .zoho_auth import ZohoConnection, auth_for
 
@@ -51,9 +59,7 @@ _JOB_CODES = {
     "1004": ("jobcompleted", State.SUCCEEDED),  # refined by the counts, see _completed_state
 }
 _CODE_BY_STATUS = {key: code for code, (key, _) in _JOB_CODES.items()} | {"jobnotfound": "1005"}
-_FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 _seen_unknown: set[str] = set()
-_seen_lock = threading.Lock()
 
 
 def parse_ref(text: str) -> str:
@@ -70,43 +76,9 @@ def parse_ref(text: str) -> str:
         why = "ids have at most 20 digits"
     else:
         why = "both digits"
-    shown = cleaned[:60].replace("`", "'") + ("…" if len(cleaned) > 60 else "")
-    raise RefError(
-        f"`{shown}` is not a Zoho Analytics import job: expected <workspace-id>/<job-id>, {why} "
-        f"(e.g. {SPEC.example_ref})"
+    raise ref_error(
+        cleaned, "a Zoho Analytics import job", "<workspace-id>/<job-id>", why, SPEC.example_ref
     )
-
-
-def _count(value: object) -> int | None:
-    """A count or code from an int or a numeric string (§1.2.4); None when not a whole number."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = value.strip() if isinstance(value, str) else ""
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _text(value: object) -> str:
-    """Vendor text as a string; non-string values (format unconfirmed) become compact JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _code(value: object) -> str:
-    """A Zoho code as text: 1004, "1004" and " 1004 " all become "1004"."""
-    return str(n) if (n := _count(value)) is not None else _text(value).strip()
-
-
-def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    """Vendor text is quoted to users; make sure it can't carry one of our secrets along."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
 
 
 def _completed_state(s: int | None, t: int | None, errors: str) -> State:
@@ -122,9 +94,9 @@ def _completed_state(s: int | None, t: int | None, errors: str) -> State:
 
 def snapshot_from(data: dict[str, Any]) -> JobSnapshot:
     """Normalize the `data` object of a successful import-job reply (§3.2, §3.3)."""
-    job_status = _text(data.get("jobStatus")).strip()
+    job_status = as_text(data.get("jobStatus")).strip()
     raw_code = data.get("jobCode")
-    code = _code(raw_code) or _CODE_BY_STATUS.get(status_key(job_status), "")
+    code = as_code(raw_code) or _CODE_BY_STATUS.get(status_key(job_status), "")
     if not code and not job_status:
         raise TransientError("Zoho Analytics sent an import job reply without jobCode")
     raw_status = f"{code} {job_status}".strip()
@@ -136,9 +108,9 @@ def snapshot_from(data: dict[str, Any]) -> JobSnapshot:
         )
     info = data.get("jobInfo") if isinstance(data.get("jobInfo"), dict) else {}
     summary = info.get("importSummary") if isinstance(info.get("importSummary"), dict) else {}
-    errors = _text(info.get("importErrors")).strip()
-    s, t = _count(summary.get("successRowCount")), _count(summary.get("totalRowCount"))
-    warnings = _count(summary.get("warnings"))
+    errors = as_text(info.get("importErrors")).strip()
+    s, t = as_count(summary.get("successRowCount")), as_count(summary.get("totalRowCount"))
+    warnings = as_count(summary.get("warnings"))
 
     progress: list[tuple[str, str]] = []
     if t is not None:
@@ -146,28 +118,30 @@ def snapshot_from(data: dict[str, Any]) -> JobSnapshot:
     if warnings:
         progress.append(("Warnings", f"{warnings:,}"))
     kind = " · ".join(
-        _text(summary.get(k)).strip()
+        as_text(summary.get(k)).strip()
         for k in ("importType", "importOperation")
-        if _text(summary.get(k)).strip()
+        if as_text(summary.get(k)).strip()
     )
     if kind:
         progress.append(("Import", kind))
-    facts = [(str(k), _text(v)) for k, v in summary.items()]
+    facts = [(str(k), as_text(v)) for k, v in summary.items()]
     if info.get("viewId") is not None:
-        facts.append(("viewId", _text(info["viewId"])))
+        facts.append(("viewId", as_text(info["viewId"])))
 
     error_code = error_message = None
     state = _JOB_CODES[code][1] if code in _JOB_CODES else State.UNKNOWN
     if state is State.UNKNOWN:
-        with _seen_lock:  # once per value, not once per poll
-            first_time = (code or job_status) not in _seen_unknown
-            _seen_unknown.add(code or job_status)
-        if first_time:
-            log.warning("zoho-analytics: unknown import status %r; polling on", raw_status[:80])
+        warn_once(
+            log,
+            _seen_unknown,
+            code or job_status,
+            "zoho-analytics: unknown import status %r; polling on",
+            raw_status[:80],
+        )
     elif code == "1003":
         error_code = "1003"
         error_message = (
-            errors or _text(data.get("errorMessage")).strip() or job_status or "ERROR OCCURRED"
+            errors or as_text(data.get("errorMessage")).strip() or job_status or "ERROR OCCURRED"
         )
     elif code == "1004":
         state = _completed_state(s, t, errors)
@@ -179,32 +153,23 @@ def snapshot_from(data: dict[str, Any]) -> JobSnapshot:
         facts=tuple(facts),
         error_code=error_code,
         error_message=error_message,
-        expires_at=ms / 1000 if (ms := _count(data.get("expiryTime"))) else None,
+        expires_at=ms / 1000 if (ms := as_count(data.get("expiryTime"))) else None,
     )
-
-
-def _safe_cell(value: str) -> str:
-    """Stop spreadsheets from running vendor text as a formula (CSV injection)."""
-    return "'" + value if value.startswith(_FORMULA_LEADS) else value
 
 
 def summary_csv(snapshot: JobSnapshot) -> bytes:
     """`field,value` rows: importSummary facts, then the raw error text (§3.7)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["field", "value"])
-    rows = list(snapshot.facts)
+    rows = [("field", "value"), *snapshot.facts]
     if snapshot.error_message:
         # For 1003 the text may come from errorMessage/jobStatus, so don't call it importErrors.
         label = "error" if snapshot.error_code == "1003" else "importErrors"
         rows.append((label, snapshot.error_message))
-    writer.writerows([_safe_cell(k), _safe_cell(v)] for k, v in rows)
-    return buf.getvalue().encode("utf-8")
+    return csv_bytes(rows)
 
 
 def _summary_line(snapshot: JobSnapshot) -> str:
     facts = dict(snapshot.facts)
-    s, t = _count(facts.get("successRowCount")), _count(facts.get("totalRowCount"))
+    s, t = as_count(facts.get("successRowCount")), as_count(facts.get("totalRowCount"))
     if s is not None and t is not None:
         return f"{s:,} of {t:,} rows imported"
     if snapshot.error_message:
@@ -248,7 +213,7 @@ class ZohoAnalytics:
     def check(self) -> str:
         data = self._get("/restapi/v2/orgs", org=False).get("data")
         orgs = data.get("orgs") if isinstance(data, dict) else None
-        ids = [_text(o.get("orgId")) for o in orgs or [] if isinstance(o, dict)]
+        ids = [as_text(o.get("orgId")) for o in orgs or [] if isinstance(o, dict)]
         head = f"Zoho Analytics: {len(ids)} organization{'s' if len(ids) != 1 else ''} visible"
         org = self._conn.analytics_org_id
         if not org:
@@ -262,57 +227,38 @@ class ZohoAnalytics:
 
     def _get(self, path: str, *, org: bool) -> dict[str, Any]:
         """GET with the shared token; on 8535/8518 refresh once and retry once (§1.2.7)."""
-        token = self._auth.access_token()
-        for attempt in (1, 2):
-            response = self._send(path, token, org)
-            try:
-                return _read(response, self._ctx.clock(), self._secrets(token))
-            except AuthError as exc:  # 8535/8518/401: the token, not the job, was refused
-                if attempt == 2:
-                    raise AuthError(
-                        f"credentials rejected by Zoho Analytics ({exc.code}); the job may "
-                        "still be running (check ZOHO_DC and the refresh token's scopes)",
-                        code=exc.code,
-                    ) from None
-                self._auth.invalidate(token)  # only if no sibling already replaced it
-                token = self._auth.access_token()
-        raise AssertionError("unreachable")
-
-    def _secrets(self, token: str) -> tuple[str, ...]:
-        conn = self._conn
-        return (token, conn.client_secret, conn.refresh_token, conn.client_id)
+        return self._auth.with_token(
+            lambda token: _read(
+                self._send(path, token, org), self._ctx.clock(), (token, *self._conn.secrets)
+            ),
+            lambda code: (
+                f"credentials rejected by Zoho Analytics ({code}); the job may still be running "
+                "(check ZOHO_DC and the refresh token's scopes)"
+            ),
+        )
 
     def _send(self, path: str, token: str, org: bool) -> httpx.Response:
         headers = {"Authorization": f"Zoho-oauthtoken {token}"}
         if org and self._conn.analytics_org_id:
             headers["ZANALYTICS-ORGID"] = self._conn.analytics_org_id
-        try:
-            return self._ctx.http.get(f"{self._conn.analytics_api_url}{path}", headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TransientError("Zoho Analytics did not answer in time") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"could not reach Zoho Analytics ({type(exc).__name__})") from exc
+        url = f"{self._conn.analytics_api_url}{path}"
+        return send(self._ctx.http, "GET", url, vendor="Zoho Analytics", headers=headers)
 
 
 def _read(response: httpx.Response, now: float, secrets: tuple[str, ...]) -> dict[str, Any]:
     """The JSON body of a usable reply; every other outcome becomes the matching error (§3.5)."""
     status = response.status_code
-    retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        body = None
+    retry_after = retry_after_from(response.headers, now)
+    body = json_object(response)
     data = body.get("data") if body else None
     raw_code = data.get("errorCode") if isinstance(data, dict) else None
     if raw_code is None and body:
         raw_code = body.get("errorCode")
     # The envelope decides first: Zoho sends some errors (6045, 8535) with HTTP 200.
     if raw_code is not None:
-        code = _redact(_code(raw_code), secrets)[:20]
-        text = _text(data.get("errorMessage") if isinstance(data, dict) else "").strip()
-        text = _redact(" ".join(text.split()), secrets)
+        code = redact(as_code(raw_code), secrets)[:20]
+        text = as_text(data.get("errorMessage") if isinstance(data, dict) else "").strip()
+        text = redact(one_line(text), secrets)
         _raise_for_code(code, text, retry_after)
     if status == 401:
         raise AuthError("HTTP 401", code="401")
@@ -326,12 +272,8 @@ def _read(response: httpx.Response, now: float, secrets: tuple[str, ...]) -> dic
             code=str(status),
         )
     if body is None:
-        kind = response.headers.get("content-type", "").split(";")[0].strip()[:40]
-        detail = kind if response.content else "empty body"
-        raise TransientError(
-            f"Zoho Analytics sent an unreadable reply (HTTP {status}, {detail or 'no type'})"
-        )
-    symbol = _redact(_text(body.get("summary")).strip(), secrets)[:80]
+        raise unreadable(response, "Zoho Analytics")
+    symbol = redact(as_text(body.get("summary")).strip(), secrets)[:80]
     symbol = f": {symbol}" if symbol else ""
     if status >= 400:
         raise RequestRejectedError(

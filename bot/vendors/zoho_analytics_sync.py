@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import re
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from .base import (
-    AuthError,
     JobNotFoundError,
     JobSnapshot,
-    RefError,
     RequestRejectedError,
     ResultFile,
     State,
@@ -28,7 +23,19 @@ from .base import (
     VendorSpec,
     status_key,
 )
-from .zoho_analytics import ZohoAnalytics, _code, _count, _read, _redact, _safe_cell, _text
+from .common import (
+    as_code,
+    as_count,
+    as_text,
+    csv_bytes,
+    json_object,
+    one_line,
+    redact,
+    ref_error,
+    send,
+    warn_once,
+)
+from .zoho_analytics import ZohoAnalytics, _read
 from .zoho_auth import ZohoConnection, auth_for
 
 log = logging.getLogger(__name__)
@@ -47,7 +54,6 @@ _SYNC_REFUSALS = dict.fromkeys(("7925", "8060", "8078", "8079"), "") | {
 }
 _WAITING = "waiting for Zoho to record the sync"
 _seen_unknown: set[str] = set()
-_seen_lock = threading.Lock()
 
 
 class _HideSyncConfig(logging.Filter):
@@ -77,21 +83,23 @@ def parse_ref(text: str) -> str:
     parts = cleaned.split("/")
     if len(parts) == 2 and all(_ID.fullmatch(p) for p in parts):
         return f"{parts[0]}/{parts[1]}"
-    shown = cleaned[:60].replace("`", "'") + ("…" if len(cleaned) > 60 else "")
-    raise RefError(
-        f"`{shown}` is not a Zoho Analytics datasource: expected <workspace-id>/<datasource-id>, "
-        f"both up to 20 digits (e.g. {SPEC.example_ref})"
+    raise ref_error(
+        cleaned,
+        "a Zoho Analytics datasource",
+        "<workspace-id>/<datasource-id>",
+        "both up to 20 digits",
+        SPEC.example_ref,
     )
 
 
 def _find(sources: object, ds: str, schedule_id: str | None) -> dict[str, Any] | None:
     """The datasource entry (§4.2.1); a configured sync interval's own fields win over it,
     since each interval keeps its own last sync time, status and quota."""
-    found = next((e for e in _dicts(sources) if _code(e.get("datasourceId")) == ds), None)
+    found = next((e for e in _dicts(sources) if as_code(e.get("datasourceId")) == ds), None)
     if found is None or not schedule_id:
         return found
     intervals = _dicts(found.get("syncIntervals"))
-    item = next((i for i in intervals if _code(i.get("syncIntervalId")) == schedule_id), {})
+    item = next((i for i in intervals if as_code(i.get("syncIntervalId")) == schedule_id), {})
     return {**found, **item}
 
 
@@ -103,10 +111,10 @@ def _tables(entry: dict[str, Any]) -> list[list[str]]:
     """[name, view id, status, last sync time] per table, as vendor text."""
     return [
         [
-            _text(t.get("viewName") or t.get("sourceName")).strip(),
-            _code(t.get("viewId")),
-            _text(t.get("syncStatus")).strip(),
-            _text(t.get("lastSyncTime")).strip(),
+            as_text(t.get("viewName") or t.get("sourceName")).strip(),
+            as_code(t.get("viewId")),
+            as_text(t.get("syncStatus")).strip(),
+            as_text(t.get("lastSyncTime")).strip(),
         ]
         for t in _dicts(entry.get("tableDetails"))
     ]
@@ -156,11 +164,11 @@ class ZohoAnalyticsSync:
         if opts.password:
             self._passwords.add(opts.password)
         entry = self._datasource(ws, ds, opts.schedule_id, view_id=None)
-        name = _text(entry.get("datasourceName")).strip() or ds
-        time = _text(entry.get("lastDataSyncTime")).strip()
-        status = _text(entry.get("lastDataSyncStatus")).strip()
+        name = as_text(entry.get("datasourceName")).strip() or ds
+        time = as_text(entry.get("lastDataSyncTime")).strip()
+        status = as_text(entry.get("lastDataSyncStatus")).strip()
         notice = None
-        used, allowed = _count(entry.get("syncUsed")), _count(entry.get("totalSyncAllowed"))
+        used, allowed = as_count(entry.get("syncUsed")), as_count(entry.get("totalSyncAllowed"))
         if used is not None and allowed is not None and used >= allowed:
             # Warn, don't refuse: what Zoho does with a used-up quota is unconfirmed (§4.2.2).
             notice = f"Zoho reports {used} of {allowed} manual syncs used; this one may be refused."
@@ -194,9 +202,9 @@ class ZohoAnalyticsSync:
         facts = [(k, v) for k, v in previous.facts if k != "tables"] if previous else []
         kept = dict(facts)
         entry = self._datasource(ws, ds, kept.get("schedule_id"), view_id=kept.get("view_id"))
-        name = _text(entry.get("datasourceName")).strip() or ds
-        time = _text(entry.get("lastDataSyncTime")).strip()
-        status = _text(entry.get("lastDataSyncStatus")).strip()
+        name = as_text(entry.get("datasourceName")).strip() or ds
+        time = as_text(entry.get("lastDataSyncTime")).strip()
+        status = as_text(entry.get("lastDataSyncStatus")).strip()
         if "baseline_time" not in kept:
             # Should not happen (trigger() sets it); comparing against now beats guessing.
             facts += [("baseline_time", time), ("baseline_status", status), ("datasource", name)]
@@ -211,11 +219,13 @@ class ZohoAnalyticsSync:
         tables = _tables(entry)
         state, error = _outcome(status, tables)
         if state is State.UNKNOWN:
-            with _seen_lock:  # once per value, not once per poll (§1.2.2)
-                first_time = status not in _seen_unknown
-                _seen_unknown.add(status)
-            if first_time:
-                log.warning("zoho-analytics-sync: unknown sync status %r; polling on", status[:80])
+            warn_once(  # once per value, not once per poll (§1.2.2)
+                log,
+                _seen_unknown,
+                status,
+                "zoho-analytics-sync: unknown sync status %r; polling on",
+                status[:80],
+            )
         progress = [("Datasource", name), ("Last sync", f"{time} · {status or '?'}")]
         judged = [t for t in tables if t[2]]
         if judged:
@@ -225,10 +235,10 @@ class ZohoAnalyticsSync:
         secrets = tuple(self._passwords)
         return JobSnapshot(
             state=state,
-            raw_status=_redact(status, secrets) or "no status",
+            raw_status=redact(status, secrets) or "no status",
             progress=tuple(progress),
             facts=tuple(facts),
-            error_message=_redact(error, secrets) if error else None,
+            error_message=redact(error, secrets) if error else None,
         )
 
     def results(self, ref: str, snapshot: JobSnapshot) -> list[ResultFile]:
@@ -237,17 +247,13 @@ class ZohoAnalyticsSync:
         if not snapshot.state.terminal or not tables:
             return []
         ds = parse_ref(ref).split("/")[1]  # the filename takes our validated id, not vendor text
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["table", "view_id", "status", "last_sync_time"])
-        writer.writerows([_safe_cell(_text(cell)) for cell in row] for row in tables)
         ok = sum(status_key(row[2]) == "success" for row in tables)
         return [
             ResultFile(
                 filename=f"sync-{ds}.csv",
                 title=f"Sync result for datasource {ds}",
                 comment=f"{ok} of {len(tables)} tables synced OK",
-                content=buf.getvalue().encode("utf-8"),
+                content=csv_bytes([["table", "view_id", "status", "last_sync_time"], *tables]),
             )
         ]
 
@@ -289,22 +295,14 @@ class ZohoAnalyticsSync:
     ) -> dict[str, Any] | None:
         """One request with the shared token; on 8535/8518 refresh once and retry once (§1.2.7).
         Returns the JSON body, or None for an accepted sync (204, no body)."""
-        token = self._auth.access_token()
-        for attempt in (1, 2):
-            response = self._send(method, path, token, params)
-            try:
-                return self._interpret(method, response, token)
-            except AuthError as exc:
-                if attempt == 2:
-                    raise AuthError(
-                        f"credentials rejected by Zoho Analytics ({exc.code}); the sync may not "
-                        "have started (check ZOHO_DC and the refresh token's scopes: "
-                        "ZohoAnalytics.metadata.read and .create)",
-                        code=exc.code,
-                    ) from None
-                self._auth.invalidate(token)  # only if no sibling already replaced it
-                token = self._auth.access_token()
-        raise AssertionError("unreachable")
+        return self._auth.with_token(
+            lambda token: self._interpret(method, self._send(method, path, token, params), token),
+            lambda code: (
+                f"credentials rejected by Zoho Analytics ({code}); the sync may not have "
+                "started (check ZOHO_DC and the refresh token's scopes: "
+                "ZohoAnalytics.metadata.read and .create)"
+            ),
+        )
 
     def _send(
         self, method: str, path: str, token: str, params: dict[str, str] | None
@@ -313,27 +311,28 @@ class ZohoAnalyticsSync:
         if self._conn.analytics_org_id:
             headers["ZANALYTICS-ORGID"] = self._conn.analytics_org_id
         url = f"{self._conn.analytics_api_url}{path}"
-        try:
-            return self._ctx.http.request(method, url, headers=headers, params=params)
-        except httpx.TimeoutException:
-            why = "Zoho Analytics did not answer in time"
-        except httpx.TransportError as exc:
-            why = f"could not reach Zoho Analytics ({type(exc).__name__})"
-        # Raised outside the handler so no httpx error rides along as __context__: it holds
-        # the request, and the sync request's URL holds CONFIG.
-        raise TransientError(why)
+        # chain=False: no httpx error rides along as __context__, since it holds the request,
+        # and the sync request's URL holds CONFIG.
+        return send(
+            self._ctx.http,
+            method,
+            url,
+            vendor="Zoho Analytics",
+            chain=False,
+            headers=headers,
+            params=params,
+        )
 
     def _interpret(
         self, method: str, response: httpx.Response, token: str
     ) -> dict[str, Any] | None:
-        conn = self._conn
-        secrets = (token, conn.client_secret, conn.refresh_token, conn.client_id, *self._passwords)
+        secrets = (token, *self._conn.secrets, *self._passwords)
         if method == "POST" and response.is_success and not response.content:
             return None  # 204 No Content: the sync was accepted (§4.1)
         found = _envelope_error(response)
         if found is not None:
-            code = _redact(found[0], secrets)[:20]
-            text = _redact(" ".join(found[1].split()), secrets)[:300]
+            code = redact(found[0], secrets)[:20]
+            text = redact(one_line(found[1]), secrets)[:300]
             quoted = f"{code}: {text}" if text else code
             if code in _SYNC_REFUSALS:
                 meaning = _SYNC_REFUSALS[code]
@@ -359,15 +358,12 @@ class ZohoAnalyticsSync:
 
 def _envelope_error(response: httpx.Response) -> tuple[str, str] | None:
     """(errorCode, errorMessage) of an Analytics error envelope, whatever the HTTP status."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    data = body.get("data") if isinstance(body, dict) else None
+    body = json_object(response)
+    data = body.get("data") if body else None
     raw = data.get("errorCode") if isinstance(data, dict) else None
     if raw is None:
         return None
-    return _code(raw), _text(data.get("errorMessage")).strip()
+    return as_code(raw), as_text(data.get("errorMessage")).strip()
 
 
 def _before(name: str, time: str, status: str) -> tuple[tuple[str, str], ...]:

@@ -1,13 +1,9 @@
-"""Zuora AQuA batch-query jobs: OAuth client credentials, job/batch states, result files."""
+"""Zuora AQuA batch-query jobs: job and batch states, errors, the client (auth and files apart)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import re
-import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +17,6 @@ from .base import (
     JobNotFoundError,
     JobSnapshot,
     RateLimitedError,
-    RefError,
     RequestRejectedError,
     ResultFile,
     State,
@@ -30,7 +25,20 @@ from .base import (
     VendorSpec,
     status_key,
 )
-from .zuora_files import HEX32, ResultDownloader, reasons_text, retry_after_of
+from .common import (
+    as_count,
+    as_text,
+    json_object,
+    one_line,
+    ref_error,
+    retry_after_from,
+    send,
+    unreadable,
+    warn_once,
+)
+from .common import redact as redact_secrets
+from .zuora_auth import CLIENT_HINT, ZuoraConnection, auth_for
+from .zuora_files import HEX32, ResultDownloader, reasons_text
 
 # vendors.md §5.1: ZUORA_ENV name -> base URL. API Sandbox hosts have a far smaller budget.
 ZUORA_ENVS: dict[str, str] = {
@@ -49,22 +57,6 @@ ZUORA_ENVS: dict[str, str] = {
 API_SANDBOX_HOSTS = frozenset(
     {"rest.apisandbox.zuora.com", "rest.sandbox.na.zuora.com", "rest.sandbox.eu.zuora.com"}
 )
-
-
-@dataclass(frozen=True)
-class ZuoraConnection:
-    """One Zuora tenant as configured. `base_url` is an origin: ZUORA_BASE_URL when set,
-    else the ZUORA_ENV entry. `overridden` is True when it came from ZUORA_BASE_URL."""
-
-    name: str
-    client_id: str
-    client_secret: str
-    base_url: str
-    env: str | None = None
-    overridden: bool = False
-
-    def __repr__(self) -> str:  # never let a secret reach a log line through repr()
-        return f"ZuoraConnection(name={self.name!r}, base_url={self.base_url!r})"
 
 
 # --- job ids and AQuA error codes -------------------------------------------------------------
@@ -113,7 +105,6 @@ ERROR_CODES: dict[str, str] = {
 _NOT_FOUND_CODES = frozenset({"90001", "90002"})
 _TRANSIENT_CODES = frozenset({"90006", "90008", "90010", "90022"})
 _NOT_FOUND_HINT = "check the job id and ZUORA_ENV / tenant; Zuora keeps jobs 180 days"
-_CLIENT_HINT = "check ZUORA_ENV / ZUORA_BASE_URL (the tenant's environment) and the OAuth client"
 _CODE_IN_TEXT = re.compile(r"(?<!\d)900\d\d(?!\d)")
 _MAX_BATCH_ROWS = 8
 
@@ -131,7 +122,6 @@ _JOB_STATES = {
 _BATCH_RUNNING = frozenset({"pending", "submitted", "executing"})
 _BATCH_FAILED = frozenset({"aborted", "cancelled", "canceled", "deletednotallowed"})
 _seen_unknown: set[tuple[str, str]] = set()
-_seen_lock = threading.Lock()
 
 
 def parse_ref(text: str) -> str:
@@ -145,11 +135,7 @@ def parse_ref(text: str) -> str:
         why = f"got {len(cleaned)} characters"
     else:
         why = "only 0-9 and a-f allowed"
-    shown = cleaned[:60].replace("`", "'") + ("…" if len(cleaned) > 60 else "")
-    raise RefError(
-        f"`{shown}` is not a Zuora AQuA job id: expected 32 hex characters, {why} "
-        f"(e.g. {SPEC.example_ref})"
-    )
+    raise ref_error(cleaned, "a Zuora AQuA job id", "32 hex characters", why, SPEC.example_ref)
 
 
 def explain(text: str, code: str | None = None) -> str:
@@ -161,141 +147,17 @@ def explain(text: str, code: str | None = None) -> str:
     return f"{text or code} — {ERROR_CODES[code]}"
 
 
-def _count(value: object) -> int | None:
-    """A count from an int or a numeric string (§1.2.4); None when not a whole number."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = value.strip() if isinstance(value, str) else ""
-    return int(text) if text.isascii() and text.isdigit() else None
-
-
 def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return " ".join(value.split())
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Vendor text; strings on one line (JSON of other values is left as it is)."""
+    return one_line(value) if isinstance(value, str) else as_text(value)
 
 
 def _log_unknown(kind: str, raw: str) -> None:
-    with _seen_lock:  # once per value, not once per poll
-        first_time = (kind, raw) not in _seen_unknown
-        _seen_unknown.add((kind, raw))
-    if first_time:  # an unknown job status keeps the watch polling; a batch's only shows
-        tail = "; polling on" if kind == "job" else ""
-        log.warning("zuora: unknown %s status %r%s", kind, raw[:80], tail)
-
-
-# --- OAuth client credentials (vendors.md §5.2) ----------------------------------------------
-
-REFRESH_MARGIN_S = 300.0  # refresh this long before expiry, so no poll uses a dying token
-DEFAULT_EXPIRES_IN_S = 3600.0
-
-
-class ZuoraAuth:
-    """One cached bearer token per (base URL, OAuth client), minted single-flight.
-
-    The token endpoint allows 100 calls/min per IP, so every Zuora vendor of a client shares
-    one instance (see `auth_for`) and callers never mint per request.
-    """
-
-    def __init__(self, conn: ZuoraConnection, ctx: VendorContext) -> None:
-        self._conn = conn
-        self._ctx = ctx
-        self._lock = threading.Lock()  # held across the token POST: that is the single flight
-        self._token: str | None = None
-        self.recent: deque[str] = deque(maxlen=4)  # tokens a vendor reply might echo: redact them
-        self._refresh_at = 0.0
-        self._expires_at = 0.0
-
-    def __repr__(self) -> str:
-        return f"ZuoraAuth(connection={self._conn.name!r})"
-
-    def access_token(self) -> str:
-        with self._lock:
-            now = self._ctx.clock()
-            if self._token is not None and now < self._refresh_at:
-                return self._token
-            try:
-                return self._mint(now)
-            except TransientError:
-                # A failed proactive refresh need not fail the caller: the old token still works.
-                if self._token is not None and now < self._expires_at:
-                    return self._token
-                raise
-
-    def invalidate(self, token: str) -> None:
-        """Forget `token` if still current, so several rejecting callers cause one mint."""
-        with self._lock:
-            if self._token == token:
-                self._token = None
-                self._refresh_at = self._expires_at = 0.0
-
-    def _mint(self, now: float) -> str:
-        # Form body, never query params or an Authorization header (vendors.md §5.2).
-        form = {
-            "client_id": self._conn.client_id,
-            "client_secret": self._conn.client_secret,
-            "grant_type": "client_credentials",
-        }
-        request = self._ctx.http.build_request(
-            "POST", f"{self._conn.base_url}/oauth/token", data=form
-        )
-        request.headers.pop("Authorization", None)
-        try:
-            response = self._ctx.http.send(request)
-        except httpx.TimeoutException as exc:
-            raise TransientError("Zuora did not answer the token request in time") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(
-                f"could not reach Zuora for a token ({type(exc).__name__})"
-            ) from exc
-        status = response.status_code
-        if status >= 500 or status == 408:
-            raise TransientError(f"Zuora answered HTTP {status} to the token request")
-        if status == 429:
-            raise RateLimitedError(
-                "Zuora rate limit on the token endpoint (HTTP 429)",
-                code="429",
-                retry_after=retry_after_of(response.headers, now),
-            )
-        body = _json(response)
-        token = body.get("access_token") if body else None
-        if status == 200 and isinstance(token, str) and token:
-            return self._store(body or {}, token, now)
-        if status < 300:
-            raise TransientError(f"Zuora sent an unreadable token reply (HTTP {status})")
-        error = _text(body.get("error")) if body else ""
-        why = error if re.fullmatch(r"[a-z_]{1,40}", error) else f"HTTP {status}"
-        raise AuthError(f"Zuora refused the OAuth client ({why}); {_CLIENT_HINT}", code=why)
-
-    def _store(self, body: dict[str, Any], token: str, now: float) -> str:
-        lifetime = _count(body.get("expires_in")) or 0
-        lifetime = lifetime if lifetime > 0 else DEFAULT_EXPIRES_IN_S
-        # Short-lived tokens refresh at half-life rather than on every call.
-        self._refresh_at = now + max(lifetime - REFRESH_MARGIN_S, lifetime / 2)
-        self._expires_at = now + lifetime
-        self._token = token
-        self.recent.append(token)
-        log.info("minted a Zuora access token for connection %r", self._conn.name)
-        return token
-
-
-_SHARED_LOCK = threading.Lock()
-
-
-def auth_for(conn: ZuoraConnection, ctx: VendorContext) -> ZuoraAuth:
-    """The one ZuoraAuth of this base URL and client, shared by every Zuora vendor in `ctx`."""
-    # Hashed, so the key is safe to print; equal credentials still map to one cache.
-    digest = hashlib.sha256(f"{conn.client_id}\0{conn.client_secret}".encode()).hexdigest()
-    key = ("zuora-auth", conn.base_url, digest)
-    with _SHARED_LOCK:
-        auth = ctx.shared.get(key)
-        if not isinstance(auth, ZuoraAuth):
-            auth = ctx.shared[key] = ZuoraAuth(conn, ctx)
-        return auth
+    # An unknown job status keeps the watch polling; a batch's only shows.
+    tail = "; polling on" if kind == "job" else ""
+    warn_once(
+        log, _seen_unknown, (kind, raw), "zuora: unknown %s status %r%s", kind, raw[:80], tail
+    )
 
 
 # --- job documents (vendors.md §5.4, §5.5; design.md §6 "Zuora states") ------------------------
@@ -317,7 +179,7 @@ def _batch(raw: dict[str, Any], index: int) -> _Batch:
     name = _text(raw.get("name")) or _text(raw.get("batchId")) or f"Batch {index}"
     raw_status = _text(raw.get("status")) or "no status"
     key = status_key(raw_status)
-    records = _count(raw.get("recordCount"))
+    records = as_count(raw.get("recordCount"))
     segmented = not raw.get("fileId") and isinstance(raw.get("segments"), list)
     given = raw["segments"] if segmented else [raw.get("fileId")]
     # Vendor data is untrusted and file ids go into URL paths: keep only well-formed ones.
@@ -480,11 +342,8 @@ class ZuoraAqua:
         return line
 
     def _redact(self, text: str) -> str:
-        """Vendor text is quoted to users; make sure it can't carry one of our secrets along."""
-        for secret in (self._conn.client_secret, self._conn.client_id, *self._auth.recent):
-            if secret:
-                text = text.replace(secret, "[redacted]")
-        return text
+        secrets = (self._conn.client_secret, self._conn.client_id, *self._auth.recent)
+        return redact_secrets(text, secrets)
 
     def _get(self, path: str) -> dict[str, Any]:
         """GET with the shared token; on a 401 mint once and retry once (§1.2.7, §5.2)."""
@@ -493,7 +352,7 @@ class ZuoraAqua:
             response = self._send(path, token)
             if response.status_code != 401:
                 return _read(response, self._ctx.clock(), self._redact)
-            said = self._redact(_text((_json(response) or {}).get("message")))
+            said = self._redact(_text((json_object(response) or {}).get("message")))
             if "failedtogetuserinfo" in status_key(said):
                 raise TransientError(
                     "Zuora could not load the API user (401 Failed to get user info)", code="401"
@@ -501,7 +360,7 @@ class ZuoraAqua:
             if attempt == 2:
                 raise AuthError(
                     "credentials rejected by Zuora; the job may still be running "
-                    f"(HTTP 401{': ' + said[:120] if said else ''}; {_CLIENT_HINT})",
+                    f"(HTTP 401{': ' + said[:120] if said else ''}; {CLIENT_HINT})",
                     code="401",
                 )
             self._auth.invalidate(token)  # only if no sibling already replaced it
@@ -510,30 +369,18 @@ class ZuoraAqua:
 
     def _send(self, path: str, token: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        try:
-            return self._ctx.http.get(f"{self._conn.base_url}{path}", headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TransientError("Zuora did not answer in time") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"could not reach Zuora ({type(exc).__name__})") from exc
-
-
-def _json(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
+        url = f"{self._conn.base_url}{path}"
+        return send(self._ctx.http, "GET", url, vendor="Zuora", headers=headers)
 
 
 def _read(response: httpx.Response, now: float, redact: Callable[[str], str]) -> dict[str, Any]:
     """The JSON object of a usable reply; every other outcome becomes the matching error."""
     status = response.status_code
-    body = _json(response)
+    body = json_object(response)
     detail = explain(redact(reasons_text(body))) if body else ""
     said = f": {detail}" if detail else ""
     if status == 429:
-        wait = retry_after_of(response.headers, now)
+        wait = retry_after_from(response.headers, now, reset=True)
         raise RateLimitedError("Zuora rate limit (HTTP 429)", code="429", retry_after=wait)
     if status >= 500 or status == 408:
         raise TransientError(f"Zuora answered HTTP {status}{said}")
@@ -555,7 +402,7 @@ def _read(response: httpx.Response, now: float, redact: Callable[[str], str]) ->
         ]
         # REST codes ending 50/61/70/99 are Zuora's "retry later" family (vendors.md §5.8).
         if any(c[-2:] == "70" for c in codes):
-            wait = retry_after_of(response.headers, now)
+            wait = retry_after_from(response.headers, now, reset=True)
             raise RateLimitedError(
                 f"Zuora asked to slow down (HTTP {status}{said})", retry_after=wait
             )
@@ -566,9 +413,7 @@ def _read(response: httpx.Response, now: float, redact: Callable[[str], str]) ->
             code=code or (codes or [str(status)])[0],
         )
     if body is None:
-        kind = response.headers.get("content-type", "").split(";")[0].strip()[:40]
-        what = (kind or "no type") if response.content else "empty body"
-        raise TransientError(f"Zuora sent an unreadable reply (HTTP {status}, {what})")
+        raise unreadable(response, "Zuora")
     return body
 
 

@@ -6,14 +6,15 @@ import json
 import os
 import re
 import tempfile
-import zlib
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, BinaryIO, NamedTuple, Protocol
+from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 
+from . import archives
+from .archives import CHUNK, ArchiveError, gunzip_stream, remove_quietly, spool
 from .base import (
     FileRef,
     JobSnapshot,
@@ -21,24 +22,17 @@ from .base import (
     ResultFile,
     TransientError,
     VendorContext,
-    parse_retry_after,
     status_key,
 )
+from .common import guarded, retry_after_from
+from .tokens import TokenSource
 
-CHUNK = 64 * 1024
-GZIP_READ = 8 * 1024  # small input steps, so a gzip bomb is noticed after a few KB of input
 ERROR_BODY_MAX = 16 * 1024  # enough of an error body to find `max-object-size` or `reasons`
 NAME_MAX = 80
 HEX32 = re.compile(r"[0-9a-fA-F]{32}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 _EXT = {"csv": ".csv", "zip": ".zip", "gzip": ".csv.gz"}
 _PERMISSION = 'the API user may need the "Enable DataSource Exports Reporting" permission'
-
-
-class TokenSource(Protocol):
-    def access_token(self) -> str: ...
-
-    def invalidate(self, token: str) -> None: ...
 
 
 class _OverCap(Exception):
@@ -83,31 +77,12 @@ def upload_name(name: str, file_id: str, part: int | None, ext: str) -> str:
 
 
 def gunzip_capped(src: BinaryIO, dst: BinaryIO, cap: int) -> bool:
-    """Decompress gzip `src` into `dst`; False (stopping at once) when the output would pass
-    `cap` or the data is not complete gzip. Output per step is bounded, so a bomb can't balloon."""
-    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    written = 0
+    """`archives.gunzip_stream` on open files, where damaged gzip is just False: the file is
+    then posted as served."""
     try:
-        while chunk := src.read(GZIP_READ):
-            data = chunk
-            while data:
-                out = inflater.decompress(data, cap + 1 - written)  # ≥ 1: 0 would mean unlimited
-                written += len(out)
-                if written > cap:
-                    return False
-                dst.write(out)
-                if inflater.eof:  # concatenated members are valid gzip: start the next one
-                    data = inflater.unused_data
-                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16) if data else inflater
-                else:
-                    data = inflater.unconsumed_tail
-        rest = inflater.flush()
-    except zlib.error:
+        return gunzip_stream(src, dst, cap)
+    except ArchiveError:
         return False
-    if written + len(rest) > cap or not inflater.eof:
-        return False
-    dst.write(rest)
-    return True
 
 
 def header_only(path: str) -> bool:
@@ -115,13 +90,6 @@ def header_only(path: str) -> bool:
     with open(path, "rb") as fh:
         head = fh.read(CHUNK + 1)
     return len(head) <= CHUNK and sum(1 for line in head.splitlines() if line.strip()) <= 1
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _mb(n: int) -> str:
@@ -156,7 +124,7 @@ class ResultDownloader:
             # The caller retries the whole job later: leave nothing behind in the spool.
             for rf in done:
                 if rf.path:
-                    _unlink(rf.path)
+                    remove_quietly(rf.path)
             raise
         return done
 
@@ -186,10 +154,10 @@ class ResultDownloader:
                 ext == ".csv" and ref.records == 0 and header_only(path)
             )
         except BaseException:
-            _unlink(path)
+            remove_quietly(path)
             raise
         if empty:
-            _unlink(path)
+            remove_quietly(path)
             return ResultFile(name, ref.name, note=f"{label}: no records")
         comment = records + (f" · part {ref.part} of {parts}" if ref.part else "")
         return ResultFile(
@@ -220,8 +188,10 @@ class ResultDownloader:
             "Accept": "*/*",
             "Accept-Encoding": "identity",  # so Content-Length is the file's size
         }
-        try:
-            with self._ctx.http.stream("GET", f"{self._base}{path}", headers=headers) as resp:
+        url = f"{self._base}{path}"
+
+        def fetch() -> tuple[str, str] | _Refused:
+            with self._ctx.http.stream("GET", url, headers=headers) as resp:
                 if resp.status_code != 200:
                     return _Refused(resp.status_code, resp.headers, _read_capped(resp))
                 kind = resp.headers.get("content-type", "")
@@ -231,42 +201,35 @@ class ResultDownloader:
                 if size.isdigit() and int(size) > self._ctx.max_file_bytes:
                     raise _OverCap
                 return self._spool(resp, ext), kind
-        except httpx.TimeoutException as exc:
-            raise TransientError("Zuora did not send the result file in time") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(
-                f"could not download the result file from Zuora ({type(exc).__name__})"
-            ) from exc
+
+        return guarded(
+            fetch,
+            timeout="Zuora did not send the result file in time",
+            unreachable="could not download the result file from Zuora",
+        )
 
     def _spool(self, resp: httpx.Response, ext: str) -> str:
-        fd, path = tempfile.mkstemp(dir=self._ctx.spool_dir, prefix="zuora-", suffix=ext)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                written = 0
-                for chunk in resp.iter_bytes(CHUNK):
-                    written += len(chunk)
-                    if written > self._ctx.max_file_bytes:
-                        raise _OverCap
-                    fh.write(chunk)
-        except BaseException:
-            _unlink(path)
-            raise
-        return path
+        return spool(
+            resp.iter_bytes(CHUNK),
+            self._ctx.spool_dir,
+            prefix="zuora-",
+            suffix=ext,
+            cap=self._ctx.max_file_bytes,
+            over=_OverCap,
+        )
 
     def _maybe_gunzip(self, gz_path: str) -> tuple[str, str]:
         """Post the CSV inside a gzip when it fits under the cap; else the .gz as served."""
-        with open(gz_path, "rb") as src:
-            fd, csv_path = tempfile.mkstemp(dir=self._ctx.spool_dir, prefix="zuora-", suffix=".csv")
-            try:
-                with os.fdopen(fd, "wb") as dst:
-                    fits = gunzip_capped(src, dst, self._ctx.max_file_bytes)
-            except BaseException:
-                _unlink(csv_path)
-                raise
+        fd, csv_path = tempfile.mkstemp(dir=self._ctx.spool_dir, prefix="zuora-", suffix=".csv")
+        os.close(fd)
+        try:
+            fits = archives.gunzip_capped(gz_path, csv_path, self._ctx.max_file_bytes)
+        except ArchiveError:  # damaged or truncated: posted as served
+            fits = False
         if not fits:
-            _unlink(csv_path)
+            remove_quietly(csv_path)
             return gz_path, ".csv.gz"
-        _unlink(gz_path)
+        remove_quietly(gz_path)
         return csv_path, ".csv"
 
     def _refusal(self, resp: _Refused, file_id: str) -> str:
@@ -275,7 +238,7 @@ class ResultDownloader:
             raise RateLimitedError(
                 "Zuora rate limit on a result download (HTTP 429)",
                 code="429",
-                retry_after=retry_after_of(resp.headers, self._ctx.clock()),
+                retry_after=retry_after_from(resp.headers, self._ctx.clock(), reset=True),
             )
         if status >= 500 or status == 408:
             raise TransientError(f"Zuora answered HTTP {status} to a result download")
@@ -301,18 +264,6 @@ class ResultDownloader:
             )
         detail = self._redact(_reasons_of(body))
         return f"Zuora refused the download (HTTP {status}{': ' + detail if detail else ''})"
-
-
-def retry_after_of(headers: httpx.Headers, now: float) -> float | None:
-    """Seconds to wait from `Retry-After`, else Zuora's `ratelimit-reset` (delta seconds)."""
-    wait = parse_retry_after(headers.get("Retry-After"), now)
-    if wait is not None:
-        return wait
-    try:
-        reset = float(headers.get("ratelimit-reset", ""))
-    except ValueError:
-        return None
-    return reset if 0 <= reset < 86_400 else None  # also rejects NaN and epoch-style values
 
 
 def _read_capped(resp: httpx.Response) -> bytes:

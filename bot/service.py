@@ -15,6 +15,7 @@ from bot import blocks, grammar, lifecycle
 from bot.config import Settings
 from bot.poller import next_run, parse_schedule
 from bot.vendors import JobSnapshot, VendorSpec, lookup
+from bot.vendors.common import csv_bytes
 from storage import (
     ACTIVE,
     PAUSED,
@@ -368,16 +369,9 @@ def _refusal(what: str) -> blocks.Message:
 def _errors_csv(watch_id: str, text: str) -> dict[str, object]:
     """A long error list goes into the thread as a CSV (one line per row) instead."""
     import base64
-    import csv
-    import io
 
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(["line", "error"])
-    for number, line in enumerate(text.splitlines(), 1):
-        # Vendor text must not run as a spreadsheet formula when someone opens the file.
-        writer.writerow([number, "'" + line if line.startswith(("=", "+", "-", "@")) else line])
-    content = buf.getvalue().encode("utf-8")
+    # csv_bytes neutralizes spreadsheet formulas: vendor text must not run when opened.
+    content = csv_bytes([("line", "error"), *enumerate(text.splitlines(), 1)])
     return {
         "filename": f"errors-{watch_id}.csv",
         "title": f"Errors for watch {watch_id}",

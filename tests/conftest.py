@@ -91,7 +91,7 @@ def bot_env(
             "ZUORA_BASE_URL": zuora_sim.url,
         }
     return extra | {
-        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "SLACK_BOT_TOKEN": "xoxb-testtok",
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": fake_slack.api_url,
         "SYNCWATCH_DB": str(tmp_path / "syncwatch.db"),

@@ -12,7 +12,7 @@ from bot import cli
 from bot.config import ConfigError, Settings
 from bot.vendors.zoho_auth import ZOHO_DCS
 
-BOT_TOKEN = "xoxb-111-222-botTOKENvalue"
+BOT_TOKEN = "xoxb-FAKE-96"
 SIGNING_SECRET = "signing-SECRET-value-42"
 CLIENT_ID = "1000.CLIENTIDVALUE77"
 CLIENT_SECRET = "zoho-CLIENT-secret-value"
@@ -367,7 +367,7 @@ def test_repr_of_settings_and_connections_holds_no_secret(tmp_path: Path) -> Non
     env = {
         **MINIMAL,
         **ZOHO,
-        "SLACK_APP_TOKEN": "xapp-1-A0123-appTOKENvalue",
+        "SLACK_APP_TOKEN": "xapp-1-FAKE97",
         "SYNCWATCH_CONFIG": write_toml(tmp_path, EU_TEAM),
     }
     settings = Settings.from_env(env)
@@ -412,7 +412,7 @@ def test_socket_mode_needs_no_signing_secret() -> None:
 
 
 def test_app_token_must_look_like_one() -> None:
-    env = {**ZOHO, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xoxb-wrong-kind"}
+    env = {**ZOHO, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xoxb-wrongk"}
     found = Settings.from_env(env).problems_for_run()
     assert found == ["SLACK_APP_TOKEN does not look like an app token (expected xapp-…)"]
 
@@ -489,9 +489,9 @@ def test_redacting_filter_removes_configured_secrets() -> None:
 @pytest.mark.parametrize(
     "token",
     [
-        "xoxb-123456789012-abcdefABCDEF",
+        "xoxb-FAKE-99",
         "xoxp-1-2-3-abc",
-        "xapp-1-A0123456789-abcdef",
+        "xapp-1-FAKE99",
         "1000." + "a" * 32 + "." + "b" * 32,
     ],
 )

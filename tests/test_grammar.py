@@ -197,8 +197,8 @@ def test_long_bad_ref_is_clipped_in_the_message() -> None:
 ZOHO_TOKEN = "1000." + "a" * 32 + "." + "b" * 32  # built at runtime: no token literal in the file
 # (pasted text, the secret in it)
 SECRETS = [
-    ("xoxb-123456789012-abcdefABCDEF", "xoxb-123456789012-abcdefABCDEF"),
-    ("xapp-1-A0123456789-abcdef", "xapp-1-A0123456789-abcdef"),
+    ("xoxb-FAKE-99", "xoxb-FAKE-99"),
+    ("xapp-1-FAKE99", "xapp-1-FAKE99"),
     (ZOHO_TOKEN, ZOHO_TOKEN),
     ("password=hunter2", "hunter2"),
     ("token: AbC123xYz789QwE", "AbC123xYz789QwE"),
@@ -226,7 +226,7 @@ def test_credential_is_refused_and_never_echoed(pasted: str, secret: str, templa
 
 
 def test_credential_check_wins_over_other_errors() -> None:
-    err = error_for("wacth zuora xoxb-123456789012-abcdefABCDEF")
+    err = error_for("wacth zuora xoxb-FAKE-99")
     assert "password or token" in err.message
     assert "wacth" not in err.message
 

@@ -89,7 +89,7 @@ def test_help_is_answered_in_the_ack(running, fake_slack):
         ("watch nonsense 123", "Unknown vendor `nonsense`"),
         ("watch za 12/abc", "not a Zoho Analytics import job"),
         ("", "Tell me what to do"),
-        ("watch za 1/2 token=xoxb-1234567890-abcdefghij", "looks like it contains a password"),
+        ("watch za 1/2 token=xoxb-FAKE-98", "looks like it contains a password"),
     ],
 )
 def test_bad_input_gets_an_ephemeral_error_and_nothing_is_stored(
@@ -99,7 +99,7 @@ def test_bad_input_gets_an_ephemeral_error_and_nothing_is_stored(
     response, _ = slack.slash(text)
     assert response.status_code == 200
     assert expected in response.text
-    assert "xoxb-1234567890" not in response.text
+    assert "xoxb-FAKE-98" not in response.text
     assert bot.store.list_watches(statuses=None) == []
     assert [c.method for c in fake_slack.calls if c.method.startswith("chat.")] == []
 

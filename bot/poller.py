@@ -17,9 +17,10 @@ import re
 import secrets
 import tempfile
 import threading
+import time
 import zoneinfo
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
@@ -85,6 +86,7 @@ class Poller:
             coalesce=True,
             max_instances=1,
             misfire_grace_time=30,
+            next_run_time=dt.datetime.now(dt.UTC),  # first tick now, not one interval later
         )
         scheduler.start(paused=paused)
         self._scheduler = scheduler
@@ -165,20 +167,32 @@ class Poller:
         self.store.release_owner(self.owner)
 
     def tick(self) -> int:
-        """Claim what is due (up to free worker capacity) and start polling it. Returns
-        how many watches were claimed; does not wait for the polls."""
-        with self._lock:
-            self._in_flight = {f for f in self._in_flight if not f.done()}
-            capacity = self.max_workers * 2 - len(self._in_flight)
-        # Half a tick early: a poll due just after this tick would otherwise wait a whole one.
-        claimed = self.store.claim_due(
-            self.clock(), self.owner, self.lease_seconds, capacity, early=TICK_SECONDS / 2
-        )
-        for watch in claimed:
-            future = self._executor.submit(self.poll_one, watch)
+        """Claim what is due (up to free worker capacity) and start polling it; while due
+        watches remain, keep the workers fed until the next tick would start. Returns how
+        many watches were claimed; does not wait for the last polls."""
+        until = time.monotonic() + TICK_SECONDS * 0.9
+        total = 0
+        while True:
             with self._lock:
-                self._in_flight.add(future)
-        return len(claimed)
+                self._in_flight = {f for f in self._in_flight if not f.done()}
+                capacity = self.max_workers * 2 - len(self._in_flight)
+            claimed = []
+            if capacity > 0:
+                # Half a tick early: a poll due just after this tick would otherwise wait.
+                claimed = self.store.claim_due(
+                    self.clock(), self.owner, self.lease_seconds, capacity, early=TICK_SECONDS / 2
+                )
+            for watch in claimed:
+                future = self._executor.submit(self.poll_one, watch)
+                with self._lock:
+                    self._in_flight.add(future)
+            total += len(claimed)
+            remaining = until - time.monotonic()
+            if remaining <= 0 or (capacity > 0 and len(claimed) < capacity) or self._closed:
+                return total
+            with self._lock:
+                pending = set(self._in_flight)
+            wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
 
     def drain(self, timeout: float = 10.0) -> None:
         """Wait for in-flight polls (tests and shutdown)."""

@@ -43,5 +43,8 @@ class Buckets:
             bucket = self._buckets.get(key)
             if bucket is None:
                 burst = max(1.0, min(10.0, rate_per_minute / 6))
-                bucket = self._buckets[key] = TokenBucket(rate_per_minute, burst, self.clock)
+                # Refill at the limit less the burst: a full bucket spent at once plus a
+                # minute of refill then still stays within the limit in any 60 s window.
+                refill = max(rate_per_minute - burst, rate_per_minute / 2)
+                bucket = self._buckets[key] = TokenBucket(refill, burst, self.clock)
         return bucket.take()

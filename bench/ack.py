@@ -1,0 +1,258 @@
+"""Slash-command ack latency: bursts of concurrent signed `/syncwatch` commands over HTTP.
+
+Starts the real bot in this process (BotProcess: Bolt app served by waitress, poller and
+notifier running) against FakeSlackAPI and ZohoSimulator, each in a child process. A sender
+in another child process fires N commands at once (a barrier releases N threads; each opens
+its own connection, as Slack does) and times each one from send to the HTTP response:
+`watch za <ws>/<job>` (40 %; acked at once, then conversations.info + SQLite + respond()),
+`help` and `list` (30 % each; answered in the ack body). Several rounds; the bot's post-ack
+work of one round finishes before the next starts. Before the bursts, 30 commands are sent
+one at a time (the latency without queueing); for both, the bot's CPU per command is the
+bench process's CPU time (the fakes and the sender run elsewhere).
+
+Goal: p99 < 100 ms (Slack's limit is 3 s); no non-200 answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from common import (
+    WORKSPACE,
+    ChildServer,
+    SlackFake,
+    bot_env,
+    emit,
+    job_id,
+    log,
+    machine,
+    signed_headers,
+    summary_ms,
+    wait_until,
+)
+
+from bot.config import Settings
+from bot.runtime import BotProcess
+
+CHANNEL = "CBENCH01"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="2 rounds of 50")
+    p.add_argument("--concurrency", type=int, default=50, help="commands per burst")
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args()
+    if args.quick:
+        args.rounds = 2
+    return args
+
+
+# -- ZohoSimulator in a child process ------------------------------------------------------
+
+
+class ZohoSim(ChildServer):
+    """The project's ZohoSimulator with `jobs` scripted as running forever."""
+
+    def __init__(self, jobs: list[int]) -> None:
+        super().__init__(_serve_zoho, jobs)
+        self.url = self.root
+
+
+def _serve_zoho(conn: Any, jobs: list[int]) -> None:
+    from bot.simulators.zoho import ZohoSimulator
+
+    sim = ZohoSimulator()
+    for job in jobs:
+        sim.add_import_job(
+            WORKSPACE, str(job), [{"jobCode": "1002", "jobStatus": "JOB IN PROGRESS"}]
+        )
+    conn.send(sim.root)
+    threading.Event().wait()
+
+
+class QueueDepth(logging.Handler):
+    """Captures waitress's "Task queue depth is N" warnings (requests waiting for one of
+    its threads) instead of printing them; keeps the largest N."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.max_depth = 0
+        self.warnings = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        words = record.getMessage().split()
+        if words and words[-1].isdigit():
+            self.max_depth = max(self.max_depth, int(words[-1]))
+            self.warnings += 1
+
+    def install(self) -> QueueDepth:
+        logger = logging.getLogger("waitress.queue")
+        logger.addHandler(self)
+        logger.propagate = False
+        return self
+
+
+# -- the sender (runs in its own process) ----------------------------------------------------
+
+
+def fire_burst(url: str, forms: list[dict[str, str]]) -> list[tuple[str, int, float]]:
+    """Send every form at once; returns (kind, HTTP status or 0, seconds) per command."""
+    barrier = threading.Barrier(len(forms))
+
+    def send(form: dict[str, str]) -> tuple[str, int, float]:
+        kind = form["text"].split()[0]
+        body = urlencode(form)
+        headers = signed_headers(body)
+        with httpx.Client(timeout=10) as client:
+            barrier.wait(timeout=30)
+            started = time.perf_counter()
+            try:
+                status = client.post(url, content=body, headers=headers).status_code
+            except httpx.HTTPError:
+                status = 0
+            return kind, status, time.perf_counter() - started
+
+    with ThreadPoolExecutor(len(forms)) as pool:
+        return list(pool.map(send, forms))
+
+
+def command_forms(first: int, n: int, respond_root: str) -> list[dict[str, str]]:
+    """`n` commands; command k (from `first`) watches job k, so no two watch the same job."""
+    forms = []
+    for i in range(n):
+        k = first + i
+        if i % 10 < 4:
+            text = f"watch za {WORKSPACE}/{job_id(k)}"
+        elif i % 10 < 7:
+            text = "help"
+        else:
+            text = "list"
+        forms.append(
+            {
+                "command": "/syncwatch",
+                "text": text,
+                "team_id": "T1",
+                "user_id": f"U{k % 7 + 1:04d}",
+                "channel_id": CHANNEL,
+                "response_url": f"{respond_root}/respond/r{k}",
+                "trigger_id": f"trigger-{k}",
+            }
+        )
+    return forms
+
+
+def responds_seen(slack: SlackFake) -> int:
+    return int(slack.counts()["methods"].get("respond/*", 0))
+
+
+def sequential(url: str, sender: ProcessPoolExecutor, slack: SlackFake, first: int, n: int) -> dict:
+    """`n` commands one at a time: the latency with no queueing, and the bot's CPU per
+    command (this process's CPU time, post-ack work and the poller included)."""
+    forms = command_forms(first, n, slack.root)
+    expected = responds_seen(slack) + sum(f["text"].startswith("watch") for f in forms)
+    cpu0 = time.process_time()
+    latencies = [sender.submit(fire_burst, url, [form]).result()[0][2] for form in forms]
+    wait_until(lambda: responds_seen(slack) >= expected, 30, every=0.05)
+    cpu = time.process_time() - cpu0
+    return {**summary_ms(latencies), "bot_cpu_ms_per_command": round(cpu * 1000 / n, 2)}
+
+
+def run_rounds(url: str, slack: SlackFake, args: argparse.Namespace) -> tuple[list, dict, list]:
+    """Warm-up, the sequential baseline, then the bursts. Returns (bursts, sequential
+    summary, the bot's CPU ms per command in each burst)."""
+    results, cpu_per_command = [], []
+    spawn = get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as sender:
+        first = args.rounds * args.concurrency  # the bursts use jobs below this
+        warm = command_forms(first, 10, slack.root)
+        for form in (warm[3], warm[4], warm[7]):  # one watch, help, list: not counted
+            sender.submit(fire_burst, url, [form]).result()
+        baseline = sequential(url, sender, slack, first + 10, 30)
+        expected = responds_seen(slack)
+        for r in range(args.rounds):
+            forms = command_forms(r * args.concurrency, args.concurrency, slack.root)
+            expected += sum(f["text"].startswith("watch") for f in forms)
+            log(f"round {r + 1}/{args.rounds}: {len(forms)} concurrent commands")
+            cpu0 = time.process_time()
+            results.append(sender.submit(fire_burst, url, forms).result())
+            if not wait_until(lambda n=expected: responds_seen(slack) >= n, 30, every=0.05):
+                log("post-ack work of this round did not finish within 30 s")
+            cpu_per_command.append(round((time.process_time() - cpu0) * 1000 / len(forms), 2))
+            time.sleep(0.5)
+    return results, baseline, cpu_per_command
+
+
+def report(
+    rounds: list[list[tuple]],
+    baseline: dict[str, Any],
+    cpu_per_command: list[float],
+    args: argparse.Namespace,
+    queue: QueueDepth,
+) -> dict[str, Any]:
+    every = [r for burst in rounds for r in burst]
+    by_kind: dict[str, list[float]] = {}
+    statuses: dict[str, int] = {}
+    for kind, status, seconds in every:
+        by_kind.setdefault(kind, []).append(seconds)
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    overall = summary_ms([s for _, _, s in every])
+    non_200 = sum(1 for _, status, _ in every if status != 200)
+    return {
+        "bench": "ack",
+        "quick": args.quick,
+        "machine": machine(),
+        "concurrency": args.concurrency,
+        "rounds": args.rounds,
+        "ack": overall,
+        "sequential_baseline": baseline,
+        "p99_over_sequential_p50": (
+            round(overall["p99_ms"] / baseline["p50_ms"], 1) if baseline["p50_ms"] else None
+        ),
+        "bot_cpu_ms_per_command_in_bursts": cpu_per_command,
+        "by_command": {kind: summary_ms(v) for kind, v in sorted(by_kind.items())},
+        "p99_ms_by_round": [summary_ms([s for _, _, s in b])["p99_ms"] for b in rounds],
+        "statuses": statuses,
+        "waitress_queue_depth_max": queue.max_depth,
+        "non_200": non_200,
+        "goals": {
+            "p99_lt_100ms": (overall["p99_ms"] or 0) < 100,
+            "max_lt_3s": (overall["max_ms"] or 0) < 3000,
+            "no_non_200": non_200 == 0,
+        },
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    queue = QueueDepth().install()
+    jobs = [job_id(k) for k in range(args.rounds * args.concurrency + 40)]
+    with (
+        tempfile.TemporaryDirectory(prefix="syncwatch-bench-") as tmp,
+        ZohoSim(jobs) as zoho,
+        SlackFake() as slack,
+    ):
+        env = bot_env(os.path.join(tmp, "syncwatch.db"), slack.api_url, zoho.url)
+        bot = BotProcess(Settings.from_env(env))  # auth.test at construction, as in production
+        try:
+            bot.start()
+            port = bot.serve_http(background=True)
+            url = f"http://127.0.0.1:{port}/slack/events"
+            rounds, baseline, cpu_per_command = run_rounds(url, slack, args)
+        finally:
+            bot.shutdown()
+    emit(report(rounds, baseline, cpu_per_command, args, queue))
+
+
+if __name__ == "__main__":
+    main()

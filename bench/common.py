@@ -487,7 +487,7 @@ def bot_env(
 ) -> dict[str, str]:
     """Environment for a bot that talks only to the local fakes (env names: bot/config.py)."""
     env = {
-        "SLACK_BOT_TOKEN": "xoxb-bench-token",
+        "SLACK_BOT_TOKEN": "xoxb-benchtk",
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": slack_api_url,
         "SYNCWATCH_DB": db_path,

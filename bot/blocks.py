@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +97,6 @@ def duration(seconds: float) -> str:
 
 def slack_date(epoch: float, token: str = "{date_short_pretty} {time}") -> str:
     """A date Slack renders in the reader's own time zone, with a UTC fallback."""
-    import datetime as dt
-
     fallback = dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(epoch)}^{token}|{fallback}>"
 

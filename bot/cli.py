@@ -186,6 +186,7 @@ def _check_slack(settings: Settings) -> int:
 
 
 def cmd_watches(args: argparse.Namespace) -> int:
+    from bot.blocks import duration
     from storage import Store
 
     settings = _settings_or_exit()
@@ -201,19 +202,13 @@ def cmd_watches(args: argparse.Namespace) -> int:
     print(f"{'id':<8} {'status':<8} {'state':<10} {'vendor':<15} {'channel':<12} {'age':>8}  ref")
     now = time.time()
     for w in watches:
-        age = _age(now - w.created_at)
+        age = duration(now - w.created_at)
         print(
             f"{w.id:<8} {w.status:<8} {(w.state or '-'):<10} {w.vendor:<15} "
             f"{w.channel_id:<12} {age:>8}  {w.ref}"
             + (f"  ({w.pause_reason})" if w.pause_reason else "")
         )
     return 0
-
-
-def _age(seconds: float) -> str:
-    from bot.blocks import duration
-
-    return duration(seconds)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

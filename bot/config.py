@@ -7,7 +7,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -85,7 +85,6 @@ class Settings:
     log_format: str = "text"  # SYNCWATCH_LOG_FORMAT: text | json
     quota_per_channel: int = 100  # active watches one channel may hold
     quota_per_user: int = 50  # active watches one person may have started
-    warnings: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -192,7 +191,7 @@ class Settings:
         if problems:
             raise ConfigError(problems)
         if not settings.slack_api_url.endswith("/"):
-            settings = _replace(settings, slack_api_url=settings.slack_api_url + "/")
+            settings = replace(settings, slack_api_url=settings.slack_api_url + "/")
         return settings
 
 
@@ -216,12 +215,6 @@ def _family(
         if conn is not None:
             found[name] = conn
     return found
-
-
-def _replace(settings: Settings, **changes: Any) -> Settings:
-    from dataclasses import replace
-
-    return replace(settings, **changes)
 
 
 class _Reader:

@@ -444,7 +444,7 @@ class _UploadSource:
     @staticmethod
     def _post(url: str, data: Any, headers: dict[str, str]) -> None:
         request = urllib.request.Request(url, data=data, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=120) as response:
             if response.status != 200:
                 raise OSError(f"file upload answered HTTP {response.status}")
 

@@ -6,6 +6,7 @@ person who asked, and leaves channel posts to the outbox.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -368,8 +369,6 @@ def _refusal(what: str) -> blocks.Message:
 
 def _errors_csv(watch_id: str, text: str) -> dict[str, object]:
     """A long error list goes into the thread as a CSV (one line per row) instead."""
-    import base64
-
     # csv_bytes neutralizes spreadsheet formulas: vendor text must not run when opened.
     content = csv_bytes([("line", "error"), *enumerate(text.splitlines(), 1)])
     return {

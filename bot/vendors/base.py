@@ -14,10 +14,12 @@ Exception tree (what the poller does with each)::
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -127,8 +129,6 @@ class ResultFile:
     def size(self) -> int:
         if self.content is not None:
             return len(self.content)
-        import os
-
         return os.path.getsize(self.path) if self.path else 0
 
 
@@ -291,8 +291,6 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    from email.utils import parsedate_to_datetime
-
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

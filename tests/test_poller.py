@@ -221,12 +221,17 @@ def test_token_bucket_reschedules_without_counting_a_failure(poller, store, cloc
     assert len(held) == 3
     for w in held:
         assert (w.attempts, w.last_error, w.state, w.lease_owner) == (0, None, None, None)
-        # refill is 25/min (the limit less the burst), so one token every 2.4 s
-        assert w.next_poll_at == pytest.approx(clock.now + 2.4, abs=0.01)
         assert [r.kind for r in store.outbox_rows(w.id)] == ["parent"]
+    # refill is 25/min (the limit less the burst), one token every 2.4 s: the held watches
+    # come back one token apart, not all at once
+    waits = sorted(w.next_poll_at - clock.now for w in held)
+    assert waits == pytest.approx([2.4, 4.8, 7.2], abs=0.01)
     clock.advance(2.4)
     poller.run_once()
     assert zoho.polls() == 6
+    clock.advance(2.4)
+    poller.run_once()
+    assert zoho.polls() == 7
 
 
 def test_unexpected_exception_in_vendor_keeps_the_watch_polling(poller, store, clock, zoho):

@@ -19,9 +19,11 @@ from bot.service import Service
 
 log = logging.getLogger(__name__)
 
-# Listener threads: each ack needs a free worker (slack.md §3), so keep plenty beyond the
-# HTTP server's own threads; listeners do at most one Slack read and a few SQLite writes.
-LISTENER_THREADS = 32
+# Acks run in the HTTP server's threads (process_before_response, see
+# bot/listeners/background.py); the listener threads run only the work after an ack (one
+# Slack read, a few SQLite writes, respond()). Few of them: under a burst of commands they
+# compete with the acks for the interpreter, and an ack is what Slack times.
+LISTENER_THREADS = 8
 HTTP_THREADS = 16
 
 
@@ -39,7 +41,7 @@ def create_app(
         client=client,
         signing_secret=settings.slack_signing_secret or None,
         authorize=authorize,
-        process_before_response=False,
+        process_before_response=True,  # acks answer in the request thread, see above
         listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener"),
         logger=logging.getLogger("slack_bolt"),
     )

@@ -10,24 +10,31 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, grammar
+from bot.listeners.background import after_ack
 from bot.service import Requester, Service
 
 log = logging.getLogger(__name__)
 
 
 def register(app: App, service: Service) -> None:
-    @app.command(grammar.COMMAND)
-    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    def answer(ack: Ack, command: dict[str, Any]) -> None:
+        """The ack: usage errors, help, list and stop are answered in it (pure or SQLite
+        only); a watch is acked empty and started after the ack (it asks Slack first)."""
         try:
             request = grammar.parse(command.get("text") or "")
         except grammar.CommandError as err:
             ack(**blocks.render_usage_error(err).as_kwargs())  # the error *is* the ack
             return
-        who = Requester(command["user_id"], command["channel_id"], command.get("team_id"))
-        if not isinstance(request, grammar.WatchRequest):
-            ack(**service.handle(request, who).as_kwargs())  # fast, SQLite only
+        if isinstance(request, grammar.WatchRequest):
+            ack()
             return
-        ack()
+        ack(**service.handle(request, _requester(command)).as_kwargs())
+
+    def start_watch(command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        request = grammar.parse(command.get("text") or "")  # parsed fine in the ack
+        if not isinstance(request, grammar.WatchRequest):
+            return
+        who = _requester(command)
         refusal = membership_problem(client, who.channel_id)
         reply = refusal or service.handle(request, who)
         sent = respond(**reply.as_kwargs(), response_type="ephemeral")
@@ -35,6 +42,12 @@ def register(app: App, service: Service) -> None:
             log.warning(
                 "the answer to %s could not be delivered (HTTP %s)", who.user_id, sent.status_code
             )
+
+    app.command(grammar.COMMAND)(ack=answer, lazy=[after_ack(start_watch)])
+
+
+def _requester(command: dict[str, Any]) -> Requester:
+    return Requester(command["user_id"], command["channel_id"], command.get("team_id"))
 
 
 def membership_problem(client: WebClient, channel_id: str) -> blocks.Message | None:

@@ -104,7 +104,7 @@ class Notifier:
                 self.deliver_due()
             except Exception:
                 log.exception("outbox delivery round failed")
-            next_at = self.store.next_outbox_at()
+            next_at = self.store.next_outbox_at(self.clock())
             delay = 1.0 if next_at is None else min(1.0, max(0.0, next_at - self.clock()))
             self._wake.wait(delay)
             self._wake.clear()

@@ -512,23 +512,32 @@ class Store:
             pk="id",
         )
 
+    # A row waits while an earlier row of the same watch is deferred past `now`; a parent
+    # row waits only for earlier parent rows (a reply waiting for a parent must not block
+    # that parent).
+    _NOT_BLOCKED = (
+        "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.watch_id = o.watch_id "
+        "AND p.status = 'pending' AND p.id < o.id AND p.next_attempt_at > :now "
+        "AND (o.kind != 'parent' OR p.kind = 'parent'))"
+    )
+
     def due_outbox(self, now: float, limit: int = 200) -> list[OutboxRow]:
-        """Pending rows that may go now, oldest first. A row waits while an earlier row of
-        the same watch is deferred, so each thread reads in order; a parent row waits only
-        for earlier parent rows (a reply waiting for a parent must not block that parent)."""
+        """Pending rows that may go now, oldest first, each thread read in order."""
         rows = self._rows(
             "SELECT * FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= :now "
-            "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.watch_id = o.watch_id "
-            "AND p.status = 'pending' AND p.id < o.id AND p.next_attempt_at > :now "
-            "AND (o.kind != 'parent' OR p.kind = 'parent')) "
-            "ORDER BY o.id LIMIT :limit",
+            f"AND {self._NOT_BLOCKED} ORDER BY o.id LIMIT :limit",
             {"now": now, "limit": limit},
         )
         return [OutboxRow.from_row(r) for r in rows]
 
-    def next_outbox_at(self) -> float | None:
+    def next_outbox_at(self, now: float) -> float | None:
+        """When the next row may go. Rows blocked behind a deferred row don't count (their
+        blocker does): a blocked row that was due long ago must not make the notifier's
+        loop spin until its blocker's time comes."""
         row = self._db.execute(
-            "SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'"
+            "SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.status = 'pending' "
+            f"AND {self._NOT_BLOCKED}",
+            {"now": now},
         ).fetchone()
         return row[0] if row else None
 
@@ -588,7 +597,17 @@ class Store:
                 [now, watch_id, upto_id],
             )
 
+    def postpone(self, row_id: int, next_attempt_at: float) -> None:
+        """Move a pending row's next attempt without counting a failed one: for waits where
+        Slack did nothing (our own pacing, a 429). `last_error` keeps the last real error."""
+        with self.pool.immediate() as db:
+            db.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending'",
+                [next_attempt_at, row_id],
+            )
+
     def defer(self, row_id: int, next_attempt_at: float, error: str) -> None:
+        """Retry a row later after a failed attempt (counts toward giving up)."""
         with self.pool.immediate() as db:
             db.execute(
                 "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ? "

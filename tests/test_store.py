@@ -359,7 +359,7 @@ def test_mark_sent_and_dead(store):
     row = store.outbox_rows(w.id)[0]
     store.mark_dead(row.id, "gave up")
     assert rows(store, w.id) == [("parent", "dead")]
-    assert store.next_outbox_at() is None
+    assert store.next_outbox_at(NOW) is None
 
 
 def test_poll_soon_makes_an_active_watch_due_now(store):
@@ -406,3 +406,31 @@ def test_leases_left_by_a_killed_process_are_freed_at_start(store, clock):
     assert store.claim_due(clock.now, "new-process", 120, 10) == []  # held by the dead one
     assert store.release_all_leases() == 1
     assert [x.id for x in store.claim_due(clock.now, "new-process", 120, 10)] == [w.id]
+
+
+def test_postpone_moves_a_row_without_counting_a_failed_attempt(store):
+    (w,) = make(store)
+    (row,) = store.outbox_rows(w.id)
+    store.defer(row.id, NOW + 5, "HTTP 503")
+    for step in range(30):  # pacing many times never brings a row nearer to giving up
+        store.postpone(row.id, NOW + 10 + step)
+    (after,) = store.outbox_rows(w.id)
+    assert (after.attempts, after.next_attempt_at) == (1, NOW + 39)
+    last_error = store._db.execute("SELECT last_error FROM outbox WHERE id = ?", [row.id])
+    assert last_error.fetchone()[0] == "HTTP 503"  # the last real error stays visible
+    store.mark_dead(row.id, "gave up")
+    store.postpone(row.id, NOW + 100)  # a finished row stays as it was
+    assert store.outbox_rows(w.id)[0].next_attempt_at == NOW + 39
+
+
+def test_next_outbox_at_skips_rows_blocked_behind_a_deferred_row(store):
+    """Rows due long ago but waiting behind their watch's deferred row are not "due now":
+    the notifier would spin on them until the blocker's time."""
+    (w,) = make(store)
+    store.claim_due(NOW, "p1", 120, 10)
+    store.apply_poll(w.id, "p1", running(), NOW)  # a reply row and a parent edit row
+    first, *later = store.outbox_rows(w.id)
+    assert len(later) >= 1 and all(r.next_attempt_at <= NOW for r in later)
+    store.postpone(first.id, NOW + 30)
+    assert store.due_outbox(NOW + 1) == []
+    assert store.next_outbox_at(NOW + 1) == NOW + 30

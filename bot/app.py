@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltResponse
@@ -14,16 +13,14 @@ from slack_sdk import WebClient
 
 from bot import listeners
 from bot.config import Settings
+from bot.listeners.background import AckGate, AfterAck
 from bot.metrics import Metrics
 from bot.service import Service
 
 log = logging.getLogger(__name__)
 
-# Acks run in the HTTP server's threads (process_before_response, see
-# bot/listeners/background.py); the listener threads run only the work after an ack (one
-# Slack read, a few SQLite writes, respond()). Few of them: under a burst of commands they
-# compete with the acks for the interpreter, and an ack is what Slack times.
-LISTENER_THREADS = 8
+# Acks run in the HTTP server's threads (process_before_response); the work after an ack
+# runs on bot/listeners/background.py's AfterAck threads.
 HTTP_THREADS = 16
 
 
@@ -34,6 +31,7 @@ def create_app(
     client: WebClient,
     metrics: Metrics | None = None,
     authorize: Callable[..., Any] | None = None,
+    after: AfterAck | None = None,
 ) -> App:
     """The Bolt app. `client` carries the bot token and SLACK_API_URL; Bolt copies it for
     every listener. Nothing runs at import time."""
@@ -42,7 +40,6 @@ def create_app(
         signing_secret=settings.slack_signing_secret or None,
         authorize=authorize,
         process_before_response=True,  # acks answer in the request thread, see above
-        listener_executor=ThreadPoolExecutor(LISTENER_THREADS, thread_name_prefix="listener"),
         logger=logging.getLogger("slack_bolt"),
     )
 
@@ -53,7 +50,7 @@ def create_app(
             metrics.last_inbound.set_to_current_time()
             return next()
 
-    listeners.register(app, service)
+    listeners.register(app, service, after or AfterAck())
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Any = None) -> None:
@@ -74,8 +71,11 @@ def make_wsgi(
     *,
     render_metrics: Callable[[], bytes],
     healthy: Callable[[], bool],
+    gate: AckGate | None = None,
 ) -> Callable[..., Iterable[bytes]]:
-    """WSGI app: Slack at /slack/events (HTTP mode only), /healthz and /metrics always."""
+    """WSGI app: Slack at /slack/events (HTTP mode only), /healthz and /metrics always.
+    `gate` (the app's) counts the Slack requests being answered."""
+    gate = gate or AckGate()
     slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -92,7 +92,8 @@ def make_wsgi(
             start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4")])
             return [body]
         if slack is not None and path == "/slack/events":
-            return slack(environ, start_response)
+            with gate.answering():
+                return slack(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found\n"]
 

@@ -19,6 +19,7 @@ from waitress.server import create_server
 from bot.app import HTTP_THREADS, create_app, make_wsgi
 from bot.budget import MonthlyBudget
 from bot.config import Settings
+from bot.listeners.background import AfterAck
 from bot.metrics import Metrics
 from bot.notifier import Notifier, build_slack_client
 from bot.poller import Poller
@@ -80,8 +81,14 @@ class BotProcess:
             metrics=self.metrics,
         )
         self.service.on_schedules_changed = self.poller.load_schedules
+        self.after_ack = AfterAck()  # acks first, then the work after them
         self.app = create_app(
-            settings, self.service, client=self.slack, metrics=self.metrics, authorize=authorize
+            settings,
+            self.service,
+            client=self.slack,
+            metrics=self.metrics,
+            authorize=authorize,
+            after=self.after_ack,
         )
         self.metrics.watch_store(self._store_figures)
         self._server: Any = None
@@ -133,7 +140,9 @@ class BotProcess:
         return self._serve(None, background)
 
     def _serve(self, app: Any, background: bool) -> int:
-        wsgi = make_wsgi(app, render_metrics=self.metrics.render, healthy=self.healthy)
+        wsgi = make_wsgi(
+            app, render_metrics=self.metrics.render, healthy=self.healthy, gate=self.after_ack.gate
+        )
         self._server = create_server(
             wsgi,
             host=self.settings.host,
@@ -180,6 +189,7 @@ class BotProcess:
             self._server_thread.join(timeout=10)
         if self._socket_handler is not None:
             self._socket_handler.close()
+        self.after_ack.shutdown()  # commands already acked get their answer before we stop
         self.poller.shutdown()
         self.notifier.shutdown()
         self.vendors.close()

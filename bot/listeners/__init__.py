@@ -7,9 +7,10 @@ from slack_bolt import App
 from bot.service import Service
 
 from . import actions, commands, events
+from .background import AfterAck
 
 
-def register(app: App, service: Service) -> None:
-    commands.register(app, service)
-    actions.register(app, service)
-    events.register(app, service)
+def register(app: App, service: Service, after: AfterAck) -> None:
+    commands.register(app, service, after)
+    actions.register(app, service, after)
+    events.register(app, service, after)

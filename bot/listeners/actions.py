@@ -10,7 +10,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from bot import blocks
-from bot.listeners.background import ack_only, after_ack
+from bot.listeners.background import AfterAck
 from bot.service import Requester, Service
 
 OURS = re.compile(r"^(watch|sync|schedule)\.[a-z_]+$")
@@ -21,8 +21,8 @@ def _requester(body: dict[str, Any]) -> Requester:
     return Requester(body["user"]["id"], channel, (body.get("team") or {}).get("id"))
 
 
-def register(app: App, service: Service) -> None:
-    def button(use_case: Callable[[str, Requester], blocks.Message | None]) -> dict[str, Any]:
+def register(app: App, service: Service, after: AfterAck) -> None:
+    def button(use_case: Callable[[str, Requester], blocks.Message | None]) -> Callable[..., None]:
         """Ack at once; after the ack, run the use case and answer only the clicker. A
         click on the App Home tab has no response_url, so the tab is republished instead."""
 
@@ -35,14 +35,17 @@ def register(app: App, service: Service) -> None:
             elif notice is not None and body.get("response_url"):
                 respond(**notice.as_kwargs(), response_type="ephemeral", replace_original=False)
 
-        on_click.__name__ = f"on_click_{use_case.__name__}"
-        return {"ack": ack_only, "lazy": [after_ack(on_click)]}
+        def ack_click(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+            ack()
+            after.submit(on_click, body, respond, client)
 
-    app.action(blocks.WATCH_STOP)(**button(service.stop))
-    app.action(blocks.SCHEDULE_STOP)(**button(service.stop))
-    app.action(blocks.WATCH_REFRESH)(**button(service.refresh))
-    app.action(blocks.SYNC_RETRY)(**button(service.retry_sync))
-    app.action(blocks.WATCH_ERRORS)(**button(service.show_errors))
+        return ack_click
+
+    app.action(blocks.WATCH_STOP)(button(service.stop))
+    app.action(blocks.SCHEDULE_STOP)(button(service.stop))
+    app.action(blocks.WATCH_REFRESH)(button(service.refresh))
+    app.action(blocks.SYNC_RETRY)(button(service.retry_sync))
+    app.action(blocks.WATCH_ERRORS)(button(service.show_errors))
 
     @app.action(OURS)  # registered last: buttons from older releases still get their ack
     def on_stale(ack: Ack) -> None:

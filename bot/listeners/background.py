@@ -1,38 +1,86 @@
-"""Work that runs after the ack (Bolt lazy listeners).
+"""Work that runs after the ack.
 
-The app runs with `process_before_response=True`: each ack function runs in the HTTP
-request's own thread and its return is the HTTP answer, so an ack costs no thread hop and
-no wait (Bolt otherwise polls for the ack every 10 ms, which was most of an ack's latency).
-Anything slower than SQLite (a Slack read, `respond()`, `views.publish`) goes in a lazy
-function, which Bolt starts on the listener executor once the ack has been given.
+The app runs with `process_before_response=True`: each listener runs in the HTTP request's
+own thread and its ack is the HTTP answer, so an ack costs no thread hop and no wait (Bolt
+otherwise polls for the ack every 10 ms, which was most of a lone command's latency).
+Anything slower than SQLite (a Slack read, `respond()`, `views.publish`) is handed to
+`AfterAck`, which runs it on its own threads once the acks in flight are given.
+
+Not Bolt's lazy listeners: Bolt deep-copies the whole request for them in the request
+thread (about half of the CPU of a `list` ack, measured), and for every command, also
+those that need no work after the ack.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
-from slack_bolt import Ack, Respond
+from slack_bolt import Respond
 from slack_sdk import WebClient
 
 log = logging.getLogger(__name__)
 
 Work = Callable[[dict[str, Any], Respond, WebClient], None]
 
+# How long work after an ack may wait for the acks in flight to finish. Short: the person
+# is waiting for it too; it only has to let a burst of acks go first.
+QUIET_WAIT_S = 0.5
+# Few threads: under a burst of commands they compete with the acks for the interpreter,
+# and an ack is what Slack times. Each runs one Slack read, a few SQLite writes, respond().
+WORKERS = 8
 
-def ack_only(ack: Ack) -> None:
-    ack()
+
+class AckGate:
+    """Counts the Slack requests being answered right now. Work after an ack waits until
+    none are (at most QUIET_WAIT_S), so that under a burst the acks get the interpreter
+    first and the slower work follows."""
+
+    def __init__(self) -> None:
+        self._answering = 0
+        self._quiet = threading.Condition()
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        with self._quiet:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._answering -= 1
+                if self._answering == 0:
+                    self._quiet.notify_all()
+
+    def wait_quiet(self, timeout: float = QUIET_WAIT_S) -> bool:
+        """True when no request is being answered (waits up to `timeout`)."""
+        with self._quiet:
+            return self._quiet.wait_for(lambda: self._answering == 0, timeout)
 
 
-def after_ack(work: Work) -> Callable[..., None]:
-    """A lazy listener running `work(body, respond, client)`. Bolt only logs what a lazy
-    function raises, so the person would hear nothing: this logs it with a short ref
-    (the type only: a vendor's or Slack's message may carry a request detail) and tells
-    them, privately, that nothing was changed."""
+class AfterAck:
+    """Runs `work(body, respond, client)` after the ack, on its own threads."""
 
-    def run(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+    def __init__(self, gate: AckGate | None = None, workers: int = WORKERS) -> None:
+        self.gate = gate or AckGate()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="after-ack")
+
+    def submit(self, work: Work, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        self._pool.submit(self._run, work, body, respond, client)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _run(self, work: Work, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        """A failure here happens after Slack got its ack, so nobody else would tell the
+        person: log it with a short ref (the type only: a vendor's or Slack's message may
+        carry a request detail) and tell them, privately, that nothing was changed."""
+        self.gate.wait_quiet()
         try:
             work(body, respond, client)
         except Exception as error:
@@ -48,6 +96,3 @@ def after_ack(work: Work) -> Callable[..., None]:
                 )
             except Exception as err:  # Slack unreachable too: the log line is all we have
                 log.warning("could not tell the user about ref %s: %s", ref, type(err).__name__)
-
-    run.__name__ = run.__qualname__ = f"after_ack_{work.__name__}"  # Bolt names lazies by this
-    return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
@@ -10,14 +11,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, grammar
-from bot.listeners.background import after_ack
+from bot.listeners.background import AfterAck
 from bot.service import Requester, Service
 
 log = logging.getLogger(__name__)
 
 
-def register(app: App, service: Service) -> None:
-    def answer(ack: Ack, command: dict[str, Any]) -> None:
+def register(app: App, service: Service, after: AfterAck) -> None:
+    @app.command(grammar.COMMAND)
+    def answer(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         """The ack: usage errors, help, list and stop are answered in it (pure or SQLite
         only); a watch is acked empty and started after the ack (it asks Slack first)."""
         try:
@@ -27,13 +29,16 @@ def register(app: App, service: Service) -> None:
             return
         if isinstance(request, grammar.WatchRequest):
             ack()
+            after.submit(partial(start_watch, request), command, respond, client)
             return
         ack(**service.handle(request, _requester(command)).as_kwargs())
 
-    def start_watch(command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        request = grammar.parse(command.get("text") or "")  # parsed fine in the ack
-        if not isinstance(request, grammar.WatchRequest):
-            return
+    def start_watch(
+        request: grammar.WatchRequest,
+        command: dict[str, Any],
+        respond: Respond,
+        client: WebClient,
+    ) -> None:
         who = _requester(command)
         refusal = membership_problem(client, who.channel_id)
         reply = refusal or service.handle(request, who)
@@ -42,8 +47,6 @@ def register(app: App, service: Service) -> None:
             log.warning(
                 "the answer to %s could not be delivered (HTTP %s)", who.user_id, sent.status_code
             )
-
-    app.command(grammar.COMMAND)(ack=answer, lazy=[after_ack(start_watch)])
 
 
 def _requester(command: dict[str, Any]) -> Requester:

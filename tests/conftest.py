@@ -12,6 +12,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bot.config import Settings
+from bot.runtime import BotProcess
 from bot.simulators.micro import MicroSimulator
 from bot.simulators.slack import FakeSlackAPI
 from bot.simulators.zoho import ZohoSimulator
@@ -176,3 +178,14 @@ class SlackDriver:
             ],
         }
         return self.post({"payload": json.dumps(payload)})
+
+
+@pytest.fixture
+def running(tmp_path, fake_slack, zoho_sim) -> Iterator[tuple[BotProcess, SlackDriver]]:
+    """The real bot (BotProcess over HTTP) against the Slack and Zoho fakes, and a driver
+    that sends it what Slack would."""
+    bot = BotProcess(Settings.from_env(bot_env(tmp_path, fake_slack, zoho_sim)))
+    bot.start()
+    port = bot.serve_http(background=True)
+    yield bot, SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
+    bot.shutdown()

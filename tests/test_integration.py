@@ -8,13 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from bot.config import Settings
-from bot.runtime import BotProcess
 from bot.simulators.zoho import steps_failure, steps_partial, steps_success
 from tests.conftest import SlackDriver, bot_env
 
@@ -30,16 +27,6 @@ def wait_until(condition, timeout: float = 15.0, what: str = "condition"):
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def running(tmp_path, fake_slack, zoho_sim) -> Iterator[tuple[BotProcess, SlackDriver]]:
-    settings = Settings.from_env(bot_env(tmp_path, fake_slack, zoho_sim))
-    bot = BotProcess(settings)
-    bot.start()
-    port = bot.serve_http(background=True)
-    yield bot, SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
-    bot.shutdown()
 
 
 def responded(fake_slack, key: str) -> dict:

@@ -5,25 +5,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
-import pytest
-
-from bot.config import Settings
-from bot.runtime import BotProcess
 from bot.simulators.zoho import steps_success
-from tests.conftest import SlackDriver, bot_env
 
 WS, JOB = "2480011000000498001", "2480011000000512007"
-
-
-@pytest.fixture
-def running(tmp_path, fake_slack, zoho_sim) -> Iterator[tuple[BotProcess, SlackDriver]]:
-    bot = BotProcess(Settings.from_env(bot_env(tmp_path, fake_slack, zoho_sim)))
-    bot.start()
-    port = bot.serve_http(background=True)
-    yield bot, SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
-    bot.shutdown()
 
 
 def test_a_watch_is_acked_before_the_slow_part_runs(running, fake_slack, zoho_sim, monkeypatch):

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from bot.config import Settings
-from bot.runtime import BotProcess
 from bot.simulators.zoho import steps_failure
-from tests.conftest import SlackDriver, bot_env, signed_headers
+from tests.conftest import SlackDriver, signed_headers
 from tests.test_integration import parents, replies, wait_until
 
 WS, JOB = "2480011000000498001", "2480011000000512007"
 RUNNING = [{"jobCode": "1002", "jobStatus": "JOB IN PROGRESS"}]
-
-
-@pytest.fixture
-def running(tmp_path, fake_slack, zoho_sim) -> Iterator[tuple[BotProcess, SlackDriver]]:
-    bot = BotProcess(Settings.from_env(bot_env(tmp_path, fake_slack, zoho_sim)))
-    bot.start()
-    port = bot.serve_http(background=True)
-    yield bot, SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
-    bot.shutdown()
 
 
 def post_event(slack: SlackDriver, event: dict) -> httpx.Response:

@@ -4,28 +4,13 @@ Each asserts what the channel ends up showing: nothing lost, nothing doubled, tr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
-
-from bot.config import Settings
-from bot.runtime import BotProcess
 from bot.simulators.zoho import steps_success
 from storage import PollResult
-from tests.conftest import SlackDriver, bot_env
 from tests.test_integration import parents, replies, wait_until
 
 WS, JOB = "2480011000000498001", "2480011000000512007"
 IMPORTS = "/importjobs/"
-
-
-@pytest.fixture
-def running(tmp_path, fake_slack, zoho_sim) -> Iterator[tuple[BotProcess, SlackDriver]]:
-    bot = BotProcess(Settings.from_env(bot_env(tmp_path, fake_slack, zoho_sim)))
-    bot.start()
-    port = bot.serve_http(background=True)
-    yield bot, SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
-    bot.shutdown()
 
 
 def test_vendor_garbage_is_survived_and_the_job_still_ends_truthfully(

@@ -10,7 +10,7 @@ import os
 import threading
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,12 +42,30 @@ FILE_POLICY = {
 METADATA_EVENT = "syncwatch_outbox"  # message metadata that names the outbox row it came from
 MAX_ATTEMPTS = 25  # about two days of capped backoff; then the row is kept as dead
 
+# Our own pace for Slack writes, under Slack's limits so that the notifier doesn't provoke
+# 429s (slack.md §10): a row that must wait is postponed to its turn instead of being sent
+# to be refused. Each pace allows its burst at once, then refills so that no 60 s window
+# holds more than its per-minute figure.
+# chat.postMessage: about one post a second per channel, short bursts allowed. A file shared
+# into a channel is a message there too, so it waits for the same turn. A burst of 4 lets a
+# watch caught up in one round (its parent and the queued, running and done replies) post
+# at once.
+CHANNEL_POSTS_PER_MIN = 50
+CHANNEL_BURST = 4
+# chat.update: Tier 3 (50+ a minute) per workspace, and one process serves one workspace.
+UPDATES_PER_MIN = 50
+UPDATE_BURST = 5
+WORKSPACE = "workspace"  # the update pace's only key
+
 
 def build_slack_client(token: str, base_url: str, *, for_writes: bool = False) -> WebClient:
     """A WebClient that honours SLACK_API_URL. The listeners' client retries 429s, 5xx and
     connection errors; the notifier's (`for_writes`) retries only 429s, when Slack has
     certainly done nothing: a resent post after a 5xx or a dropped connection could be a
-    duplicate, so the outbox decides, after looking the message up."""
+    duplicate, so the outbox decides, after looking the message up. The notifier paces its
+    writes (CHANNEL_POSTS_PER_MIN, UPDATES_PER_MIN), so its 429s are rare; when one comes,
+    this retry sleeps Retry-After in the delivering worker thread, at most twice, before the
+    row is postponed."""
     handlers = [RateLimitErrorRetryHandler(max_retry_count=2)]
     if not for_writes:
         handlers = [ConnectionErrorRetryHandler(), *handlers, ServerErrorRetryHandler(1)]
@@ -81,6 +99,8 @@ class Notifier:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="notify")
         # Striped locks: one watch is never delivered by two threads at once.
         self._locks = [threading.Lock() for _ in range(64)]
+        self._channel_pace = _Pace(CHANNEL_POSTS_PER_MIN, CHANNEL_BURST, clock)
+        self._update_pace = _Pace(UPDATES_PER_MIN, UPDATE_BURST, clock)
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -142,6 +162,12 @@ class Notifier:
             self.metrics.slack_calls.labels(row.kind, "sent").inc()
             self.credentials_ok = True
             return True
+        except _Paced as paced:
+            # Our own pace, not a failure: no attempt counted, no warning; the row's turn
+            # comes at `until`, and the watch's later rows wait behind it.
+            self.store.postpone(row.id, paced.until)
+            self.metrics.slack_calls.labels(row.kind, "paced").inc()
+            return False
         except _NoParentYet:
             # Normally the parent row is just ahead; if it died, queue a fresh one.
             self.store.ensure_parent_row(row.watch_id, self.clock())
@@ -166,9 +192,8 @@ class Notifier:
             log.error("Slack rejected the bot token (%s); deliveries wait", code)
             self.store.defer(row.id, self.clock() + 60, code)
             return False
-        if code == "ratelimited" or status == 429:
-            retry_after = _retry_after(err)
-            self.store.defer(row.id, self.clock() + retry_after, "ratelimited")
+        if _rate_limited(err):  # Slack did nothing: wait, without counting an attempt
+            self.store.postpone(row.id, self.clock() + _retry_after(err))
             return False
         self._retry_later(row, code or f"HTTP {status}")
         return False
@@ -199,13 +224,14 @@ class Notifier:
             return
         if ref is not None:
             try:
-                self._call_with_fallback(
-                    self.client.chat_update,
-                    message,
-                    channel=ref.channel_id,
-                    ts=ref.ts,
-                    parse="none",
-                )
+                with self._turn(self._update_pace, WORKSPACE, row.id):
+                    self._call_with_fallback(
+                        self.client.chat_update,
+                        message,
+                        channel=ref.channel_id,
+                        ts=ref.ts,
+                        parse="none",
+                    )
                 self.store.mark_parent_rows_sent(watch.id, upto, self.clock())
                 return
             except SlackApiError as err:
@@ -223,6 +249,21 @@ class Notifier:
             row.id, {"watch_id": watch.id, "kind": "parent"}, watch.channel_id, None, message
         )
         self.store.parent_posted(watch.id, channel, ts, upto, self.clock())
+
+    @contextlib.contextmanager
+    def _turn(self, pace: _Pace, key: str, row_id: int) -> Iterator[None]:
+        """Wrap one Slack write: wait for this row's turn under `pace` (raises _Paced when it
+        isn't yet: nothing was sent), and after a 429 hold the key back for Retry-After so
+        the key's other rows are paced instead of refused one by one."""
+        until = pace.take(key, row_id)
+        if until is not None:
+            raise _Paced(until)
+        try:
+            yield
+        except SlackApiError as err:
+            if _rate_limited(err):
+                pace.hold(key, self.clock() + _retry_after(err))
+            raise
 
     def _call_with_fallback(
         self, method: Callable[..., Any], message: blocks.Message, **kwargs: Any
@@ -286,14 +327,19 @@ class Notifier:
             source.discard()
             return
         try:
-            file_id = self._send_file(row, channel, parent_ts, payload, source)
+            with self._turn(self._channel_pace, channel, row.id):
+                file_id = self._send_file(row, channel, parent_ts, payload, source)
         except SlackApiError as err:
             code = str(err.response.get("error", ""))
             if code not in FILE_POLICY:
                 raise
-            # Permanent for this workspace: tell the thread instead of retrying forever.
+            # Permanent for this workspace: tell the thread instead of retrying forever. The
+            # refused file posted nothing, so the note goes on its turn (were it paced, the
+            # row would come back and upload again first).
             self._post_thread_note(
-                row, f":warning: I couldn't attach the result file: Slack said `{code}`."
+                row,
+                f":warning: I couldn't attach the result file: Slack said `{code}`.",
+                paced=False,
             )
             self.store.mark_sent(row.id, self.clock(), slack_ref=code)
             source.discard()
@@ -346,10 +392,11 @@ class Notifier:
             )
             return False
 
-    def _post_thread_note(self, row: OutboxRow, text: str) -> None:
+    def _post_thread_note(self, row: OutboxRow, text: str, *, paced: bool = True) -> None:
         channel, parent_ts = self._parent_ts(row.watch_id)
         note = blocks.Message(text)
-        self._post_once(row.id, {"outbox_id": row.id, "kind": "note"}, channel, parent_ts, note)
+        marker = {"outbox_id": row.id, "kind": "note"}
+        self._post_once(row.id, marker, channel, parent_ts, note, paced=paced)
 
     def _post_once(
         self,
@@ -358,10 +405,13 @@ class Notifier:
         channel: str,
         thread_ts: str | None,
         message: blocks.Message,
+        *,
+        paced: bool = True,
     ) -> tuple[str, str]:
         """chat.postMessage exactly once. The message carries `marker` in its metadata; a
         row already in flight (a crash, a timeout, a 5xx: Slack may have posted it) is first
-        looked up by that marker. Returns (channel, ts)."""
+        looked up by that marker, and only a post actually sent waits for the channel's
+        pace (`paced`). Returns (channel, ts)."""
         since = self.store.in_flight_since(row_id)
         if since is not None:
             found = self._find_posted(channel, thread_ts, marker, since)
@@ -370,21 +420,23 @@ class Notifier:
                     "outbox row %s was already in Slack (%s); not posting again", row_id, found
                 )
                 return channel, found
-        self.store.mark_in_flight(row_id, self.clock())
-        try:
-            response = self._call_with_fallback(
-                self.client.chat_postMessage,
-                message,
-                channel=channel,
-                thread_ts=thread_ts,
-                metadata={"event_type": METADATA_EVENT, "event_payload": marker},
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError as err:
-            if getattr(err.response, "status_code", 200) < 500:
-                self.store.clear_in_flight(row_id)  # Slack answered: it posted nothing
-            raise
+        turn = self._turn(self._channel_pace, channel, row_id) if paced else _UNPACED
+        with turn:
+            self.store.mark_in_flight(row_id, self.clock())
+            try:
+                response = self._call_with_fallback(
+                    self.client.chat_postMessage,
+                    message,
+                    channel=channel,
+                    thread_ts=thread_ts,
+                    metadata={"event_type": METADATA_EVENT, "event_payload": marker},
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            except SlackApiError as err:
+                if getattr(err.response, "status_code", 200) < 500:
+                    self.store.clear_in_flight(row_id)  # Slack answered: it posted nothing
+                raise
         return str(response.get("channel") or channel), str(response["ts"])
 
     def _find_posted(
@@ -458,12 +510,88 @@ class _NoParentYet(Exception):
     """A reply or file whose parent message has not been posted yet."""
 
 
+_UNPACED = contextlib.nullcontext()
+
+
+class _Paced(Exception):
+    """Our own pace says not yet: nothing was sent; the row's turn comes at `until`."""
+
+    def __init__(self, until: float) -> None:
+        super().__init__(until)
+        self.until = until
+
+
+class _Pace:
+    """Paces calls per key (a channel, or the workspace): `burst` at once, then one per
+    refill, refilling at `per_minute - burst` a minute so that no 60 s window holds more
+    than `per_minute` (as in bot.ratelimit.Buckets). Thread-safe: the notifier's workers
+    share it, and several watches share a channel.
+
+    A caller (an outbox row id) that must wait is given a turn of its own, one refill after
+    the previous turn, and that call is set aside for it: when it comes back at its turn it
+    goes at once, and callers asking meanwhile queue behind it. Rows refused together thus
+    come back one at a time, in the order they asked, instead of all at the same moment to
+    be refused again. A turn unclaimed one refill after it falls due lapses (its row went
+    another way, or the round ran late); its caller then queues anew."""
+
+    _SLACK = 1e-3  # seconds: clock arithmetic is floating point
+
+    def __init__(self, per_minute: float, burst: int, clock: Callable[[], float]) -> None:
+        self.interval = 60.0 / (per_minute - burst)
+        self.tolerance = (burst - 1) * self.interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        # Per key, GCRA's theoretical time of the next call: a call may go at that time
+        # less `tolerance` (the burst), and each call, granted or given a turn, moves it on.
+        self._next: dict[str, float] = {}
+        self._turns: dict[str, dict[int, float]] = {}  # key -> {caller: turn}, turns ascending
+        self._held: dict[str, float] = {}  # key -> nothing before this (Slack's Retry-After)
+
+    def take(self, key: str, caller: int) -> float | None:
+        """None: go now. Otherwise the time of `caller`'s turn; ask again then."""
+        with self._lock:
+            now = self.clock()
+            turns = self._turns.setdefault(key, {})
+            while turns:  # drop lapsed turns (they are in ascending order)
+                first, turn = next(iter(turns.items()))
+                if turn + self.interval >= now:
+                    break
+                del turns[first]
+            turn = turns.get(caller)
+            if turn is not None:
+                if now + self._SLACK < turn:
+                    return turn
+                del turns[caller]
+                return None
+            theoretical = max(self._next.get(key, now), now)
+            self._next[key] = theoretical + self.interval
+            at = max(theoretical - self.tolerance, self._held.get(key, 0.0))
+            if at <= now + self._SLACK:
+                return None
+            turns[caller] = at
+            return at
+
+    def hold(self, key: str, until: float) -> None:
+        """Slack said 429: nothing for `key` before `until`, then a burst again. Turns
+        already given lapse: their callers queue anew, behind `until`."""
+        with self._lock:
+            self._held[key] = max(self._held.get(key, until), until)
+            self._next[key] = max(self._next.get(key, until), until)
+            self._turns.pop(key, None)
+
+
 def _pause_reason(code: str) -> str:
     return {
         "not_in_channel": "I was removed from this channel",
         "channel_not_found": "the channel is gone or I can't see it",
         "is_archived": "the channel is archived",
     }.get(code, code)
+
+
+def _rate_limited(err: SlackApiError) -> bool:
+    if err.response is None:
+        return False
+    return err.response.get("error") == "ratelimited" or err.response.status_code == 429
 
 
 def _retry_after(err: SlackApiError) -> float:

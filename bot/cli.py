@@ -160,7 +160,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             for name in settings.connections(spec.family):
                 try:
                     detail = pool.get(spec, name).check()
-                    print(f"ok         {spec.key} [{name}]: {detail}")
+                    rate = pool.budget(spec, name)[1]  # the account's token bucket
+                    print(f"ok         {spec.key} [{name}]: {detail}; ≤ {rate:g} requests/min")
                 except VendorError as err:
                     print(f"FAIL       {spec.key} [{name}]: {err.message}")
                     failures += 1

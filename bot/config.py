@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -16,13 +17,16 @@ from bot.vendors.base import SyncOptions
 from bot.vendors.micro import DEFAULT_BASE_URL as MICRO_DEFAULT_URL
 from bot.vendors.micro import MicroConnection
 from bot.vendors.zoho_auth import ZOHO_DCS, ZohoConnection
-from bot.vendors.zuora import ZUORA_ENVS, ZuoraConnection
+from bot.vendors.zuora import API_SANDBOX_HOSTS, ZUORA_ENVS, ZuoraConnection
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 SYNC_TARGET = re.compile(r"^[0-9]{1,20}/[0-9]{1,20}$")
 DEFAULT_CONNECTION = "default"
+RATE_KEY = "rate_per_minute"  # in each connection section; <FAMILY>_RATE_PER_MINUTE in the env
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -207,14 +211,41 @@ def _family(
     """One vendor family's connections: `default` from the environment, then the named
     `[<family>.<name>]` sections of the config file."""
     found: dict[str, Any] = {}
+    before = len(problems)
     default = from_env(env, problems)
     if default is not None:
         found[DEFAULT_CONNECTION] = default
+    elif len(problems) == before and env.get(f"{family.upper()}_RATE_PER_MINUTE", "").strip():
+        problems.append(
+            f"{family.upper()}_RATE_PER_MINUTE is set but the environment describes no "
+            f"{family} connection (it sets the rate of the `default` connection only; "
+            f"named connections take {RATE_KEY} in their [{family}.<name>] section)"
+        )
     for name, section in _sections(toml, family, problems):
         conn = from_section(name, section, f"[{family}.{name}] in {config_path}", problems)
         if conn is not None:
             found[name] = conn
+    _warn_shared_rates(family, found)
     return found
+
+
+def _warn_shared_rates(family: str, connections: Mapping[str, Any]) -> None:
+    """Names for one vendor account share one token bucket (VendorPool.budget), at the
+    lowest rate any of them sets: say so when they set different rates."""
+    accounts: dict[str, dict[str, float]] = {}
+    for name, conn in connections.items():
+        if conn.rate_per_minute is not None:
+            accounts.setdefault(conn.rate_key, {})[name] = conn.rate_per_minute
+    for rates in accounts.values():
+        if len(set(rates.values())) > 1:
+            named = ", ".join(f"{n!r} {r:g}/min" for n, r in sorted(rates.items()))
+            log.warning(
+                "%s connections %s use one account and share its token bucket: "
+                "all of them poll at the lowest rate, %g/min",
+                family,
+                named,
+                min(rates.values()),
+            )
 
 
 class _Reader:
@@ -351,6 +382,43 @@ class _Fields:
     def pair(self) -> tuple[Callable[[str], str], Callable[[str], str]]:
         return self.label, self.text
 
+    def rate(self, problems: list[str]) -> float | None:
+        """`rate_per_minute`: unset → None (the vendor's default); else a number > 0."""
+        raw = self.values.get(RATE_KEY)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        shown = (
+            f"{self.names[RATE_KEY]}={raw!r}"
+            if self.names
+            else f"{RATE_KEY} = {raw!r} in {self.where}"
+        )
+        try:
+            if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+                raise ValueError
+            value = float(raw)
+        except (ValueError, OverflowError):
+            problems.append(f"{shown} is not a number (requests a minute)")
+            return None
+        if not math.isfinite(value):
+            problems.append(f"{shown} is not a finite number")
+            return None
+        if value <= 0:
+            problems.append(f"{shown} is out of range (must be > 0 requests a minute)")
+            return None
+        return value
+
+    def warn_above(self, rate: float | None, limit: float, published: str) -> None:
+        """Log (not refuse: the operator may have a bigger plan) a rate over the vendor's
+        published limit."""
+        if rate is not None and rate > limit:
+            log.warning(
+                "%s is %g requests a minute, above the vendor's published limit (%s): expect "
+                "rate-limit answers, after which polls back off",
+                self.label(RATE_KEY),
+                rate,
+                published,
+            )
+
 
 _ZOHO_ENV = {
     "client_id": "ZOHO_CLIENT_ID",
@@ -361,7 +429,13 @@ _ZOHO_ENV = {
     "accounts_url": "ZOHO_ACCOUNTS_URL",
     "analytics_api_url": "ZOHO_ANALYTICS_API_URL",
     "crm_api_url": "ZOHO_CRM_API_URL",
+    RATE_KEY: "ZOHO_RATE_PER_MINUTE",
 }
+# Published request limits a configured rate is checked against (vendors.md §3.6, §5.8, §7.6).
+ZOHO_LIMIT = (40.0, "Zoho Analytics: 40 bulk-API calls a minute; import-job polls are bulk calls")
+ZUORA_LIMIT = (50_000.0, "Zuora: 50,000 calls a minute per tenant")
+ZUORA_SANDBOX_LIMIT = (5_000 / 60, "Zuora API Sandbox: 5,000 calls an hour, about 83 a minute")
+MICRO_LIMIT = (600.0, "Micro: 10 requests a second per key, and 1,000 a month")
 
 
 def _zoho_from_env(env: Mapping[str, str], problems: list[str]) -> ZohoConnection | None:
@@ -378,8 +452,10 @@ def _zoho_connection(
     problems: list[str],
     names: Mapping[str, str] | None = None,
 ) -> ZohoConnection | None:
-    label, text = _Fields(values, where, names).pair()
+    fields = _Fields(values, where, names)
+    label, text = fields.pair()
     before = len(problems)
+    rate = fields.rate(problems)
     for key in ("client_id", "client_secret", "refresh_token"):
         if not text(key):
             problems.append(f"{label(key)} is not set (needed for the Zoho connection {name!r})")
@@ -409,6 +485,7 @@ def _zoho_connection(
         problems.append(f"{label('analytics_org_id')} must be digits (Zoho's organization id)")
     if len(problems) > before:
         return None
+    fields.warn_above(rate, *ZOHO_LIMIT)
     return ZohoConnection(
         name=name,
         client_id=text("client_id"),
@@ -417,6 +494,7 @@ def _zoho_connection(
         dc=dc,
         analytics_org_id=org,
         overridden=frozenset(overridden),
+        rate_per_minute=rate,
         **resolved,
     )
 
@@ -426,12 +504,13 @@ _ZUORA_ENV = {
     "client_secret": "ZUORA_CLIENT_SECRET",
     "base_url": "ZUORA_BASE_URL",
     "env": "ZUORA_ENV",
+    RATE_KEY: "ZUORA_RATE_PER_MINUTE",
 }
 
 
 def _zuora_from_env(env: Mapping[str, str], problems: list[str]) -> ZuoraConnection | None:
     values = {key: env.get(var, "").strip() for key, var in _ZUORA_ENV.items()}
-    if not any(values.values()):
+    if not any(v for k, v in values.items() if k != RATE_KEY):
         return None
     return _zuora_connection(DEFAULT_CONNECTION, values, "environment", problems, _ZUORA_ENV)
 
@@ -443,8 +522,10 @@ def _zuora_connection(
     problems: list[str],
     names: Mapping[str, str] | None = None,
 ) -> ZuoraConnection | None:
-    label, text = _Fields(values, where, names).pair()
+    fields = _Fields(values, where, names)
+    label, text = fields.pair()
     before = len(problems)
+    rate = fields.rate(problems)
     for key in ("client_id", "client_secret"):
         if not text(key):
             problems.append(f"{label(key)} is not set (needed for the Zuora connection {name!r})")
@@ -465,7 +546,7 @@ def _zuora_connection(
         )
     if len(problems) > before:
         return None
-    return ZuoraConnection(
+    conn = ZuoraConnection(
         name=name,
         client_id=text("client_id"),
         client_secret=text("client_secret"),
@@ -473,10 +554,19 @@ def _zuora_connection(
         base_url=base_url.rstrip("/") if base_url else ZUORA_ENVS[env_name or ""],
         env=env_name,
         overridden=bool(base_url),
+        rate_per_minute=rate,
     )
+    sandbox = urlsplit(conn.base_url).hostname in API_SANDBOX_HOSTS
+    fields.warn_above(rate, *(ZUORA_SANDBOX_LIMIT if sandbox else ZUORA_LIMIT))
+    return conn
 
 
-_MICRO_ENV = {"api_key": "MICRO_API_KEY", "team_id": "MICRO_TEAM_ID", "base_url": "MICRO_BASE_URL"}
+_MICRO_ENV = {
+    "api_key": "MICRO_API_KEY",
+    "team_id": "MICRO_TEAM_ID",
+    "base_url": "MICRO_BASE_URL",
+    RATE_KEY: "MICRO_RATE_PER_MINUTE",
+}
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -494,8 +584,10 @@ def _micro_connection(
     problems: list[str],
     names: Mapping[str, str] | None = None,
 ) -> MicroConnection | None:
-    label, text = _Fields(values, where, names).pair()
+    fields = _Fields(values, where, names)
+    label, text = fields.pair()
     before = len(problems)
+    rate = fields.rate(problems)
     if not text("api_key"):
         problems.append(f"{label('api_key')} is not set (needed for the Micro connection {name!r})")
     team = text("team_id")
@@ -508,12 +600,14 @@ def _micro_connection(
             problems.append(f"{label('base_url')}={masked_url(base_url)!r} {problem}")
     if len(problems) > before:
         return None
+    fields.warn_above(rate, *MICRO_LIMIT)
     return MicroConnection(
         name=name,
         api_key=text("api_key"),
         team_id=team.lower(),
         base_url=base_url.rstrip("/") if base_url else MICRO_DEFAULT_URL,
         overridden=bool(base_url),
+        rate_per_minute=rate,
     )
 
 

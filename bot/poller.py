@@ -226,7 +226,12 @@ class Poller:
         if now >= watch.deadline:
             self._commit(watch, lifecycle.timed_out(watch, now), "timeout")
             return
-        wait_s = self.buckets.take((spec.key, watch.connection), spec.rate_per_minute)
+        try:  # one bucket per vendor account, at the connection's configured rate
+            bucket, rate = self.vendors.budget(spec, watch.connection)
+        except UnknownConnectionError as err:
+            self._apply(watch, VendorError(f"{err} in syncwatch's config"))
+            return
+        wait_s = self.buckets.take(bucket, rate)
         if wait_s > 0:  # over the vendor's budget: come back later, not a failure
             self._commit(watch, PollResult({"next_poll_at": now + wait_s}), "throttled")
             return

@@ -10,6 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -47,16 +48,25 @@ DEFAULT_BASE_URL = "https://developers.micro.so"  # vendors.md §7.1: always set
 @dataclass(frozen=True)
 class MicroConnection:
     """One Micro API key as configured. `base_url` is an origin; `team_id` (a UUID) is the
-    team used when a job ref names none. `overridden` is True when MICRO_BASE_URL was set."""
+    team used when a job ref names none. `overridden` is True when MICRO_BASE_URL was set.
+    `rate_per_minute` is the operator's token-bucket rate (None: the vendor's default)."""
 
     name: str
     api_key: str
     team_id: str
     base_url: str = DEFAULT_BASE_URL
     overridden: bool = False
+    rate_per_minute: float | None = None
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         return f"MicroConnection(name={self.name!r}, base_url={self.base_url!r})"
+
+    @cached_property
+    def rate_key(self) -> str:
+        """The Micro key this connection spends requests of, safe to print: a hash of the
+        base URL and of the key (Micro limits per key). Names for one key share one bucket."""
+        key_hash = hashlib.sha256(self.api_key.encode()).hexdigest()
+        return hashlib.sha256(f"micro\0{self.base_url}\0{key_hash}".encode()).hexdigest()[:16]
 
 
 log = logging.getLogger(__name__)

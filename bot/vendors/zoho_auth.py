@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 from .base import AuthError, RateLimitedError, TransientError, VendorContext, status_key
@@ -41,6 +43,7 @@ class ZohoConnection:
     `*_url` fields are origins (`scheme://host[:port]`), already resolved: an operator
     override when given, else the data centre's default host over https.
     `overridden` lists which of `accounts`, `analytics`, `crm` came from an override.
+    `rate_per_minute` is the operator's token-bucket rate (None: each vendor's default).
     """
 
     name: str
@@ -53,9 +56,20 @@ class ZohoConnection:
     analytics_api_url: str
     crm_api_url: str
     overridden: frozenset[str] = frozenset()
+    rate_per_minute: float | None = None
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         return f"ZohoConnection(name={self.name!r}, dc={self.dc!r})"
+
+    @cached_property
+    def rate_key(self) -> str:
+        """The Zoho account this connection spends requests of, safe to print: a hash of the
+        accounts host (the data centre) and the organization id, or of the OAuth client when
+        no org id is set. Connection names for one account share one token bucket."""
+        who = (
+            f"org:{self.analytics_org_id}" if self.analytics_org_id else f"client:{self.client_id}"
+        )
+        return hashlib.sha256(f"zoho\0{self.accounts_url}\0{who}".encode()).hexdigest()[:16]
 
     @property
     def secrets(self) -> tuple[str, str, str]:

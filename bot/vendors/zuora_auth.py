@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections import deque
 from dataclasses import dataclass
+from functools import cached_property
 
 from .base import AuthError, RateLimitedError, TransientError, VendorContext
 from .common import as_count, as_text, json_object, one_line, retry_after_from
@@ -21,7 +23,8 @@ CLIENT_HINT = "check ZUORA_ENV / ZUORA_BASE_URL (the tenant's environment) and t
 @dataclass(frozen=True)
 class ZuoraConnection:
     """One Zuora tenant as configured. `base_url` is an origin: ZUORA_BASE_URL when set,
-    else the ZUORA_ENV entry. `overridden` is True when it came from ZUORA_BASE_URL."""
+    else the ZUORA_ENV entry. `overridden` is True when it came from ZUORA_BASE_URL.
+    `rate_per_minute` is the operator's token-bucket rate (None: the vendor's default)."""
 
     name: str
     client_id: str
@@ -29,9 +32,16 @@ class ZuoraConnection:
     base_url: str
     env: str | None = None
     overridden: bool = False
+    rate_per_minute: float | None = None
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         return f"ZuoraConnection(name={self.name!r}, base_url={self.base_url!r})"
+
+    @cached_property
+    def rate_key(self) -> str:
+        """The Zuora tenant this connection spends requests of, safe to print: a hash of the
+        base URL and the OAuth client. Connection names for one client share one bucket."""
+        return hashlib.sha256(f"zuora\0{self.base_url}\0{self.client_id}".encode()).hexdigest()[:16]
 
 
 class ZuoraAuth(TokenCache):

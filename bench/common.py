@@ -32,7 +32,6 @@ from typing import Any
 
 import httpx
 
-from bot.ratelimit import Buckets
 from bot.simulators import HttpReply, HttpRequest
 from bot.simulators.slack import Call, FakeSlackAPI
 from bot.vendors.zoho_analytics import snapshot_from
@@ -45,6 +44,9 @@ ZOHO_CLIENT = ("bench-client", "bench-secret", "bench-refresh")
 ORG_ID = "55522777"
 VENDOR = "zoho-analytics"
 RUNNING = {"jobCode": "1002", "jobStatus": "JOB IN PROGRESS"}
+# ZOHO_RATE_PER_MINUTE for benches that measure the bot, not the vendor budget: the fake
+# vendor has no limit, so the connection's token bucket must never be what they measure.
+UNLIMITED_RATE = 1e9
 
 
 # -- output -----------------------------------------------------------------------------
@@ -483,9 +485,12 @@ def bot_env(
     *,
     config_path: str | None = None,
     poll_interval: float | None = None,
+    rate_per_minute: float | None = None,
     port: int = 0,
 ) -> dict[str, str]:
-    """Environment for a bot that talks only to the local fakes (env names: bot/config.py)."""
+    """Environment for a bot that talks only to the local fakes (env names: bot/config.py).
+    `rate_per_minute` is the Zoho connection's token-bucket rate (ZOHO_RATE_PER_MINUTE;
+    unset: Zoho Analytics' default, 30/min)."""
     env = {
         "SLACK_BOT_TOKEN": "xoxb-benchtk",
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
@@ -504,50 +509,9 @@ def bot_env(
         env["SYNCWATCH_CONFIG"] = config_path
     if poll_interval is not None:
         env["SYNCWATCH_POLL_INTERVAL"] = f"{poll_interval:g}"
+    if rate_per_minute is not None:
+        env["ZOHO_RATE_PER_MINUTE"] = repr(float(rate_per_minute))
     return env
-
-
-def connection_names(count: int) -> list[str]:
-    return ["default"] + [f"c{n:05d}" for n in range(1, count)]
-
-
-def write_connections(path: str, count: int, vendor_root: str) -> list[str]:
-    """A TOML file with `count - 1` named Zoho connections (plus `default` from the env),
-    all with the same credentials and pointing at the fake vendor. Returns the names."""
-    names = connection_names(count)
-    client_id, secret, refresh = ZOHO_CLIENT
-    with open(path, "w") as fh:
-        for name in names[1:]:
-            fh.write(
-                f'[zoho.{name}]\nclient_id = "{client_id}"\nclient_secret = "{secret}"\n'
-                f'refresh_token = "{refresh}"\nanalytics_org_id = "{ORG_ID}"\n'
-                f'accounts_url = "{vendor_root}"\nanalytics_api_url = "{vendor_root}"\n\n'
-            )
-    return names
-
-
-def connections_for(watches: int, interval: float, rate_per_minute: float) -> tuple[int, int]:
-    """(connections, watches per connection) so that no connection's token bucket throttles:
-    each connection's polls stay at ≤ half its rate, and at most 5 watches share one (the
-    default bucket's burst is 5, so even a round where all are due at once is not throttled).
-    """
-    fits = max(1, math.floor(interval * rate_per_minute / 60 / 2))
-    per = min(5, fits)
-    return math.ceil(watches / per), per
-
-
-class FixedRateBuckets(Buckets):
-    """Token buckets at one fixed rate whatever the vendor spec says. The runtime has no
-    per-connection rate knob (vendors.md §1.4 says there is one; bot/ratelimit.py and
-    bot/poller.py take `spec.rate_per_minute` from the registry), so the benches that need
-    another rate replace `Poller.buckets` with this."""
-
-    def __init__(self, clock: Callable[[], float], rate_per_minute: float) -> None:
-        super().__init__(clock)
-        self.rate_per_minute = rate_per_minute
-
-    def take(self, key: tuple[str, ...], rate_per_minute: float) -> float:
-        return super().take(key, self.rate_per_minute)
 
 
 # -- seeding --------------------------------------------------------------------------------
@@ -576,20 +540,20 @@ def seed_watches(
     count: int,
     *,
     interval: float,
-    connections: Sequence[str] = ("default",),
     channels: int = 1,
     now: float | None = None,
     timeout: float = 86400.0,
 ) -> None:
     """Create `count` Zoho Analytics watches through `Store.create_watches` (each with its
-    parent-post outbox row), round-robin over connections and channels, batches of 500."""
+    parent-post outbox row) on the `default` connection, round-robin over channels, batches of
+    500."""
     now = time.time() if now is None else now
     for start in range(0, count, 500):
         drafts = [
             NewWatch(
                 vendor=VENDOR,
                 ref=f"{WORKSPACE}/{job_id(i)}",
-                connection=connections[i % len(connections)],
+                connection="default",
                 channel_id=f"CB{i % channels:05d}",
                 requester_id=requester(i),
                 interval_s=interval,
@@ -636,7 +600,6 @@ def seed_store(
     count: int,
     *,
     interval: float,
-    connections: Sequence[str] = ("default",),
     channels: int = 1,
     primed: bool = True,
 ) -> None:
@@ -645,7 +608,7 @@ def seed_store(
     store = Store(db_path)
     try:
         now = time.time()
-        seed_watches(store, count, interval=interval, connections=connections, channels=channels)
+        seed_watches(store, count, interval=interval, channels=channels)
         spread_due(store, now, interval)
         if primed:
             prime_running(store, now)

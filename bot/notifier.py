@@ -141,10 +141,19 @@ class Notifier:
         return len(rows)
 
     def _deliver_watch(self, rows: list[OutboxRow]) -> None:
+        # Two queues per watch, as in Store.due_outbox: edits of the top message, and the
+        # thread (replies, files). A row that must wait holds back the rest of its own
+        # queue; a held-back edit holds back the thread only while there is no top message.
+        held: set[str] = set()
         with self._locks[hash(rows[0].watch_id) % len(self._locks)]:
             for row in rows:
+                queue = "parent" if row.kind == "parent" else "thread"
+                if queue in held:
+                    continue
                 if not self._deliver(row):
-                    return  # keep the thread in order: later rows wait for this one
+                    held.add(queue)
+                    if queue == "parent" and self.store.parent_ref(row.watch_id) is None:
+                        held.add("thread")
 
     # -- one row ---------------------------------------------------------------------------
 

@@ -512,13 +512,18 @@ class Store:
             pk="id",
         )
 
-    # A row waits while an earlier row of the same watch is deferred past `now`; a parent
-    # row waits only for earlier parent rows (a reply waiting for a parent must not block
-    # that parent).
+    # A row waits while an earlier row of the same watch is deferred past `now`, so each
+    # thread reads in order. Parent rows (edits of the top message) and thread rows are two
+    # queues: a parent row waits only for earlier parent rows (a reply waiting for a parent
+    # must not block that parent), and a thread row waits for an earlier parent row only
+    # while the parent message doesn't exist yet. A paced or throttled edit of the top
+    # message must not hold back the reply that tells the person their job ended.
     _NOT_BLOCKED = (
         "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.watch_id = o.watch_id "
         "AND p.status = 'pending' AND p.id < o.id AND p.next_attempt_at > :now "
-        "AND (o.kind != 'parent' OR p.kind = 'parent'))"
+        "AND (CASE WHEN o.kind = 'parent' THEN p.kind = 'parent' "
+        "ELSE p.kind != 'parent' OR NOT EXISTS "
+        "(SELECT 1 FROM slack_messages m WHERE m.watch_id = o.watch_id) END))"
     )
 
     def due_outbox(self, now: float, limit: int = 200) -> list[OutboxRow]:

@@ -434,3 +434,20 @@ def test_next_outbox_at_skips_rows_blocked_behind_a_deferred_row(store):
     store.postpone(first.id, NOW + 30)
     assert store.due_outbox(NOW + 1) == []
     assert store.next_outbox_at(NOW + 1) == NOW + 30
+
+
+def test_a_waiting_edit_of_the_top_message_does_not_hold_back_the_thread(store):
+    """Once the top message exists, a paced edit of it must not delay the reply that tells
+    the person their job ended; before it exists, replies wait for it."""
+    (w,) = make(store)
+    (first,) = store.outbox_rows(w.id)
+    store.claim_due(NOW, "p1", 120, 10)
+    store.apply_poll(w.id, "p1", running(), NOW)  # queues a parent edit and a reply
+    edit = next(r for r in store.outbox_rows(w.id) if r.kind == "parent" and r.id != first.id)
+    reply = next(r for r in store.outbox_rows(w.id) if r.kind == "reply")
+    store.postpone(first.id, NOW + 30)
+    assert [r.id for r in store.due_outbox(NOW + 1)] == []  # no top message yet: all wait
+    store.parent_posted(w.id, "C1", "1700000000.000001", first.id, NOW + 2)
+    store.postpone(edit.id, NOW + 60)  # the edit is paced
+    assert [r.id for r in store.due_outbox(NOW + 3)] == [reply.id]
+    assert store.next_outbox_at(NOW + 3) <= NOW + 3

@@ -16,6 +16,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry import RetryHandler
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -60,15 +61,18 @@ WORKSPACE = "workspace"  # the update pace's only key
 
 def build_slack_client(token: str, base_url: str, *, for_writes: bool = False) -> WebClient:
     """A WebClient that honours SLACK_API_URL. The listeners' client retries 429s, 5xx and
-    connection errors; the notifier's (`for_writes`) retries only 429s, when Slack has
-    certainly done nothing: a resent post after a 5xx or a dropped connection could be a
-    duplicate, so the outbox decides, after looking the message up. The notifier paces its
-    writes (CHANNEL_POSTS_PER_MIN, UPDATES_PER_MIN), so its 429s are rare; when one comes,
-    this retry sleeps Retry-After in the delivering worker thread, at most twice, before the
-    row is postponed."""
-    handlers = [RateLimitErrorRetryHandler(max_retry_count=2)]
-    if not for_writes:
-        handlers = [ConnectionErrorRetryHandler(), *handlers, ServerErrorRetryHandler(1)]
+    connection errors. The notifier's (`for_writes`) retries nothing itself: a resent post
+    after a 5xx or a dropped connection could be a duplicate, so the outbox decides, after
+    looking the message up; and it paces its writes, so a 429 is rare and simply postpones
+    the row by Retry-After instead of sleeping a worker thread (which shutdown waits for)."""
+    if for_writes:
+        handlers: list[RetryHandler] = []
+    else:
+        handlers = [
+            ConnectionErrorRetryHandler(),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(1),
+        ]
     return WebClient(token=token, base_url=base_url, timeout=15, retry_handlers=handlers)
 
 
@@ -465,7 +469,10 @@ class Notifier:
             else:
                 page = self.client.conversations_replies(ts=thread_ts, **args)
         except SlackApiError as err:
-            # Can't tell (no history scope?): posting again beats losing the message.
+            status = getattr(err.response, "status_code", 0)
+            if err.response.get("error") == "ratelimited" or status == 429 or status >= 500:
+                raise  # can't tell *yet*: ask again later rather than risk a second post
+            # Can't ever tell (no history scope?): posting again beats losing the message.
             log.warning("can't look for an earlier post: %s", err.response.get("error"))
             return None
         for message in page.get("messages") or []:

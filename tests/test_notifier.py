@@ -537,7 +537,31 @@ def test_a_rate_limit_means_nothing_was_posted_so_no_lookup(notifier, store, clo
 
 
 def test_the_notifier_client_never_resends_a_write_on_its_own():
-    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-
     client = build_slack_client("xoxb-test", "http://127.0.0.1:9/api/", for_writes=True)
-    assert [type(h) for h in client.retry_handlers] == [RateLimitErrorRetryHandler]
+    assert client.retry_handlers == []  # a 429 postpones the row (tests/test_notifier_pacing.py)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "headers"),
+    [("ratelimited", 429, {"Retry-After": "7"}), ("internal_error", 500, None)],
+)
+def test_a_lookup_that_fails_for_now_asks_again_later_instead_of_posting_again(
+    notifier, store, clock, fake_slack, error, status, headers
+):
+    """A row found in flight may already be in the channel: if the lookup is refused for
+    now (rate limit, Slack error), posting again could make a duplicate; wait and look."""
+    w = watch(store, clock)
+    (row,) = store.outbox_rows(w.id)
+    store.mark_in_flight(row.id, clock.now)
+    notifier.client.chat_postMessage(  # the dead process had posted it
+        channel="C1", text="parent", metadata=metadata_for({"watch_id": w.id, "kind": "parent"})
+    )
+    fake_slack.fail_next("conversations.history", error, status, headers)
+    notifier.deliver_due()
+    assert len(fake_slack.calls_for("chat.postMessage")) == 1  # not posted a second time
+    assert statuses(store, w.id) == ["pending"]
+    clock.advance(400)
+    notifier.deliver_due()
+    assert len(fake_slack.calls_for("chat.postMessage")) == 1
+    assert len(fake_slack.calls_for("conversations.history")) == 2
+    assert statuses(store, w.id) == ["sent"]

@@ -418,10 +418,16 @@ def render_duplicate(existing: Watch, parent_ts: str | None) -> Message:
 
 
 def render_list(
-    watches: list[Watch], now: float, schedules: list[Schedule] | None = None
+    watches: list[Watch],
+    now: float,
+    schedules: list[Schedule] | None = None,
+    *,
+    total: int | None = None,
 ) -> Message:
-    """Active watches and schedules of a channel, each with its own Stop button."""
+    """Active watches and schedules of a channel, each with its own Stop button. `total`
+    is how many watches are active when `watches` holds only the first few."""
     schedules = schedules or []
+    total = len(watches) if total is None else max(total, len(watches))
     if not watches and not schedules:
         text = (
             f"No active watches or schedules in this channel. Start one with "
@@ -430,7 +436,7 @@ def render_list(
         return Message(text)
     out: list[dict[str, Any]] = []
     if watches:
-        out.append(section(f"*Active watches in this channel ({len(watches)})*"))
+        out.append(section(f"*Active watches in this channel ({total})*"))
         for w in watches[:LIST_WATCHES]:
             emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
             line = (
@@ -438,11 +444,12 @@ def render_list(
                 f"for {duration(now - w.created_at)}"
             )
             out.append(_with_stop(line, WATCH_STOP, w.id))
-        if len(watches) > LIST_WATCHES:
-            more = len(watches) - LIST_WATCHES
+        shown = min(len(watches), LIST_WATCHES)
+        if total > shown:
+            more = total - shown
             out.append(context(f"…and {more} more; stop any with `{COMMAND} stop <id>`."))
     out += _schedule_blocks(schedules)
-    summary = f"{len(watches)} active watches and {len(schedules)} schedules in this channel"
+    summary = f"{total} active watches and {len(schedules)} schedules in this channel"
     return Message(summary, out[:MAX_BLOCKS])
 
 

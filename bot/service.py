@@ -268,9 +268,14 @@ class Service:
         return None
 
     def list_channel(self, channel_id: str) -> blocks.Message:
-        watches = self.store.list_watches(channel_id=channel_id, statuses=(ACTIVE,))
+        # Only what the answer shows, and a count for the rest: `list` is answered in the
+        # ack, and a busy channel may hold hundreds of watches.
+        total = self.store.count_active(channel_id=channel_id)
+        watches = self.store.list_watches(
+            channel_id=channel_id, statuses=(ACTIVE,), limit=blocks.LIST_WATCHES
+        )
         schedules = self.store.list_schedules(channel_id=channel_id)
-        return blocks.render_list(watches, self.clock(), schedules)
+        return blocks.render_list(watches, self.clock(), schedules, total=total)
 
     def stop(self, watch_id: str, who: Requester) -> blocks.Message:
         """Stop a watch (or a schedule) from the command or a button: the requester, people

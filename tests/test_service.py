@@ -163,6 +163,31 @@ def test_list_shows_only_this_channels_active_watches(service):
     assert "1/2" in body and "1/3" not in body
 
 
+def test_list_of_a_busy_channel_counts_all_and_reads_only_what_it_shows(store, clock):
+    """`list` is answered in the ack: in a channel with 150 watches it shows the first 20,
+    says there are 150, and reads only those 20 from the database."""
+    settings = Settings.from_env({**ZOHO})
+    service = Service(
+        store, replace(settings, quota_per_channel=500, quota_per_user=500), clock=clock
+    )
+    for n in range(150):
+        watch(service, f"watch za 1/{n + 10}")
+    read: list[int] = []
+    list_watches = store.list_watches
+
+    def counting(**kw):
+        found = list_watches(**kw)
+        read.append(len(found))
+        return found
+
+    store.list_watches = counting  # type: ignore[method-assign]
+    listing = service.handle(grammar.ListRequest(), ALICE)
+    assert listing.text.startswith("150 active watches")
+    assert "*Active watches in this channel (150)*" in str(listing.blocks)
+    assert "…and 130 more" in str(listing.blocks)
+    assert read == [20]
+
+
 SYNC = "2480011000000498001/2480011000000630011"
 
 

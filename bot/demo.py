@@ -232,7 +232,9 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             "MICRO_BASE_URL": micro.url,
         }
         settings = Settings.from_env(env)
-        bot = BotProcess(settings)
+        # The demo's Slack is a local stand-in with no rate limits: pacing our posts as for
+        # the real one (about one a second per channel) would only make you wait.
+        bot = BotProcess(settings, pace_slack=False)
         slack.on_change(lambda kind, message: _print_change(term, slack, kind, message))
         bot.start()
         port = bot.serve_http(background=True)

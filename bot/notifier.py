@@ -91,7 +91,9 @@ class Notifier:
         clock: Callable[[], float],
         metrics: Metrics | None = None,
         workers: int = 4,
+        paced: bool = True,
     ) -> None:
+        """`paced=False` only for a Slack with no limits (the demo's local stand-in)."""
         self.store = store
         self.client = client
         self.clock = clock
@@ -103,8 +105,8 @@ class Notifier:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="notify")
         # Striped locks: one watch is never delivered by two threads at once.
         self._locks = [threading.Lock() for _ in range(64)]
-        self._channel_pace = _Pace(CHANNEL_POSTS_PER_MIN, CHANNEL_BURST, clock)
-        self._update_pace = _Pace(UPDATES_PER_MIN, UPDATE_BURST, clock)
+        self._channel_pace = _Pace(CHANNEL_POSTS_PER_MIN, CHANNEL_BURST, clock) if paced else None
+        self._update_pace = _Pace(UPDATES_PER_MIN, UPDATE_BURST, clock) if paced else None
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -264,17 +266,17 @@ class Notifier:
         self.store.parent_posted(watch.id, channel, ts, upto, self.clock())
 
     @contextlib.contextmanager
-    def _turn(self, pace: _Pace, key: str, row_id: int) -> Iterator[None]:
+    def _turn(self, pace: _Pace | None, key: str, row_id: int) -> Iterator[None]:
         """Wrap one Slack write: wait for this row's turn under `pace` (raises _Paced when it
         isn't yet: nothing was sent), and after a 429 hold the key back for Retry-After so
-        the key's other rows are paced instead of refused one by one."""
-        until = pace.take(key, row_id)
+        the key's other rows are paced instead of refused one by one. No pace: just go."""
+        until = pace.take(key, row_id) if pace is not None else None
         if until is not None:
             raise _Paced(until)
         try:
             yield
         except SlackApiError as err:
-            if _rate_limited(err):
+            if pace is not None and _rate_limited(err):
                 pace.hold(key, self.clock() + _retry_after(err))
             raise
 

@@ -50,6 +50,7 @@ class BotProcess:
         vendor_transport: httpx.BaseTransport | None = None,
         slack_client: WebClient | None = None,
         authorize: Callable[..., Any] | None = None,
+        pace_slack: bool = True,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -70,7 +71,9 @@ class BotProcess:
         writer = slack_client or build_slack_client(
             settings.slack_bot_token, settings.slack_api_url, for_writes=True
         )
-        self.notifier = Notifier(self.store, writer, clock=clock, metrics=self.metrics)
+        self.notifier = Notifier(
+            self.store, writer, clock=clock, metrics=self.metrics, paced=pace_slack
+        )
         self.service = Service(self.store, settings, clock=clock, on_change=self.notifier.wake)
         self.poller = Poller(
             self.store,

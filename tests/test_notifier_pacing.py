@@ -319,3 +319,20 @@ def test_a_429_postpones_by_retry_after_without_an_attempt_and_holds_the_channel
     rows = store.outbox_rows(first.id) + store.outbox_rows(second.id)
     assert {(r.status, r.attempts) for r in rows} == {("sent", 0)}
     assert fake_slack.calls_for("conversations.history") == []
+
+
+def test_an_unpaced_notifier_posts_everything_at_once(store, fake_slack, clock):
+    """For a Slack with no limits (the demo's stand-in) the notifier can be built unpaced:
+    a busy channel then gets every reply in one round."""
+    client = WebClient(token="xoxb-test", base_url=fake_slack.api_url, retry_handlers=[])
+    unpaced = Notifier(store, client, clock=clock, paced=False)
+    try:
+        busy = [watch(store, clock, n, channel="C1") for n in range(8)]
+        unpaced.deliver_due()  # the parents
+        for w in busy:
+            notes(store, clock, w.id, "busy", "busier")
+        unpaced.deliver_due()
+        c1_replies = [m for m in fake_slack.messages("C1", include_replies=True) if m.thread_ts]
+        assert len(c1_replies) == 16 > CHANNEL_BURST
+    finally:
+        unpaced.shutdown()

@@ -435,8 +435,7 @@ class Notifier:
                     "outbox row %s was already in Slack (%s); not posting again", row_id, found
                 )
                 return channel, found
-        turn = self._turn(self._channel_pace, channel, row_id) if paced else _UNPACED
-        with turn:
+        with self._turn(self._channel_pace if paced else None, channel, row_id):
             self.store.mark_in_flight(row_id, self.clock())
             try:
                 response = self._call_with_fallback(
@@ -471,8 +470,7 @@ class Notifier:
             else:
                 page = self.client.conversations_replies(ts=thread_ts, **args)
         except SlackApiError as err:
-            status = getattr(err.response, "status_code", 0)
-            if err.response.get("error") == "ratelimited" or status == 429 or status >= 500:
+            if _rate_limited(err) or getattr(err.response, "status_code", 0) >= 500:
                 raise  # can't tell *yet*: ask again later rather than risk a second post
             # Can't ever tell (no history scope?): posting again beats losing the message.
             log.warning("can't look for an earlier post: %s", err.response.get("error"))
@@ -526,9 +524,6 @@ class _UploadSource:
 
 class _NoParentYet(Exception):
     """A reply or file whose parent message has not been posted yet."""
-
-
-_UNPACED = contextlib.nullcontext()
 
 
 class _Paced(Exception):

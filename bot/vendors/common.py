@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -168,3 +169,10 @@ def retry_after_from(
     except ValueError:
         return None
     return seconds if 0 <= seconds < 86_400 else None  # also rejects NaN and epoch-style values
+
+
+def account_key(vendor: str, *parts: str) -> str:
+    """A short, printable name for the vendor account that `parts` identify (a hash: the
+    parts may include a secret's hash, never to be shown). Connections with the same key
+    share one token bucket (VendorPool.budget)."""
+    return hashlib.sha256("\0".join((vendor, *parts)).encode()).hexdigest()[:16]

@@ -29,6 +29,7 @@ from .base import (
     status_key,
 )
 from .common import (
+    account_key,
     as_count,
     as_text,
     csv_bytes,
@@ -66,7 +67,7 @@ class MicroConnection:
         """The Micro key this connection spends requests of, safe to print: a hash of the
         base URL and of the key (Micro limits per key). Names for one key share one bucket."""
         key_hash = hashlib.sha256(self.api_key.encode()).hexdigest()
-        return hashlib.sha256(f"micro\0{self.base_url}\0{key_hash}".encode()).hexdigest()[:16]
+        return account_key("micro", self.base_url, key_hash)
 
 
 log = logging.getLogger(__name__)

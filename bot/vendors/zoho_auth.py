@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from .base import AuthError, RateLimitedError, TransientError, VendorContext, status_key
-from .common import json_object, retry_after_from
+from .common import account_key, json_object, retry_after_from
 from .tokens import TokenCache, post_form, shared_auth
 
 T = TypeVar("T")
@@ -69,7 +68,7 @@ class ZohoConnection:
         who = (
             f"org:{self.analytics_org_id}" if self.analytics_org_id else f"client:{self.client_id}"
         )
-        return hashlib.sha256(f"zoho\0{self.accounts_url}\0{who}".encode()).hexdigest()[:16]
+        return account_key("zoho", self.accounts_url, who)
 
     @property
     def secrets(self) -> tuple[str, str, str]:

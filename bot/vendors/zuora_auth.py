@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections import deque
@@ -10,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .base import AuthError, RateLimitedError, TransientError, VendorContext
-from .common import as_count, as_text, json_object, one_line, retry_after_from
+from .common import account_key, as_count, as_text, json_object, one_line, retry_after_from
 from .tokens import TokenCache, post_form, shared_auth
 
 log = logging.getLogger(__name__)
@@ -41,7 +40,7 @@ class ZuoraConnection:
     def rate_key(self) -> str:
         """The Zuora tenant this connection spends requests of, safe to print: a hash of the
         base URL and the OAuth client. Connection names for one client share one bucket."""
-        return hashlib.sha256(f"zuora\0{self.base_url}\0{self.client_id}".encode()).hexdigest()[:16]
+        return account_key("zuora", self.base_url, self.client_id)
 
 
 class ZuoraAuth(TokenCache):

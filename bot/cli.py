@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
 
     def stop(signum: int, _frame: object) -> None:
-        log.info("signal %s: shutting down", signum)
+        log.info("%s: shutting down", signal.Signals(signum).name)
         bot.stop_serving()  # the serve loop returns; the rest shuts down below
 
     signal.signal(signal.SIGTERM, stop)

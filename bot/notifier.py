@@ -117,12 +117,14 @@ class Notifier:
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
         self._thread.start()
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float = 20.0) -> None:
+        """Stop delivering; a round in progress finishes (up to `timeout`). A row cut short
+        stays in the outbox, marked in flight, and is looked up before it is sent again."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=20)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            self._thread.join(timeout=timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -153,15 +153,18 @@ class Poller:
         spec = lookup(vendor)
         return lifecycle.start_interval(spec, None, self.policy) if spec else 60.0
 
-    def shutdown(self) -> None:
-        """Stop ticking, finish in-flight polls, free leases. Safe to call twice."""
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop ticking, let in-flight polls finish (up to `timeout`), give back every lease
+        this poller holds. Safe to call twice. A poll still running after `timeout` loses
+        its lease here, so its late outcome is dropped and the next process polls again."""
         if self._closed:
             return
         self._closed = True
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)
+            self._scheduler.shutdown(wait=True)  # a tick in progress stops claiming (_closed)
             self._scheduler = None
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.drain(timeout)
         # Polls cancelled before they started still hold leases: free them so the next
         # process polls those watches at once instead of after the lease runs out.
         self.store.release_owner(self.owner)
@@ -177,6 +180,8 @@ class Poller:
                 self._in_flight = {f for f in self._in_flight if not f.done()}
                 capacity = self.max_workers * 2 - len(self._in_flight)
             claimed = []
+            if self._closed:
+                return total
             if capacity > 0:
                 # Half a tick early: a poll due just after this tick would otherwise wait.
                 claimed = self.store.claim_due(

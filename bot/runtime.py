@@ -30,6 +30,10 @@ from storage import Store
 
 log = logging.getLogger(__name__)
 
+# SIGTERM to exit: the whole shutdown fits in this, leaving room under the 10 s that
+# process managers commonly allow before they send SIGKILL (docs/operations.md).
+SHUTDOWN_GRACE_S = 7.0
+
 
 def spool_dir_for(db_path: str) -> str:
     """Result files wait beside the database they belong to (same disk, same lifetime)."""
@@ -97,7 +101,13 @@ class BotProcess:
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._stop_serving = threading.Event()
+        # Held while the serve loop closes its sockets: the wake-up pipe must never be
+        # written after it is closed (its descriptor number may already belong to another
+        # file by then).
+        self._trigger_lock = threading.Lock()
+        self._trigger_closed = False
         self._socket_handler: Any = None
+        self._shut_down = False
 
     def _sync_options(self, ref: str) -> SyncOptions | None:
         target = self.settings.syncs.get(ref)
@@ -170,30 +180,58 @@ class BotProcess:
         """waitress's own run() can't be stopped from another thread without racing its
         select(); this loop checks a flag between rounds and closes the sockets itself."""
         server = self._server
-        while not self._stop_serving.is_set():
-            wasyncore.loop(
-                timeout=0.5, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1
-            )
-        server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(server._map)
+        try:
+            while not self._stop_serving.is_set():
+                wasyncore.loop(
+                    timeout=0.5, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1
+                )
+        finally:
+            with self._trigger_lock:
+                self._trigger_closed = True
+            server.task_dispatcher.shutdown(timeout=5)  # requests being answered finish
+            wasyncore.close_all(server._map)
 
     def stop_serving(self) -> None:
-        """Ask the HTTP loop to end (safe from a signal handler)."""
+        """Ask the HTTP loop to end. Safe from a signal handler and from any thread, before,
+        during or after the loop's own clean-up."""
         self._stop_serving.set()
-        if self._server is not None:
-            self._server.pull_trigger()  # wake select() now rather than at its timeout
+        if self._server is None:
+            return
+        # Non-blocking: a signal handler runs on the thread that may hold this lock while it
+        # closes the sockets; then there is nothing left to wake anyway.
+        if not self._trigger_lock.acquire(blocking=False):
+            return
+        try:
+            if not self._trigger_closed:
+                self._server.pull_trigger()  # wake select() now rather than at its timeout
+        finally:
+            self._trigger_lock.release()
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace: float = SHUTDOWN_GRACE_S) -> None:
+        """Stop in order, within `grace` seconds in all: no new requests; commands already
+        acked get their answer; polls in flight finish or give their lease back; deliveries
+        in flight finish (a post cut short is looked up before it is sent again); then the
+        store closes. Safe to call twice."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        deadline = time.monotonic() + grace
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         self.stop_serving()
         if (
             self._server_thread is not None
             and self._server_thread is not threading.current_thread()
         ):
-            self._server_thread.join(timeout=10)
+            self._server_thread.join(timeout=left())
         if self._socket_handler is not None:
-            self._socket_handler.close()
-        self.after_ack.shutdown()  # commands already acked get their answer before we stop
-        self.poller.shutdown()
-        self.notifier.shutdown()
+            with contextlib.suppress(Exception):  # already gone is fine: we are stopping
+                self._socket_handler.close()
+        self.after_ack.shutdown(timeout=left())
+        self.poller.shutdown(timeout=left())
+        self.notifier.shutdown(timeout=left())
         self.vendors.close()
         self.store.close()
+        log.info("shut down cleanly")

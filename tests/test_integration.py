@@ -314,3 +314,53 @@ def _healthy(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_answers_the_acked_command_then_exits_0(tmp_path, fake_slack, zoho_sim, sig):
+    """A deploy stops the bot while a command is acked but not yet answered (its membership
+    check is still waiting on Slack): the person still gets the answer, the watch is kept,
+    and the process exits 0 with no traceback, well within 10 s."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SYNCWATCH_", "ZOHO_"))
+    }
+    env.update(bot_env(tmp_path, fake_slack, zoho_sim))
+    zoho_sim.add_import_job(WS, JOB, steps_success(10, polls_queued=5, polls_running=5))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"],
+        env={**env, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: _healthy(port), what="bot health")
+        fake_slack.hang_after_next("conversations.info", 1.5)
+        response, key = SlackDriver(f"http://127.0.0.1:{port}", fake_slack).slash(
+            f"watch za {WS}/{JOB}", user="U5"
+        )
+        assert response.status_code == 200  # acked: the answer comes after the ack
+        fake_slack.wait_for("conversations.info")  # the answer is being worked on now
+        started = time.monotonic()
+        os.killpg(proc.pid, sig)
+        _, stderr = proc.communicate(timeout=15)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert took < 10, f"shutdown took {took:.1f} s"
+    assert "Traceback" not in stderr, stderr[-2000:]
+    answer = fake_slack.calls_for(f"respond/{key}")
+    assert len(answer) == 1 and "Started a watch" in json.dumps(answer[0].params), answer
+    from storage import Store
+
+    store = Store(str(tmp_path / "syncwatch.db"))
+    try:
+        watches = store.list_watches(statuses=None, limit=10)
+        assert [(w.ref, w.lease_owner) for w in watches] == [(f"{WS}/{JOB}", None)]
+    finally:
+        store.close()

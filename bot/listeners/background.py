@@ -17,7 +17,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
 
@@ -69,12 +69,28 @@ class AfterAck:
     def __init__(self, gate: AckGate | None = None, workers: int = WORKERS) -> None:
         self.gate = gate or AckGate()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="after-ack")
+        self._pending: set[Future[None]] = set()
+        self._lock = threading.Lock()
 
     def submit(self, work: Work, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        self._pool.submit(self._run, work, body, respond, client)
+        future = self._pool.submit(self._run, work, body, respond, client)
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._forget)
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+    def _forget(self, future: Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Take no more work and wait (up to `timeout`) for the work already acked: those
+        people were told "ok" and are waiting for the answer."""
+        self._pool.shutdown(wait=False)
+        with self._lock:
+            pending = set(self._pending)
+        _, unfinished = wait(pending, timeout=timeout)
+        if unfinished:
+            log.warning("%d answers after an ack were still running at shutdown", len(unfinished))
 
     def _run(self, work: Work, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         """A failure here happens after Slack got its ack, so nobody else would tell the

@@ -9,7 +9,17 @@ from typing import Any
 from bot.grammar import COMMAND, HELP_TOPICS, CommandError
 from bot.urls import URL_SHAPES
 from bot.vendors import SPECS, JobSnapshot, State, lookup
-from storage import Schedule, Transition, Watch
+from storage import (
+    ACTIVE,
+    DEFAULT_CONNECTION,
+    DONE,
+    PAUSED,
+    STOPPED,
+    Event,
+    Schedule,
+    Transition,
+    Watch,
+)
 
 # Action ids: the verb; the button's value carries the watch id.
 WATCH_REFRESH = "watch.refresh"
@@ -125,9 +135,9 @@ def render_parent(watch: Watch, now: float) -> Message:
     status_line = f"{emoji} *{label}*"
     if watch.raw_status:
         status_line += f" · vendor status `{esc_clip(watch.raw_status, 80)}`"
-    if watch.status == "stopped":
+    if watch.status == STOPPED:
         status_line = f":octagonal_sign: *Stopped* by <@{watch.stopped_by}> · last state: {label}"
-    elif watch.status == "paused":
+    elif watch.status == PAUSED:
         status_line = f":double_vertical_bar: *Paused* ({esc(watch.pause_reason or 'paused')})"
 
     blocks: list[dict[str, Any]] = [section(f"{job_title(watch)}\n{status_line}")]
@@ -141,7 +151,7 @@ def render_parent(watch: Watch, now: float) -> Message:
         code = f" `{esc_clip(snap.error_code, 40)}`" if snap.error_code else ""
         said = "*Vendor said*" if snap.error_code else "*Details*"
         blocks.append(section(f"{said}{code}\n{quote_block(snap.error_message, 600)}"))
-    if watch.status == "active" and watch.last_error:
+    if watch.status == ACTIVE and watch.last_error:
         failed = f"Last check failed ({watch.attempts}×)"
         blocks.append(context(f":warning: {failed}: {esc_clip(watch.last_error, 300)}"))
 
@@ -149,21 +159,21 @@ def render_parent(watch: Watch, now: float) -> Message:
     if watch.finished_at is not None:
         when = f"took {duration(watch.finished_at - watch.created_at)}"
     meta = [f"Asked by <@{watch.requester_id}>", when, f"watch `{watch.id}`"]
-    if watch.connection != "default":
+    if watch.connection != DEFAULT_CONNECTION:
         meta.append(f"connection `{esc(watch.connection)}`")
     blocks.append(context(" · ".join(meta)))
-    if watch.status == "active":
+    if watch.status == ACTIVE:
         blocks.append(_actions(watch))
     else:
         done_buttons = []
         if snap and snap.error_message and watch.state in (State.FAILED, State.PARTIAL):
             done_buttons.append(_button(WATCH_ERRORS, "Show errors", watch.id))
-        if _is_sync(watch) and watch.status == "done" and watch.state == State.FAILED:
+        if _is_sync(watch) and watch.status == DONE and watch.state == State.FAILED:
             done_buttons.append(_button(SYNC_RETRY, "Retry sync", watch.id, "primary"))
         if done_buttons:
             blocks.append({"type": "actions", "elements": done_buttons})
     text = f"{vendor_label(watch.vendor)} {watch.ref}: {label}"
-    if watch.status in ("stopped", "paused"):
+    if watch.status in (STOPPED, PAUSED):
         text = f"{vendor_label(watch.vendor)} {watch.ref}: {watch.status}"
     return Message(esc(text), blocks)
 
@@ -227,7 +237,7 @@ def render_reply(watch: Watch, transition: Transition) -> Message:
     took = duration(transition.at - watch.created_at)
     state = transition.to_state
 
-    if transition.event == "stopped":
+    if transition.event == Event.STOPPED:
         who = transition.actor or "someone"
         ping = mention if who != watch.requester_id else ""
         text = (
@@ -235,20 +245,20 @@ def render_reply(watch: Watch, transition: Transition) -> Message:
             "The job itself was not touched at the vendor."
         )
         return _reply(text)
-    if transition.event == "timeout":
+    if transition.event == Event.TIMEOUT:
         last = f" Last vendor status: `{esc_clip(transition.raw_status, 80)}`." if raw else ""
         text = (
             f":hourglass: {mention}Gave up after {took}: the job never finished while I was "
             f"watching.{last} Check it in {esc(label)} directly."
         )
         return _reply(text)
-    if transition.event == "errors":
+    if transition.event == Event.ERRORS:
         code = f" `{esc_clip(transition.error_code, 40)}`" if transition.error_code else ""
         head = f"<@{transition.actor}> asked for the full error list{code}"
         if transition.error_message:
             return _reply(f"{head}:\n{quote_block(transition.error_message, 2900 - len(head))}")
         return _reply(f"{head}: it is long ({esc(transition.note or '')}), so it is attached.")
-    if transition.event == "note":
+    if transition.event == Event.NOTE:
         who = f"<@{transition.actor}> " if transition.actor else ""
         return _reply(who + esc(transition.note or ""))
 
@@ -497,8 +507,8 @@ def render_home(
     """The App Home view: the user's running watches and schedules (each with Stop), then
     recent outcomes."""
     schedules = schedules or []
-    active = [w for w in watches if w.status in ("active", "paused")]
-    recent = [w for w in watches if w.status not in ("active", "paused")][:10]
+    active = [w for w in watches if w.status in (ACTIVE, PAUSED)]
+    recent = [w for w in watches if w.status not in (ACTIVE, PAUSED)][:10]
     out: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Your syncwatch watches"}}
     ]
@@ -506,7 +516,7 @@ def render_home(
         out.append(section(f"Nothing running. Start one from a channel: `{COMMAND} help`."))
     for w in active[:40]:
         emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
-        if w.status == "paused":
+        if w.status == PAUSED:
             emoji, label = ":double_vertical_bar:", f"Paused ({esc(w.pause_reason or '')})"
         line = (
             f"{emoji} {job_title(w)} — {label}\n`{w.id}` in <#{w.channel_id}>, "
@@ -524,7 +534,7 @@ def render_home(
         lines = []
         for w in recent:
             emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
-            if w.status == "stopped":
+            if w.status == STOPPED:
                 emoji, label = ":octagonal_sign:", "Stopped"
             lines.append(f"{emoji} {job_title(w)} — {label} in <#{w.channel_id}>")
         out.append(section("\n".join(lines)))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings
+from storage import ACTIVE, PAUSED
 
 log = logging.getLogger("syncwatch")
 
@@ -193,7 +194,7 @@ def cmd_watches(args: argparse.Namespace) -> int:
     settings = _settings_or_exit()
     store = Store(settings.db_path)
     try:
-        statuses = None if args.all else ("active", "paused")
+        statuses = None if args.all else (ACTIVE, PAUSED)
         watches = store.list_watches(statuses=statuses, limit=args.limit)
     finally:
         store.close()

@@ -18,12 +18,12 @@ from bot.vendors.micro import DEFAULT_BASE_URL as MICRO_DEFAULT_URL
 from bot.vendors.micro import MicroConnection
 from bot.vendors.zoho_auth import ZOHO_DCS, ZohoConnection
 from bot.vendors.zuora import API_SANDBOX_HOSTS, ZUORA_ENVS, ZuoraConnection
+from storage import DEFAULT_CONNECTION
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 SLACK_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,20}$")
 SYNC_TARGET = re.compile(r"^[0-9]{1,20}/[0-9]{1,20}$")
-DEFAULT_CONNECTION = "default"
 RATE_KEY = "rate_per_minute"  # in each connection section; <FAMILY>_RATE_PER_MINUTE in the env
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class SyncTarget:
 
     workspace_id: str
     datasource_id: str
-    connection: str = "default"
+    connection: str = DEFAULT_CONNECTION
     options: SyncOptions = SyncOptions()
 
     @property

@@ -30,6 +30,7 @@ from bot.simulators.zoho import (
 )
 from bot.simulators.zoho_crm import ZohoCrmSimulator, sample_result_csv, steps_with_skips
 from bot.simulators.zuora import FILE_IDS, ZuoraSimulator, steps_failed, steps_two_batches
+from storage import DONE
 
 CHANNEL, CHANNEL_NAME = "C0DEMO", "#revops-imports"
 USERS = {
@@ -285,7 +286,7 @@ def _wait_for_outcomes(bot: BotProcess, timeout: float, expected: int) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         watches = bot.store.list_watches(statuses=None)
-        done = len(watches) == expected and all(w.status == "done" for w in watches)
+        done = len(watches) == expected and all(w.status == DONE for w in watches)
         backlog, _ = bot.store.outbox_backlog(time.time())
         if done and backlog == 0:
             return True

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from bot.urls import UrlError, looks_like_url, parse_url
 from bot.vendors import SPECS, RefError, VendorSpec, lookup
+from storage import DEFAULT_CONNECTION
 
 COMMAND = "/syncwatch"
 MAX_TEXT = 4000
@@ -26,7 +27,7 @@ class HelpRequest:
 class WatchRequest:
     vendor: str
     refs: tuple[str, ...]
-    connection: str = "default"
+    connection: str = DEFAULT_CONNECTION
     every: float | None = None  # seconds; clamped to the vendor's floor by the service
 
 
@@ -35,7 +36,7 @@ class WatchLinksRequest:
     """`watch <url> [<url> …]`: jobs named by pasted vendor links, possibly of several vendors."""
 
     jobs: tuple[tuple[str, str], ...]  # (vendor key, job ref)
-    connection: str = "default"
+    connection: str = DEFAULT_CONNECTION
     every: float | None = None
 
 
@@ -43,7 +44,7 @@ class WatchLinksRequest:
 class SyncRequest:
     workspace_id: str
     datasource_id: str
-    connection: str = "default"
+    connection: str = DEFAULT_CONNECTION
     at: str | None = None
     tz: str | None = None
 
@@ -200,7 +201,7 @@ def _take_options(
 
 def _parse_connection(options: dict[str, list[str]], example: str) -> str:
     if "as" not in options:
-        return "default"
+        return DEFAULT_CONNECTION
     values = options["as"]
     if len(values) != 1 or not CONNECTION_NAME.match(values[0].lower()):
         raise CommandError(

@@ -16,7 +16,7 @@ from bot.vendors import (
     VendorError,
     VendorSpec,
 )
-from storage import DONE, PollResult, TransitionDraft, Watch
+from storage import DONE, Event, PollResult, TransitionDraft, Watch
 
 Random = Callable[[], float]  # uniform in [0, 1)
 
@@ -106,7 +106,7 @@ def timed_out(watch: Watch, now: float) -> PollResult:
             "next_poll_at": None,
         },
         transition=TransitionDraft(
-            event="timeout",
+            event=Event.TIMEOUT,
             from_state=watch.state,
             to_state=State.EXPIRED.value,
             raw_status=watch.raw_status,
@@ -142,7 +142,7 @@ def _on_snapshot(
     transition = None
     if changed_state:
         transition = TransitionDraft(
-            event="state",
+            event=Event.STATE,
             from_state=watch.state,
             to_state=snap.state.value,
             raw_status=snap.raw_status,
@@ -226,7 +226,7 @@ def failed(watch: Watch, err: VendorError, now: float) -> PollResult:
             "last_error": None,
         },
         transition=TransitionDraft(
-            event="state",
+            event=Event.STATE,
             from_state=watch.state,
             to_state=state.value,
             raw_status=watch.raw_status,

@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from storage import WatchStatus
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -45,7 +47,7 @@ class _StoreCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         by_status, backlog, age = self.read()
         watches = GaugeMetricFamily("syncwatch_watches", "Watches by status", labels=["status"])
-        for status in ("active", "done", "stopped", "paused"):
+        for status in WatchStatus:
             watches.add_metric([status], by_status.get(status, 0))
         yield watches
         yield GaugeMetricFamily("syncwatch_outbox_backlog", "Unsent outbox rows", value=backlog)

@@ -25,7 +25,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot import blocks
 from bot.metrics import Metrics
-from storage import OutboxRow, Store
+from storage import OutboxKind, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class Notifier:
         held: set[str] = set()
         with self._locks[hash(rows[0].watch_id) % len(self._locks)]:
             for row in rows:
-                queue = "parent" if row.kind == "parent" else "thread"
+                queue = "parent" if row.kind == OutboxKind.PARENT else "thread"
                 if queue in held:
                     continue
                 if not self._deliver(row):
@@ -168,11 +168,11 @@ class Notifier:
     def _deliver(self, row: OutboxRow) -> bool:
         """Deliver one row. Returns False when it was deferred (later rows must wait)."""
         try:
-            if row.kind == "parent":
+            if row.kind == OutboxKind.PARENT:
                 self._sync_parent(row)
-            elif row.kind == "reply":
+            elif row.kind == OutboxKind.REPLY:
                 self._send_reply(row)
-            elif row.kind == "upload":
+            elif row.kind == OutboxKind.UPLOAD:
                 self._upload(row)
             else:
                 self.store.mark_dead(row.id, f"unknown outbox kind {row.kind!r}")
@@ -263,7 +263,11 @@ class Notifier:
                 else:
                     raise
         channel, ts = self._post_once(
-            row.id, {"watch_id": watch.id, "kind": "parent"}, watch.channel_id, None, message
+            row.id,
+            {"watch_id": watch.id, "kind": OutboxKind.PARENT.value},
+            watch.channel_id,
+            None,
+            message,
         )
         self.store.parent_posted(watch.id, channel, ts, upto, self.clock())
 

@@ -32,7 +32,7 @@ from bot.metrics import Metrics
 from bot.ratelimit import Buckets
 from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
 from bot.vendors.pool import UnknownConnectionError, VendorPool
-from storage import NewWatch, PollResult, Store, Watch
+from storage import NewWatch, PollResult, ScheduleStatus, Store, Watch
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,11 @@ class Poller:
     def run_schedule(self, schedule_id: str) -> str | None:
         """One scheduled sync: a new sync watch, recorded with the schedule's next time."""
         schedule = self.store.get_schedule(schedule_id)
-        if schedule is None or schedule.status != "active" or schedule.next_run_at is None:
+        if (
+            schedule is None
+            or schedule.status != ScheduleStatus.ACTIVE
+            or schedule.next_run_at is None
+        ):
             return None
         now = self.clock()
         due = schedule.next_run_at

@@ -19,8 +19,10 @@ from bot.vendors import JobSnapshot, VendorSpec, lookup
 from bot.vendors.common import csv_bytes
 from storage import (
     ACTIVE,
+    DEFAULT_CONNECTION,
     PAUSED,
     DuplicateWatchError,
+    Event,
     NewWatch,
     Store,
     TransitionDraft,
@@ -176,7 +178,7 @@ class Service:
         ref = f"{request.workspace_id}/{request.datasource_id}"
         target = self.settings.syncs.get(ref)
         connection = request.connection
-        if target is not None and request.connection == "default":
+        if target is not None and request.connection == DEFAULT_CONNECTION:
             connection = target.connection  # the operator tied this datasource to a connection
         if target is not None and connection != target.connection:
             return blocks.render_notice(
@@ -256,7 +258,7 @@ class Service:
         if len(text) > blocks.ERRORS_INLINE_LIMIT:
             uploads.append(_errors_csv(watch.id, text))
         draft = TransitionDraft(
-            event="errors",
+            event=Event.ERRORS,
             actor=who.user_id,
             error_code=snap.error_code,
             error_message=text if not uploads else None,

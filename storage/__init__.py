@@ -1,35 +1,48 @@
-"""SQLite storage: the only package that names tables or writes SQL."""
+"""Storage: the only package that names tables or writes SQL.
 
-from .store import (
+`records` holds the vocabulary (dataclasses and statuses) every layer imports; `Store` is
+the one door to the database.
+"""
+
+from .records import (
     ACTIVE,
+    DEFAULT_CONNECTION,
     DONE,
     PAUSED,
     STOPPED,
-    DuplicateWatchError,
+    Event,
     NewWatch,
+    OutboxKind,
     OutboxRow,
     ParentRef,
     PollResult,
     Schedule,
-    Store,
+    ScheduleStatus,
     Transition,
     TransitionDraft,
     Watch,
+    WatchStatus,
 )
+from .store import DuplicateWatchError, Store
 
 __all__ = [
     "ACTIVE",
+    "DEFAULT_CONNECTION",
     "DONE",
     "PAUSED",
     "STOPPED",
     "DuplicateWatchError",
+    "Event",
     "NewWatch",
+    "OutboxKind",
     "OutboxRow",
     "ParentRef",
     "PollResult",
     "Schedule",
+    "ScheduleStatus",
     "Store",
     "Transition",
     "TransitionDraft",
     "Watch",
+    "WatchStatus",
 ]

@@ -9,22 +9,43 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlite_utils import Database
 
 from .db import ConnectionPool
 from .migrations import apply as apply_migrations
-
-ACTIVE = "active"
-DONE = "done"
-STOPPED = "stopped"
-PAUSED = "paused"
+from .records import (
+    ACTIVE,
+    DONE,
+    PAUSED,
+    STOPPED,
+    Event,
+    NewWatch,
+    OutboxKind,
+    OutboxRow,
+    ParentRef,
+    PollResult,
+    Schedule,
+    ScheduleStatus,
+    Transition,
+    TransitionDraft,
+    Watch,
+    WatchStatus,
+)
 
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o/1/l: ids are read aloud and typed
+
+# The one table of a watch's life: each status, and the statuses it may be reached from.
+# Every status change goes through `Store._move`, which enforces this in its WHERE clause,
+# so a stop that lands mid-poll, or a retry racing a stop, can't undo the other.
+MOVES: dict[WatchStatus, tuple[WatchStatus, ...]] = {
+    DONE: (ACTIVE,),  # the job ended, or the watch ran out of time (a poll decided)
+    STOPPED: (ACTIVE, PAUSED),  # a person stopped watching
+    PAUSED: (ACTIVE,),  # Slack closed the channel to us
+    ACTIVE: (DONE,),  # "Retry sync" runs a finished sync again, same message and thread
+}
 
 
 class DuplicateWatchError(Exception):
@@ -33,160 +54,6 @@ class DuplicateWatchError(Exception):
     def __init__(self, existing: Watch) -> None:
         super().__init__(f"already watching as {existing.id}")
         self.existing = existing
-
-
-@dataclass(frozen=True)
-class Watch:
-    id: str
-    vendor: str
-    ref: str
-    connection: str
-    team_id: str | None
-    channel_id: str
-    requester_id: str
-    status: str
-    state: str | None
-    raw_status: str | None
-    snapshot: str | None
-    interval_s: float
-    created_at: float
-    updated_at: float
-    next_poll_at: float | None
-    lease_until: float | None
-    lease_owner: str | None
-    attempts: int
-    polls: int
-    last_error: str | None
-    deadline: float
-    finished_at: float | None
-    stopped_by: str | None
-    pause_reason: str | None
-    trigger_pending: int = 0
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any] | sqlite3.Row) -> Watch:
-        data = dict(row)
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
-
-
-@dataclass(frozen=True)
-class NewWatch:
-    vendor: str
-    ref: str
-    connection: str
-    channel_id: str
-    requester_id: str
-    interval_s: float
-    deadline: float
-    team_id: str | None = None
-    trigger: bool = False  # a sync: the first poll starts it
-
-
-@dataclass(frozen=True)
-class Transition:
-    id: int
-    watch_id: str
-    at: float
-    event: str
-    from_state: str | None
-    to_state: str | None
-    raw_status: str | None
-    error_code: str | None
-    error_message: str | None
-    actor: str | None
-    note: str | None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Transition:
-        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
-
-
-@dataclass(frozen=True)
-class TransitionDraft:
-    """A history entry to record; `event` is state | stopped | timeout | note."""
-
-    event: str
-    from_state: str | None = None
-    to_state: str | None = None
-    raw_status: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    actor: str | None = None
-    note: str | None = None
-
-
-@dataclass(frozen=True)
-class PollResult:
-    """Everything one poll changes, applied in one transaction by `Store.apply_poll`.
-
-    `changes` are watch columns to set. With `transition`, a thread reply is queued for it;
-    each of `notes` becomes a further `note` entry with its own reply (budget warnings and
-    the like); `update_parent` queues an edit of the parent; each of `uploads` (JSON-able
-    payloads) queues a file for the thread.
-    """
-
-    changes: dict[str, Any]
-    transition: TransitionDraft | None = None
-    update_parent: bool = False
-    uploads: Sequence[dict[str, Any]] = field(default_factory=tuple)
-    notes: Sequence[str] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    id: int
-    watch_id: str
-    kind: str
-    transition_id: int | None
-    payload: dict[str, Any]
-    status: str
-    attempts: int
-    created_at: float
-    next_attempt_at: float
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> OutboxRow:
-        return cls(
-            id=row["id"],
-            watch_id=row["watch_id"],
-            kind=row["kind"],
-            transition_id=row["transition_id"],
-            payload=json.loads(row["payload"] or "{}"),
-            status=row["status"],
-            attempts=row["attempts"] or 0,
-            created_at=row["created_at"],
-            next_attempt_at=row["next_attempt_at"],
-        )
-
-
-@dataclass(frozen=True)
-class Schedule:
-    id: str
-    vendor: str
-    ref: str
-    connection: str
-    team_id: str | None
-    channel_id: str
-    requester_id: str
-    cron: str
-    tz: str
-    status: str
-    next_run_at: float | None
-    last_run_at: float | None
-    created_at: float
-    stopped_by: str | None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Schedule:
-        return cls(**{f.name: row.get(f.name) for f in fields(cls)})
-
-
-@dataclass(frozen=True)
-class ParentRef:
-    watch_id: str
-    channel_id: str
-    ts: str
-    editable: bool = True
 
 
 class Store:
@@ -245,7 +112,7 @@ class Store:
                     },
                     pk="id",
                 )
-                self._queue(db, watch_id, "parent", now)
+                self._queue(db, watch_id, OutboxKind.PARENT, now)
                 created.append(self.get_watch(watch_id))
         return [w for w in created if w is not None]
 
@@ -350,34 +217,66 @@ class Store:
             "lease_until": None,
             "lease_owner": None,
         }
-        # One conditional UPDATE instead of a read, then sqlite-utils' update() (which reads
-        # the row and the table's schema again): this runs once per poll, thousands a minute.
-        assignments = ", ".join(f"[{column}] = ?" for column in changes)
+        to = WatchStatus(changes.pop("status", ACTIVE))
         with self.pool.immediate() as db:
-            cursor = db.execute(
-                f"UPDATE watches SET {assignments} WHERE id = ? AND status = ? AND lease_owner = ?",
-                [*changes.values(), watch_id, ACTIVE, owner],
-            )
-            if cursor.rowcount != 1:
+            if to is not ACTIVE:
+                applied = self._move(db, watch_id, to, changes, owner=owner)
+            else:
+                # One conditional UPDATE instead of a read and sqlite-utils' update() (which
+                # reads the row and the schema again): this runs thousands of times a minute.
+                assignments = ", ".join(f"[{column}] = ?" for column in changes)
+                cursor = db.execute(
+                    f"UPDATE watches SET {assignments} "
+                    "WHERE id = ? AND status = ? AND lease_owner = ?",
+                    [*changes.values(), watch_id, ACTIVE, owner],
+                )
+                applied = cursor.rowcount == 1
+            if not applied:
                 return False
             self._record(db, watch_id, result.transition, result.update_parent, now)
             for note in result.notes:
-                self._record(db, watch_id, TransitionDraft(event="note", note=note), False, now)
+                self._record(db, watch_id, TransitionDraft(event=Event.NOTE, note=note), False, now)
             for payload in result.uploads:
-                self._queue(db, watch_id, "upload", now, payload=payload)
+                self._queue(db, watch_id, OutboxKind.UPLOAD, now, payload=payload)
             return True
+
+    def _move(
+        self,
+        db: Database,
+        watch_id: str,
+        to: WatchStatus,
+        columns: dict[str, Any],
+        *,
+        owner: str | None = None,
+    ) -> bool:
+        """The one place a watch's status changes: to `to`, only from a status MOVES allows
+        (and, for a poll, only while `owner` holds the lease), with `columns` set alongside.
+        Returns whether the watch moved."""
+        sources = MOVES[to]
+        values = {**columns, "status": to.value}
+        assignments = ", ".join(f"[{column}] = ?" for column in values)
+        sql = (
+            f"UPDATE watches SET {assignments} "
+            f"WHERE id = ? AND status IN ({', '.join('?' for _ in sources)})"
+        )
+        params = [*values.values(), watch_id, *(s.value for s in sources)]
+        if owner is not None:
+            sql += " AND lease_owner = ?"
+            params.append(owner)
+        return db.execute(sql, params).rowcount == 1
 
     def stop_watch(self, watch_id: str, by: str, now: float) -> Watch | None:
         """Stop an active or paused watch. Returns the stopped watch, or None if it was not
         running (already done or stopped)."""
         with self.pool.immediate() as db:
             current = self.get_watch(watch_id)
-            if current is None or current.status not in (ACTIVE, PAUSED):
+            if current is None:
                 return None
-            db["watches"].update(
+            moved = self._move(
+                db,
                 watch_id,
+                STOPPED,
                 {
-                    "status": STOPPED,
                     "stopped_by": by,
                     "finished_at": now,
                     "updated_at": now,
@@ -386,8 +285,10 @@ class Store:
                     "lease_owner": None,
                 },
             )
+            if not moved:
+                return None
             draft = TransitionDraft(
-                event="stopped", from_state=current.state, to_state=current.state, actor=by
+                event=Event.STOPPED, from_state=current.state, to_state=current.state, actor=by
             )
             self._record(db, watch_id, draft, True, now)
         return self.get_watch(watch_id)
@@ -402,10 +303,11 @@ class Store:
                 return None
             if self.find_active(current.vendor, current.ref, current.channel_id) is not None:
                 return None
-            db["watches"].update(
+            moved = self._move(
+                db,
                 watch_id,
+                ACTIVE,
                 {
-                    "status": ACTIVE,
                     "trigger_pending": 1,
                     "polls": 0,
                     "attempts": 0,
@@ -417,7 +319,9 @@ class Store:
                     "updated_at": now,
                 },
             )
-            draft = TransitionDraft(event="note", actor=by, note="asked to run the sync again.")
+            if not moved:
+                return None
+            draft = TransitionDraft(event=Event.NOTE, actor=by, note="asked to run the sync again.")
             self._record(db, watch_id, draft, True, now)
         return self.get_watch(watch_id)
 
@@ -439,17 +343,23 @@ class Store:
                 return False
             self._record(db, watch_id, draft, False, now)
             for payload in uploads:
-                self._queue(db, watch_id, "upload", now, payload=payload)
+                self._queue(db, watch_id, OutboxKind.UPLOAD, now, payload=payload)
             return True
 
     def pause_watch(self, watch_id: str, reason: str, now: float) -> None:
         """Stop polling and delivering: Slack says the channel is gone or closed to us."""
         with self.pool.immediate() as db:
-            db.execute(
-                "UPDATE watches SET status = 'paused', pause_reason = ?, updated_at = ?, "
-                "next_poll_at = NULL, lease_until = NULL, lease_owner = NULL "
-                "WHERE id = ? AND status = 'active'",
-                [reason, now, watch_id],
+            self._move(
+                db,
+                watch_id,
+                PAUSED,
+                {
+                    "pause_reason": reason,
+                    "updated_at": now,
+                    "next_poll_at": None,
+                    "lease_until": None,
+                    "lease_owner": None,
+                },
             )
             db.execute(
                 "UPDATE outbox SET status = 'dead', last_error = ? "
@@ -467,14 +377,14 @@ class Store:
     ) -> None:
         # Parent edit before the reply: the thread then never runs ahead of the message.
         if update_parent:
-            self._queue(db, watch_id, "parent", now)
+            self._queue(db, watch_id, OutboxKind.PARENT, now)
         if draft is not None:
             transition_id = (
                 db["transitions"]
                 .insert({"watch_id": watch_id, "at": now, **draft.__dict__}, pk="id")
                 .last_pk
             )
-            self._queue(db, watch_id, "reply", now, transition_id=transition_id)
+            self._queue(db, watch_id, OutboxKind.REPLY, now, transition_id=transition_id)
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -671,7 +581,7 @@ class Store:
             ).fetchone()
             if pending:
                 return False
-            self._queue(db, watch_id, "parent", now)
+            self._queue(db, watch_id, OutboxKind.PARENT, now)
             return True
 
     def release_all_leases(self) -> int:
@@ -715,7 +625,7 @@ class Store:
                     "requester_id": draft.requester_id,
                     "cron": cron,
                     "tz": tz,
-                    "status": ACTIVE,
+                    "status": ScheduleStatus.ACTIVE.value,
                     "next_run_at": next_run_at,
                     "created_at": now,
                 },
@@ -734,7 +644,7 @@ class Store:
         *,
         channel_id: str | None = None,
         requester_id: str | None = None,
-        statuses: Sequence[str] | None = (ACTIVE,),
+        statuses: Sequence[str] | None = (ScheduleStatus.ACTIVE,),
     ) -> list[Schedule]:
         where, params = [], []
         for column, value in (("channel_id", channel_id), ("requester_id", requester_id)):
@@ -750,10 +660,11 @@ class Store:
     def stop_schedule(self, schedule_id: str, by: str, now: float) -> Schedule | None:
         with self.pool.immediate() as db:
             current = self.get_schedule(schedule_id)
-            if current is None or current.status != ACTIVE:
+            if current is None or current.status != ScheduleStatus.ACTIVE:
                 return None
             db["schedules"].update(
-                schedule_id, {"status": STOPPED, "stopped_by": by, "next_run_at": None}
+                schedule_id,
+                {"status": ScheduleStatus.STOPPED.value, "stopped_by": by, "next_run_at": None},
             )
         return self.get_schedule(schedule_id)
 
@@ -771,13 +682,17 @@ class Store:
         restart or a double fire never doubles a run."""
         with self.pool.immediate() as db:
             current = self.get_schedule(schedule_id)
-            if current is None or current.status != ACTIVE or current.next_run_at != due_at:
+            if (
+                current is None
+                or current.status != ScheduleStatus.ACTIVE
+                or current.next_run_at != due_at
+            ):
                 return None
             db["schedules"].update(schedule_id, {"next_run_at": next_run_at, "last_run_at": now})
             running = self.find_active(draft.vendor, draft.ref, draft.channel_id)
             if running is not None:  # still syncing from before: say so where people look
                 skipped = TransitionDraft(
-                    event="note",
+                    event=Event.NOTE,
                     note=f"Schedule {schedule_id}'s next run was skipped: this sync is still "
                     "running.",
                 )
@@ -785,7 +700,7 @@ class Store:
                 return None
             (watch,) = self.create_watches([draft], now)
             if note:
-                self._record(db, watch.id, TransitionDraft(event="note", note=note), False, now)
+                self._record(db, watch.id, TransitionDraft(event=Event.NOTE, note=note), False, now)
             return watch
 
     # -- request budgets -------------------------------------------------------------------

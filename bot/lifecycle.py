@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.config import Settings
 from bot.vendors import (
     AuthError,
     JobNotFoundError,
@@ -16,7 +17,7 @@ from bot.vendors import (
     VendorError,
     VendorSpec,
 )
-from storage import DONE, Event, PollResult, TransitionDraft, Watch
+from storage import DONE, Event, NewWatch, PollResult, TransitionDraft, Watch
 
 Random = Callable[[], float]  # uniform in [0, 1)
 
@@ -28,6 +29,10 @@ class PollPolicy:
     poll_interval: float | None = None  # SYNCWATCH_POLL_INTERVAL; None = vendor defaults
     watch_timeout: float = 86400.0
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PollPolicy:
+        return cls(settings.poll_interval, settings.watch_timeout)
+
 
 def start_interval(spec: VendorSpec, every: float | None, policy: PollPolicy) -> float:
     """A new watch's first interval (design.md §6 Intervals)."""
@@ -36,6 +41,34 @@ def start_interval(spec: VendorSpec, every: float | None, policy: PollPolicy) ->
         return base
     floor = spec.floor if policy.poll_interval is None else min(spec.floor, policy.poll_interval)
     return max(every, floor)
+
+
+def new_watch(
+    spec: VendorSpec,
+    ref: str,
+    *,
+    connection: str,
+    channel_id: str,
+    requester_id: str,
+    team_id: str | None,
+    policy: PollPolicy,
+    now: float,
+    every: float | None = None,
+    trigger: bool = False,
+) -> NewWatch:
+    """The one way a watch is drafted, for a typed command and a scheduled run alike: its
+    first interval, its deadline and, for a sync, that its first poll triggers the sync."""
+    return NewWatch(
+        vendor=spec.key,
+        ref=ref,
+        connection=connection,
+        channel_id=channel_id,
+        requester_id=requester_id,
+        team_id=team_id,
+        interval_s=start_interval(spec, every, policy),
+        deadline=now + policy.watch_timeout,
+        trigger=trigger,
+    )
 
 
 def interval_at(spec: VendorSpec, start: float, age: float) -> float:

@@ -13,26 +13,23 @@ import datetime as dt
 import logging
 import os
 import random
-import re
 import secrets
 import tempfile
 import threading
 import time
-import zoneinfo
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from bot import lifecycle
 from bot.metrics import Metrics
 from bot.ratelimit import Buckets
 from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
 from bot.vendors.pool import UnknownConnectionError, VendorPool
-from storage import NewWatch, PollResult, ScheduleStatus, Store, Watch
+from storage import PollResult, Store, Watch
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +72,7 @@ class Poller:
     # -- scheduling ------------------------------------------------------------------------
 
     def start(self, *, paused: bool = False) -> None:
-        """Start ticking (and the schedules' cron jobs). `paused` builds the jobs without
-        running them (tests inspect them)."""
+        """Start ticking. `paused` builds the tick job without running it (tests)."""
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.add_job(
             self.tick,
@@ -90,72 +86,6 @@ class Poller:
         )
         scheduler.start(paused=paused)
         self._scheduler = scheduler
-        self.load_schedules()
-
-    # -- scheduled syncs -------------------------------------------------------------------
-
-    def load_schedules(self) -> None:
-        """Make the scheduler's cron jobs match the active schedules in the database. Each
-        job starts from the stored `next_run_at`, so a run missed while down fires once
-        (coalesce) and none is doubled (APScheduler 3 would otherwise skip missed runs)."""
-        if self._scheduler is None:
-            return
-        wanted = {s.id: s for s in self.store.list_schedules()}
-        for job in self._scheduler.get_jobs():
-            if job.id.startswith("s") and job.id not in wanted:
-                job.remove()
-        for schedule in wanted.values():
-            if self._scheduler.get_job(schedule.id) is not None or schedule.next_run_at is None:
-                continue
-            self._scheduler.add_job(
-                self.run_schedule,
-                cron_trigger(schedule.cron, schedule.tz),
-                args=[schedule.id],
-                id=schedule.id,
-                next_run_time=dt.datetime.fromtimestamp(schedule.next_run_at, dt.UTC),
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=None,
-            )
-
-    def run_schedule(self, schedule_id: str) -> str | None:
-        """One scheduled sync: a new sync watch, recorded with the schedule's next time."""
-        schedule = self.store.get_schedule(schedule_id)
-        if (
-            schedule is None
-            or schedule.status != ScheduleStatus.ACTIVE
-            or schedule.next_run_at is None
-        ):
-            return None
-        now = self.clock()
-        due = schedule.next_run_at
-        if due > now + TICK_SECONDS:
-            return None  # not yet (a reload raced the scheduler): the job fires again later
-        following = next_run(schedule.cron, schedule.tz, now)
-        note = None
-        if now - due > LATE_AFTER:
-            note = (
-                f"Schedule {schedule.id} ran late: it was due {_utc(due)} but syncwatch was "
-                "not running then."
-            )
-        draft = NewWatch(
-            vendor=schedule.vendor,
-            ref=schedule.ref,
-            connection=schedule.connection,
-            channel_id=schedule.channel_id,
-            requester_id=schedule.requester_id,
-            team_id=schedule.team_id,
-            interval_s=self._schedule_interval(schedule.vendor),
-            deadline=now + self.policy.watch_timeout,
-            trigger=True,
-        )
-        watch = self.store.record_schedule_run(schedule.id, due, following, draft, note, now)
-        self.on_change()
-        return watch.id if watch else None
-
-    def _schedule_interval(self, vendor: str) -> float:
-        spec = lookup(vendor)
-        return lifecycle.start_interval(spec, None, self.policy) if spec else 60.0
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop ticking, let in-flight polls finish (up to `timeout`), give back every lease
@@ -371,43 +301,3 @@ class Poller:
 
 def _min_interval(vendor: Any) -> float | None:
     return getattr(vendor, "min_interval", None)
-
-
-def cron_trigger(cron: str, tz: str) -> CronTrigger:
-    return CronTrigger.from_crontab(cron, timezone=tz)
-
-
-def next_run(cron: str, tz: str, after: float) -> float:
-    """Epoch seconds of the first fire strictly after `after`."""
-    start = dt.datetime.fromtimestamp(after, dt.UTC)
-    fire = cron_trigger(cron, tz).get_next_fire_time(None, start)
-    if fire is not None and fire.timestamp() <= after:
-        fire = cron_trigger(cron, tz).get_next_fire_time(fire, start + dt.timedelta(seconds=1))
-    if fire is None:
-        raise ValueError("that schedule never fires")
-    return fire.timestamp()
-
-
-def parse_schedule(at: str, tz: str | None) -> tuple[str, str]:
-    """`HH:MM` or a 5-field cron, read in `tz` (default UTC) -> (cron, tz). Raises
-    ValueError with a message for the user."""
-    zone = tz or "UTC"
-    try:
-        zoneinfo.ZoneInfo(zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"`{zone}` is not a time zone; use an IANA name like Europe/Berlin"
-        ) from None
-    clock = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", at.strip())
-    cron = f"{int(clock.group(2))} {int(clock.group(1))} * * *" if clock else " ".join(at.split())
-    if len(cron.split()) != 5:
-        raise ValueError("give a time like `06:30` or a 5-field cron like `0 6 * * 1-5`")
-    try:
-        cron_trigger(cron, zone)
-    except ValueError as err:
-        raise ValueError(f"`{cron}` is not a valid cron schedule ({err})") from None
-    return cron, zone
-
-
-def _utc(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

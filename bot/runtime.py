@@ -19,10 +19,12 @@ from waitress.server import create_server
 from bot.app import HTTP_THREADS, create_app, make_wsgi
 from bot.budget import MonthlyBudget
 from bot.config import Settings
+from bot.lifecycle import PollPolicy
 from bot.listeners.background import AfterAck
 from bot.metrics import Metrics
 from bot.notifier import Notifier, build_slack_client
 from bot.poller import Poller
+from bot.schedules import ScheduleRunner
 from bot.service import Service
 from bot.vendors import SyncOptions, VendorContext, build_http_client
 from bot.vendors.pool import VendorPool
@@ -78,16 +80,26 @@ class BotProcess:
         self.notifier = Notifier(
             self.store, writer, clock=clock, metrics=self.metrics, paced=pace_slack
         )
-        self.service = Service(self.store, settings, clock=clock, on_change=self.notifier.wake)
+        policy = PollPolicy.from_settings(settings)
+        self.schedules = ScheduleRunner(
+            self.store, policy, clock=clock, on_change=self.notifier.wake
+        )
+        self.service = Service(
+            self.store,
+            settings,
+            clock=clock,
+            policy=policy,
+            on_change=self.notifier.wake,
+            on_schedules_changed=self.schedules.reload,
+        )
         self.poller = Poller(
             self.store,
             self.vendors,
-            self.service.policy,
+            policy,
             clock=clock,
             on_change=self.notifier.wake,
             metrics=self.metrics,
         )
-        self.service.on_schedules_changed = self.poller.load_schedules
         self.after_ack = AfterAck()  # acks first, then the work after them
         self.app = create_app(
             settings,
@@ -128,6 +140,7 @@ class BotProcess:
         self._sweep_spool()
         self.notifier.start()
         self.poller.start()
+        self.schedules.start()
         self.notifier.wake()
 
     def _sweep_spool(self) -> None:
@@ -230,6 +243,7 @@ class BotProcess:
             with contextlib.suppress(Exception):  # already gone is fine: we are stopping
                 self._socket_handler.close()
         self.after_ack.shutdown(timeout=left())
+        self.schedules.shutdown()
         self.poller.shutdown(timeout=left())
         self.notifier.shutdown(timeout=left())
         self.vendors.close()

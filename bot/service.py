@@ -14,7 +14,7 @@ from typing import Any
 
 from bot import blocks, grammar, lifecycle
 from bot.config import Settings
-from bot.poller import next_run, parse_schedule
+from bot.schedules import next_run, parse_schedule
 from bot.vendors import JobSnapshot, VendorSpec, lookup
 from bot.vendors.common import csv_bytes
 from storage import (
@@ -50,13 +50,15 @@ class Service:
         *,
         clock: Callable[[], float],
         on_change: Callable[[], None] = lambda: None,
+        on_schedules_changed: Callable[[], None] = lambda: None,
+        policy: lifecycle.PollPolicy | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
         self.on_change = on_change  # wakes the notifier after a commit
-        self.on_schedules_changed: Callable[[], None] = lambda: None  # reloads cron jobs
-        self.policy = lifecycle.PollPolicy(settings.poll_interval, settings.watch_timeout)
+        self.on_schedules_changed = on_schedules_changed  # reloads the schedules' cron jobs
+        self.policy = policy or lifecycle.PollPolicy.from_settings(settings)
 
     def handle(self, request: grammar.Request, who: Requester) -> blocks.Message:
         if isinstance(request, grammar.HelpRequest):
@@ -104,15 +106,16 @@ class Service:
             if refusal is not None:
                 return refusal
             drafts.append(
-                NewWatch(
-                    vendor=spec.key,
-                    ref=ref,
+                lifecycle.new_watch(
+                    spec,
+                    ref,
                     connection=connection,
                     channel_id=who.channel_id,
                     requester_id=who.user_id,
                     team_id=who.team_id,
-                    interval_s=lifecycle.start_interval(spec, every, self.policy),
-                    deadline=now + self.policy.watch_timeout,
+                    policy=self.policy,
+                    now=now,
+                    every=every,
                     trigger=trigger,
                 )
             )

@@ -95,9 +95,9 @@ def test_schedule_command_lists_and_stops(running, fake_slack):
     created, _ = slack.slash(f"sync {WS}/{DS} at 0 6 * * 1-5 tz Europe/Berlin")
     (schedule,) = bot.store.list_schedules()
     assert schedule.id in created.text and schedule.cron == "0 6 * * 1-5"
-    assert bot.poller._scheduler.get_job(schedule.id) is not None
+    assert bot.schedules.job(schedule.id) is not None
     listing, _ = slack.slash("list")
     assert schedule.id in listing.text
     stopped, _ = slack.slash(f"stop {schedule.id}")
     assert "Stopped schedule" in stopped.text
-    assert bot.poller._scheduler.get_job(schedule.id) is None
+    assert bot.schedules.job(schedule.id) is None

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import httpx
 import pytest
 
 from bot.lifecycle import PollPolicy
-from bot.poller import Poller, next_run, parse_schedule
-from bot.vendors import VendorContext, build_http_client
-from bot.vendors.pool import VendorPool
+from bot.schedules import ScheduleRunner, next_run, parse_schedule
 from storage import NewWatch
 
 REF = "2480011000000498001/2480011000000630011"
@@ -34,14 +31,10 @@ def draft(**kw) -> NewWatch:
 
 
 @pytest.fixture
-def poller(store, clock):
-    ctx = VendorContext(
-        http=build_http_client(httpx.MockTransport(lambda r: httpx.Response(500))), clock=clock
-    )
-    p = Poller(store, VendorPool(lambda family: {}, ctx), PollPolicy(), clock=clock)
-    yield p
-    p.shutdown()
-    ctx.http.close()
+def runner(store, clock):
+    r = ScheduleRunner(store, PollPolicy(), clock=clock)
+    yield r
+    r.shutdown()
 
 
 @pytest.mark.parametrize(
@@ -79,57 +72,57 @@ def test_next_run_honours_the_zone():
     assert next_run("30 6 * * *", "UTC", epoch(2026, 1, 5, 6, 30)) == epoch(2026, 1, 6, 6, 30)
 
 
-def test_a_due_run_starts_one_sync_watch_and_moves_the_schedule_on(store, clock, poller):
+def test_a_due_run_starts_one_sync_watch_and_moves_the_schedule_on(store, clock, runner):
     clock.now = epoch(2026, 1, 5, 6, 0)
     s = store.create_schedule(draft(), "30 6 * * *", "UTC", epoch(2026, 1, 5, 6, 30), clock.now)
     clock.now = epoch(2026, 1, 5, 6, 30)
-    watch_id = poller.run_schedule(s.id)
+    watch_id = runner.run(s.id)
     watch = store.get_watch(watch_id)
     assert watch.trigger_pending == 1 and watch.ref == REF and watch.requester_id == "U1"
     assert store.get_schedule(s.id).next_run_at == epoch(2026, 1, 6, 6, 30)
-    assert poller.run_schedule(s.id) is None  # a second fire for the same time does nothing
+    assert runner.run(s.id) is None  # a second fire for the same time does nothing
     assert len(store.list_watches(statuses=None)) == 1
 
 
-def test_a_run_missed_while_down_runs_once_and_says_it_was_late(store, clock, poller):
+def test_a_run_missed_while_down_runs_once_and_says_it_was_late(store, clock, runner):
     clock.now = epoch(2026, 1, 5, 6, 0)
     s = store.create_schedule(draft(), "30 6 * * *", "UTC", epoch(2026, 1, 5, 6, 30), clock.now)
     clock.now = epoch(2026, 1, 7, 9, 0)  # down for two days: two runs missed
-    watch_id = poller.run_schedule(s.id)
+    watch_id = runner.run(s.id)
     notes = [t.note for t in store.transitions(watch_id) if t.event == "note"]
     assert notes and "ran late" in notes[0] and "2026-01-05 06:30 UTC" in notes[0]
     assert store.get_schedule(s.id).next_run_at == epoch(2026, 1, 8, 6, 30)
-    assert poller.run_schedule(s.id) is None
+    assert runner.run(s.id) is None
     assert len(store.list_watches(statuses=None)) == 1
 
 
-def test_a_run_while_the_last_is_still_syncing_is_skipped_with_a_note(store, clock, poller):
+def test_a_run_while_the_last_is_still_syncing_is_skipped_with_a_note(store, clock, runner):
     clock.now = epoch(2026, 1, 5, 6, 30)
     s = store.create_schedule(draft(), "30 6 * * *", "UTC", clock.now, clock.now)
-    first = poller.run_schedule(s.id)
+    first = runner.run(s.id)
     clock.now = epoch(2026, 1, 6, 6, 30)
-    assert poller.run_schedule(s.id) is None
+    assert runner.run(s.id) is None
     assert any("skipped" in (t.note or "") for t in store.transitions(first))
 
 
-def test_stopped_schedules_never_run(store, clock, poller):
+def test_stopped_schedules_never_run(store, clock, runner):
     s = store.create_schedule(draft(), "30 6 * * *", "UTC", clock.now, clock.now)
     assert store.stop_schedule(s.id, "U2", clock.now).status == "stopped"
-    assert poller.run_schedule(s.id) is None
+    assert runner.run(s.id) is None
     assert store.stop_schedule(s.id, "U2", clock.now) is None
 
 
-def test_scheduler_jobs_are_rebuilt_from_the_stored_next_run(store, clock, poller):
+def test_scheduler_jobs_are_rebuilt_from_the_stored_next_run(store, clock, runner):
     s = store.create_schedule(draft(), "30 6 * * *", "UTC", epoch(2026, 1, 5, 6, 30), clock.now)
     stopped = store.create_schedule(
         draft(channel_id="C2"), "0 7 * * *", "UTC", clock.now, clock.now
     )
     store.stop_schedule(stopped.id, "U1", clock.now)
-    poller.start(paused=True)
-    job = poller._scheduler.get_job(s.id)
+    runner.start(paused=True)
+    job = runner.job(s.id)
     assert job is not None and job.next_run_time.timestamp() == epoch(2026, 1, 5, 6, 30)
     assert job.coalesce is True and job.misfire_grace_time is None
-    assert poller._scheduler.get_job(stopped.id) is None
+    assert runner.job(stopped.id) is None
     store.stop_schedule(s.id, "U1", clock.now)
-    poller.load_schedules()
-    assert poller._scheduler.get_job(s.id) is None
+    runner.reload()
+    assert runner.job(s.id) is None

@@ -222,9 +222,11 @@ def test_sync_of_a_datasource_tied_to_another_connection_is_refused(store, clock
     assert store.list_watches(statuses=None) == []
 
 
-def test_schedule_is_stored_with_its_next_run_listed_and_stoppable(service, store, clock):
+def test_schedule_is_stored_with_its_next_run_listed_and_stoppable(store, clock):
     reloaded = []
-    service.on_schedules_changed = lambda: reloaded.append(1)
+    service = Service(
+        store, Settings.from_env(ZOHO), clock=clock, on_schedules_changed=lambda: reloaded.append(1)
+    )
     reply = watch(service, f"sync {SYNC} at 06:30 tz Europe/Berlin")
     (schedule,) = store.list_schedules()
     assert (schedule.cron, schedule.tz) == ("30 6 * * *", "Europe/Berlin")

@@ -1,0 +1,166 @@
+"""Recurring syncs: reading `at 06:30` / cron with a zone, the next fire time, and the
+runner that starts one sync watch per due occurrence.
+
+APScheduler only decides *when* a schedule's job fires; the database decides whether a run
+is due: each schedule row stores `next_run_at`, moved on in the same transaction that
+starts the run, so a restart or a double fire never doubles a run
+(docs/architecture.md#schedules).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import zoneinfo
+from collections.abc import Callable
+
+from apscheduler.job import Job
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from bot import lifecycle
+from bot.vendors import lookup
+from storage import ScheduleStatus, Store
+
+log = logging.getLogger(__name__)
+
+LATE_AFTER = 120.0  # a scheduled run this far past its time says so in its thread
+FIRE_EARLY = 1.0  # APScheduler may fire a little before the stored time: still that run
+
+
+def cron_trigger(cron: str, tz: str) -> CronTrigger:
+    return CronTrigger.from_crontab(cron, timezone=tz)
+
+
+def next_run(cron: str, tz: str, after: float) -> float:
+    """Epoch seconds of the first fire strictly after `after`."""
+    start = dt.datetime.fromtimestamp(after, dt.UTC)
+    fire = cron_trigger(cron, tz).get_next_fire_time(None, start)
+    if fire is not None and fire.timestamp() <= after:
+        fire = cron_trigger(cron, tz).get_next_fire_time(fire, start + dt.timedelta(seconds=1))
+    if fire is None:
+        raise ValueError("that schedule never fires")
+    return fire.timestamp()
+
+
+def parse_schedule(at: str, tz: str | None) -> tuple[str, str]:
+    """`HH:MM` or a 5-field cron, read in `tz` (default UTC) -> (cron, tz). Raises
+    ValueError with a message for the user."""
+    zone = tz or "UTC"
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"`{zone}` is not a time zone; use an IANA name like Europe/Berlin"
+        ) from None
+    clock = re.fullmatch(r"([01]?[0-9]|2[0-3]):([0-5][0-9])", at.strip())
+    cron = f"{int(clock.group(2))} {int(clock.group(1))} * * *" if clock else " ".join(at.split())
+    if len(cron.split()) != 5:
+        raise ValueError("give a time like `06:30` or a 5-field cron like `0 6 * * 1-5`")
+    try:
+        cron_trigger(cron, zone)
+    except ValueError as err:
+        raise ValueError(f"`{cron}` is not a valid cron schedule ({err})") from None
+    return cron, zone
+
+
+class ScheduleRunner:
+    """Keeps one APScheduler cron job per active schedule and starts each due run as a
+    sync watch, through the same `lifecycle.new_watch` as a typed command."""
+
+    def __init__(
+        self,
+        store: Store,
+        policy: lifecycle.PollPolicy,
+        *,
+        clock: Callable[[], float],
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+        self.on_change = on_change  # wakes the notifier after a run is recorded
+        self._scheduler: BackgroundScheduler | None = None
+
+    def start(self, *, paused: bool = False) -> None:
+        """Build the cron jobs from the database and start firing them. `paused` builds
+        the jobs without running them (tests inspect them)."""
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.start(paused=paused)
+        self._scheduler = scheduler
+        self.reload()
+
+    def shutdown(self) -> None:
+        """Stop firing; a run being recorded finishes first. Safe to call twice."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+
+    def job(self, schedule_id: str) -> Job | None:
+        return self._scheduler.get_job(schedule_id) if self._scheduler else None
+
+    def reload(self) -> None:
+        """Make the cron jobs match the active schedules in the database. Each job starts
+        from the stored `next_run_at`, so a run missed while down fires once (coalesce) and
+        none is doubled (APScheduler 3 would otherwise skip missed runs)."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        wanted = {s.id: s for s in self.store.list_schedules()}
+        for job in scheduler.get_jobs():
+            if job.id not in wanted:
+                job.remove()
+        for schedule in wanted.values():
+            if scheduler.get_job(schedule.id) is not None or schedule.next_run_at is None:
+                continue
+            scheduler.add_job(
+                self.run,
+                cron_trigger(schedule.cron, schedule.tz),
+                args=[schedule.id],
+                id=schedule.id,
+                next_run_time=dt.datetime.fromtimestamp(schedule.next_run_at, dt.UTC),
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+            )
+
+    def run(self, schedule_id: str) -> str | None:
+        """One scheduled sync: a new sync watch, recorded with the schedule's next time.
+        Returns the new watch's id, or None when nothing was due (or it was still running)."""
+        schedule = self.store.get_schedule(schedule_id)
+        if schedule is None or schedule.status != ScheduleStatus.ACTIVE:
+            return None
+        due = schedule.next_run_at
+        now = self.clock()
+        if due is None or due > now + FIRE_EARLY:
+            return None  # not yet (a reload raced the scheduler): the job fires again later
+        spec = lookup(schedule.vendor)
+        if spec is None:  # a schedule of a vendor this version no longer has
+            log.warning("schedule %s: vendor %s is not supported", schedule.id, schedule.vendor)
+            return None
+        note = None
+        if now - due > LATE_AFTER:
+            note = (
+                f"Schedule {schedule.id} ran late: it was due {_utc(due)} but syncwatch was "
+                "not running then."
+            )
+        draft = lifecycle.new_watch(
+            spec,
+            schedule.ref,
+            connection=schedule.connection,
+            channel_id=schedule.channel_id,
+            requester_id=schedule.requester_id,
+            team_id=schedule.team_id,
+            policy=self.policy,
+            now=now,
+            trigger=True,
+        )
+        following = next_run(schedule.cron, schedule.tz, now)
+        watch = self.store.record_schedule_run(schedule.id, due, following, draft, note, now)
+        self.on_change()
+        return watch.id if watch else None
+
+
+def _utc(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

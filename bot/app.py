@@ -7,12 +7,13 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
-from bot import listeners
+from bot import listeners, texts
 from bot.config import Settings
+from bot.listeners import deps
 from bot.listeners.background import AckGate, AfterAck
 from bot.metrics import Metrics
 from bot.service import Service
@@ -43,14 +44,18 @@ def create_app(
         logger=logging.getLogger("slack_bolt"),
     )
 
-    if metrics is not None:
+    after = after or AfterAck()
 
-        @app.middleware
-        def note_inbound(next: Callable[[], BoltResponse]) -> BoltResponse:
+    @app.middleware
+    def provide(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        """What listeners need beyond Bolt's arguments (bot/listeners/deps.py)."""
+        context[deps.SERVICE] = service
+        context[deps.AFTER_ACK] = after
+        if metrics is not None:
             metrics.last_inbound.set_to_current_time()
-            return next()
+        return next()
 
-    listeners.register(app, service, after or AfterAck())
+    listeners.register(app)
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Any = None) -> None:
@@ -58,7 +63,7 @@ def create_app(
         log.error("listener failed (ref %s): %s", ref, type(error).__name__, exc_info=error)
         if respond is not None and body.get("response_url"):
             respond(
-                text=f"Something went wrong (ref {ref}). Nothing was changed; try again.",
+                text=texts.something_went_wrong(ref),
                 response_type="ephemeral",
                 replace_original=False,
             )

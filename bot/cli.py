@@ -174,7 +174,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _check_slack(settings: Settings) -> int:
     from slack_sdk.errors import SlackApiError, SlackClientError
 
-    from bot.notifier import build_slack_client, describe_bot
+    from bot.slack import build_slack_client, describe_bot
 
     try:
         client = build_slack_client(settings.slack_bot_token, settings.slack_api_url)

@@ -6,11 +6,11 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from bot.texts import COMMAND
 from bot.urls import UrlError, looks_like_url, parse_url
 from bot.vendors import SPECS, RefError, VendorSpec, lookup
 from storage import DEFAULT_CONNECTION
 
-COMMAND = "/syncwatch"
 MAX_TEXT = 4000
 MAX_REFS = 10
 CONNECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")

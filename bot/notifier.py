@@ -3,12 +3,9 @@ code that writes to channels. A row is marked sent only after Slack confirms it.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
-import os
 import threading
-import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,15 +13,11 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry import RetryHandler
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from bot import blocks
 from bot.metrics import Metrics
+from bot.ratelimit import Pace
+from bot.slack import UploadSource, build_upload_client
 from storage import OutboxKind, OutboxRow, Store
 
 log = logging.getLogger(__name__)
@@ -59,29 +52,6 @@ UPDATE_BURST = 5
 WORKSPACE = "workspace"  # the update pace's only key
 
 
-def build_slack_client(token: str, base_url: str, *, for_writes: bool = False) -> WebClient:
-    """A WebClient that honours SLACK_API_URL. The listeners' client retries 429s, 5xx and
-    connection errors. The notifier's (`for_writes`) retries nothing itself: a resent post
-    after a 5xx or a dropped connection could be a duplicate, so the outbox decides, after
-    looking the message up; and it paces its writes, so a 429 is rare and simply postpones
-    the row by Retry-After instead of sleeping a worker thread (which shutdown waits for)."""
-    if for_writes:
-        handlers: list[RetryHandler] = []
-    else:
-        handlers = [
-            ConnectionErrorRetryHandler(),
-            RateLimitErrorRetryHandler(max_retry_count=2),
-            ServerErrorRetryHandler(1),
-        ]
-    return WebClient(token=token, base_url=base_url, timeout=15, retry_handlers=handlers)
-
-
-def describe_bot(client: WebClient) -> str:
-    """auth.test, for `syncwatch check`: who the token belongs to. Raises the SDK's errors."""
-    info = client.auth_test()
-    return f"bot {info.get('user')} in team {info.get('team')}"
-
-
 class Notifier:
     def __init__(
         self,
@@ -103,10 +73,11 @@ class Notifier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="notify")
+        self._upload_http = build_upload_client()
         # Striped locks: one watch is never delivered by two threads at once.
         self._locks = [threading.Lock() for _ in range(64)]
-        self._channel_pace = _Pace(CHANNEL_POSTS_PER_MIN, CHANNEL_BURST, clock) if paced else None
-        self._update_pace = _Pace(UPDATES_PER_MIN, UPDATE_BURST, clock) if paced else None
+        self._channel_pace = Pace(CHANNEL_POSTS_PER_MIN, CHANNEL_BURST, clock) if paced else None
+        self._update_pace = Pace(UPDATES_PER_MIN, UPDATE_BURST, clock) if paced else None
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -125,6 +96,8 @@ class Notifier:
         if self._thread is not None:
             self._thread.join(timeout=timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._thread is None or not self._thread.is_alive():
+            self._upload_http.close()  # else the round still running may be uploading
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -272,7 +245,7 @@ class Notifier:
         self.store.parent_posted(watch.id, channel, ts, upto, self.clock())
 
     @contextlib.contextmanager
-    def _turn(self, pace: _Pace | None, key: str, row_id: int) -> Iterator[None]:
+    def _turn(self, pace: Pace | None, key: str, row_id: int) -> Iterator[None]:
         """Wrap one Slack write: wait for this row's turn under `pace` (raises _Paced when it
         isn't yet: nothing was sent), and after a 429 hold the key back for Retry-After so
         the key's other rows are paced instead of refused one by one. No pace: just go."""
@@ -327,7 +300,7 @@ class Notifier:
             self._post_thread_note(row, f"{icon} {blocks.esc(payload['note'])}")
             self.store.mark_sent(row.id, self.clock())
             return
-        source = _UploadSource.from_payload(payload)
+        source = UploadSource.from_payload(payload)
         name = payload.get("filename", "result")
         if source is None:
             self._post_thread_note(
@@ -374,7 +347,7 @@ class Notifier:
         channel: str,
         parent_ts: str,
         payload: dict[str, Any],
-        source: _UploadSource,
+        source: UploadSource,
     ) -> str:
         """Slack's three upload steps, done here rather than by files_upload_v2 so the file
         id can be recorded before the upload and the bytes stream from disk."""
@@ -382,7 +355,7 @@ class Notifier:
         step = self.client.files_getUploadURLExternal(filename=filename, length=source.size)
         file_id = str(step["file_id"])
         self.store.note_upload(row.id, file_id, self.clock())
-        source.post_to(str(step["upload_url"]))
+        source.post_to(self._upload_http, str(step["upload_url"]))
         self.client.files_completeUploadExternal(
             files=[{"id": file_id, "title": payload.get("title") or filename}],
             channel_id=channel,
@@ -491,43 +464,6 @@ class Notifier:
         return None
 
 
-class _UploadSource:
-    """The bytes of one upload: a spool file the bot owns, or small inline content."""
-
-    def __init__(self, path: str | None, content: bytes | None) -> None:
-        self.path = path
-        self.content = content
-        self.size = os.path.getsize(path) if path else len(content or b"")
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> _UploadSource | None:
-        path = payload.get("path")
-        if path:
-            return cls(path, None) if os.path.isfile(path) else None
-        return cls(None, base64.b64decode(payload.get("content_b64", "")))
-
-    def post_to(self, url: str) -> None:
-        """Stream the bytes to Slack's pre-signed upload URL (no token goes with them)."""
-        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(self.size)}
-        if self.path:
-            with open(self.path, "rb") as fh:
-                self._post(url, fh, headers)
-        else:
-            self._post(url, self.content or b"", headers)
-
-    @staticmethod
-    def _post(url: str, data: Any, headers: dict[str, str]) -> None:
-        request = urllib.request.Request(url, data=data, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=120) as response:
-            if response.status != 200:
-                raise OSError(f"file upload answered HTTP {response.status}")
-
-    def discard(self) -> None:
-        if self.path:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self.path)
-
-
 class _NoParentYet(Exception):
     """A reply or file whose parent message has not been posted yet."""
 
@@ -538,65 +474,6 @@ class _Paced(Exception):
     def __init__(self, until: float) -> None:
         super().__init__(until)
         self.until = until
-
-
-class _Pace:
-    """Paces calls per key (a channel, or the workspace): `burst` at once, then one per
-    refill, refilling at `per_minute - burst` a minute so that no 60 s window holds more
-    than `per_minute` (as in bot.ratelimit.Buckets). Thread-safe: the notifier's workers
-    share it, and several watches share a channel.
-
-    A caller (an outbox row id) that must wait is given a turn of its own, one refill after
-    the previous turn, and that call is set aside for it: when it comes back at its turn it
-    goes at once, and callers asking meanwhile queue behind it. Rows refused together thus
-    come back one at a time, in the order they asked, instead of all at the same moment to
-    be refused again. A turn unclaimed one refill after it falls due lapses (its row went
-    another way, or the round ran late); its caller then queues anew."""
-
-    _SLACK = 1e-3  # seconds: clock arithmetic is floating point
-
-    def __init__(self, per_minute: float, burst: int, clock: Callable[[], float]) -> None:
-        self.interval = 60.0 / (per_minute - burst)
-        self.tolerance = (burst - 1) * self.interval
-        self.clock = clock
-        self._lock = threading.Lock()
-        # Per key, GCRA's theoretical time of the next call: a call may go at that time
-        # less `tolerance` (the burst), and each call, granted or given a turn, moves it on.
-        self._next: dict[str, float] = {}
-        self._turns: dict[str, dict[int, float]] = {}  # key -> {caller: turn}, turns ascending
-        self._held: dict[str, float] = {}  # key -> nothing before this (Slack's Retry-After)
-
-    def take(self, key: str, caller: int) -> float | None:
-        """None: go now. Otherwise the time of `caller`'s turn; ask again then."""
-        with self._lock:
-            now = self.clock()
-            turns = self._turns.setdefault(key, {})
-            while turns:  # drop lapsed turns (they are in ascending order)
-                first, turn = next(iter(turns.items()))
-                if turn + self.interval >= now:
-                    break
-                del turns[first]
-            turn = turns.get(caller)
-            if turn is not None:
-                if now + self._SLACK < turn:
-                    return turn
-                del turns[caller]
-                return None
-            theoretical = max(self._next.get(key, now), now)
-            self._next[key] = theoretical + self.interval
-            at = max(theoretical - self.tolerance, self._held.get(key, 0.0))
-            if at <= now + self._SLACK:
-                return None
-            turns[caller] = at
-            return at
-
-    def hold(self, key: str, until: float) -> None:
-        """Slack said 429: nothing for `key` before `until`, then a burst again. Turns
-        already given lapse: their callers queue anew, behind `until`."""
-        with self._lock:
-            self._held[key] = max(self._held.get(key, until), until)
-            self._next[key] = max(self._next.get(key, until), until)
-            self._turns.pop(key, None)
 
 
 def _pause_reason(code: str) -> str:

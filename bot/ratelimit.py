@@ -1,4 +1,5 @@
-"""Token buckets: keep each vendor connection below its published request rate."""
+"""Rate limits we keep ourselves: token buckets per vendor account (`Buckets`) and the
+notifier's pace for Slack writes per channel and per workspace (`Pace`)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,62 @@ class Buckets:
             slot = max(now + wait, self._queue_end.get(key, 0.0))
             self._queue_end[key] = slot + 1 / bucket.rate
             return slot - now
+
+
+class Pace:
+    """Paces calls per key (a channel, or the workspace): `burst` at once, then one per
+    refill, refilling at `per_minute - burst` a minute so that no 60 s window holds more
+    than `per_minute` (as `Buckets` does). Thread-safe: the notifier's workers
+    share it, and several watches share a channel.
+
+    A caller (an outbox row id) that must wait is given a turn of its own, one refill after
+    the previous turn, and that call is set aside for it: when it comes back at its turn it
+    goes at once, and callers asking meanwhile queue behind it. Rows refused together thus
+    come back one at a time, in the order they asked, instead of all at the same moment to
+    be refused again. A turn unclaimed one refill after it falls due lapses (its row went
+    another way, or the round ran late); its caller then queues anew."""
+
+    _SLACK = 1e-3  # seconds: clock arithmetic is floating point
+
+    def __init__(self, per_minute: float, burst: int, clock: Callable[[], float]) -> None:
+        self.interval = 60.0 / (per_minute - burst)
+        self.tolerance = (burst - 1) * self.interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        # Per key, GCRA's theoretical time of the next call: a call may go at that time
+        # less `tolerance` (the burst), and each call, granted or given a turn, moves it on.
+        self._next: dict[str, float] = {}
+        self._turns: dict[str, dict[int, float]] = {}  # key -> {caller: turn}, turns ascending
+        self._held: dict[str, float] = {}  # key -> nothing before this (Slack's Retry-After)
+
+    def take(self, key: str, caller: int) -> float | None:
+        """None: go now. Otherwise the time of `caller`'s turn; ask again then."""
+        with self._lock:
+            now = self.clock()
+            turns = self._turns.setdefault(key, {})
+            while turns:  # drop lapsed turns (they are in ascending order)
+                first, turn = next(iter(turns.items()))
+                if turn + self.interval >= now:
+                    break
+                del turns[first]
+            turn = turns.get(caller)
+            if turn is not None:
+                if now + self._SLACK < turn:
+                    return turn
+                del turns[caller]
+                return None
+            theoretical = max(self._next.get(key, now), now)
+            self._next[key] = theoretical + self.interval
+            at = max(theoretical - self.tolerance, self._held.get(key, 0.0))
+            if at <= now + self._SLACK:
+                return None
+            turns[caller] = at
+            return at
+
+    def hold(self, key: str, until: float) -> None:
+        """Slack said 429: nothing for `key` before `until`, then a burst again. Turns
+        already given lapse: their callers queue anew, behind `until`."""
+        with self._lock:
+            self._held[key] = max(self._held.get(key, until), until)
+            self._next[key] = max(self._next.get(key, until), until)
+            self._turns.pop(key, None)

@@ -22,10 +22,11 @@ from bot.config import Settings
 from bot.lifecycle import PollPolicy
 from bot.listeners.background import AfterAck
 from bot.metrics import Metrics
-from bot.notifier import Notifier, build_slack_client
+from bot.notifier import Notifier
 from bot.poller import Poller
 from bot.schedules import ScheduleRunner
 from bot.service import Service
+from bot.slack import build_slack_client
 from bot.vendors import SyncOptions, VendorContext, build_http_client
 from bot.vendors.pool import VendorPool
 from storage import Store

@@ -11,7 +11,8 @@ import pytest
 from slack_sdk import WebClient
 
 from bot.lifecycle import decide
-from bot.notifier import Notifier, build_slack_client
+from bot.notifier import Notifier
+from bot.slack import build_slack_client
 from bot.vendors import JobSnapshot, State, TransientError
 from bot.vendors.zoho_analytics import SPEC
 from storage import ACTIVE, PAUSED, NewWatch, PollResult, Store, TransitionDraft

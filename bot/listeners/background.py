@@ -24,6 +24,8 @@ from typing import Any
 from slack_bolt import Respond
 from slack_sdk import WebClient
 
+from bot import texts
+
 log = logging.getLogger(__name__)
 
 Work = Callable[[dict[str, Any], Respond, WebClient], None]
@@ -106,7 +108,7 @@ class AfterAck:
                 return
             try:
                 respond(
-                    text=f"Something went wrong (ref {ref}). Nothing was changed; try again.",
+                    text=texts.something_went_wrong(ref),
                     response_type="ephemeral",
                     replace_original=False,
                 )

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import App, Respond
+from slack_bolt import Respond
 from slack_sdk import WebClient
 
-from bot.listeners.background import AfterAck
-from bot.service import Service
+from bot.listeners.deps import after_ack_of, service_of
 
 
-def register(app: App, service: Service, after: AfterAck) -> None:
-    def publish_home(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+def home_opened(body: dict[str, Any], respond: Respond, client: WebClient, context: Any) -> None:
+    """Publish the person's App Home tab, after the ack (Slack never waits on it)."""
+    service = service_of(context)
+
+    def publish(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         event = body.get("event") or {}
         if event.get("tab") != "home":
             return
         client.views_publish(user_id=event["user"], view=service.home_view(event["user"]))
 
-    @app.event("app_home_opened")
-    def on_home(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        after.submit(publish_home, body, respond, client)  # Slack never waits on views.publish
+    after_ack_of(context).submit(publish, body, respond, client)

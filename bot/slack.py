@@ -1,0 +1,101 @@
+"""How the bot talks to Slack's Web API: the WebClient factory, `auth.test` for
+`syncwatch check`, and the upload of a result file's bytes to Slack's pre-signed URL.
+
+Listeners and the notifier get their clients from here; nothing else builds one.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from slack_sdk import WebClient
+from slack_sdk.http_retry import RetryHandler
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+UPLOAD_TIMEOUT_S = 120.0  # a large result file on a slow link
+UPLOAD_CHUNK = 64 * 1024
+
+
+def build_slack_client(token: str, base_url: str, *, for_writes: bool = False) -> WebClient:
+    """A WebClient that honours SLACK_API_URL. The listeners' client retries 429s, 5xx and
+    connection errors. The notifier's (`for_writes`) retries nothing itself: a resent post
+    after a 5xx or a dropped connection could be a duplicate, so the outbox decides, after
+    looking the message up; and it paces its writes, so a 429 is rare and simply postpones
+    the row by Retry-After instead of sleeping a worker thread (which shutdown waits for)."""
+    if for_writes:
+        handlers: list[RetryHandler] = []
+    else:
+        handlers = [
+            ConnectionErrorRetryHandler(),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(1),
+        ]
+    return WebClient(token=token, base_url=base_url, timeout=15, retry_handlers=handlers)
+
+
+def describe_bot(client: WebClient) -> str:
+    """auth.test, for `syncwatch check`: who the token belongs to. Raises the SDK's errors."""
+    info = client.auth_test()
+    return f"bot {info.get('user')} in team {info.get('team')}"
+
+
+def build_upload_client() -> httpx.Client:
+    """The client that sends result-file bytes to the pre-signed URL Slack hands out
+    (docs/slack.md#file-uploads). httpx, like every other HTTP call the bot makes itself;
+    it carries no token (the URL is the credential) and follows no redirect."""
+    return httpx.Client(
+        timeout=httpx.Timeout(UPLOAD_TIMEOUT_S, connect=10.0),
+        follow_redirects=False,
+        headers={"User-Agent": "syncwatch/0.1"},
+    )
+
+
+class UploadSource:
+    """The bytes of one upload: a spool file the bot owns, or small inline content."""
+
+    def __init__(self, path: str | None, content: bytes | None) -> None:
+        self.path = path
+        self.content = content
+        self.size = os.path.getsize(path) if path else len(content or b"")
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> UploadSource | None:
+        """The source an outbox upload row names; None when its spool file is gone."""
+        path = payload.get("path")
+        if path:
+            return cls(path, None) if os.path.isfile(path) else None
+        return cls(None, base64.b64decode(payload.get("content_b64", "")))
+
+    def post_to(self, http: httpx.Client, url: str) -> None:
+        """Stream the bytes to Slack's pre-signed upload URL. Raises OSError when the
+        upload did not go through (the outbox retries the row)."""
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(self.size)}
+        try:
+            if self.path:
+                with open(self.path, "rb") as fh:
+                    response = http.post(url, content=_chunks(fh), headers=headers)
+            else:
+                response = http.post(url, content=self.content or b"", headers=headers)
+        except httpx.HTTPError as err:  # its text may quote the URL, which is a credential
+            raise OSError(f"file upload failed ({type(err).__name__})") from None
+        if response.status_code != 200:
+            raise OSError(f"file upload answered HTTP {response.status_code}")
+
+    def discard(self) -> None:
+        if self.path:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path)
+
+
+def _chunks(fh: Any) -> Iterator[bytes]:
+    while chunk := fh.read(UPLOAD_CHUNK):
+        yield chunk

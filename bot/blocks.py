@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot import texts
 from bot.grammar import COMMAND, HELP_TOPICS, CommandError
 from bot.urls import URL_SHAPES
 from bot.vendors import SPECS, JobSnapshot, State, lookup
@@ -324,66 +325,11 @@ def _reply(text: str) -> Message:
 
 
 def render_usage_error(err: CommandError) -> Message:
-    text = f":warning: {err.message}\nExample: `{esc(err.example)}` · `{COMMAND} help` for more."
-    return Message(text)
+    return Message(texts.usage_error(err.message, esc(err.example)))
 
 
 def render_help(topic: str | None = None) -> Message:
-    vendors = "\n".join(
-        f"• `{spec.key}` (alias `{'`, `'.join(spec.aliases[:2])}`): {spec.label}, "
-        f"job ref `{spec.ref_syntax}` — e.g. `{COMMAND} watch {spec.key} {spec.example_ref}`"
-        for spec in SPECS.values()
-    )
-    first = next(iter(SPECS.values()))
-    sections = {
-        "watch": (
-            f"*Watch a job* — `{COMMAND} watch <vendor> <job-ref> [<job-ref> …] [as <connection>] "
-            f"[every <interval>]`\n"
-            f"e.g. `{COMMAND} watch {first.key} {first.example_ref}`\n"
-            "I post one message here, keep it current, explain each change in its thread, and "
-            "mention you when the job ends. `every 30s` sets how often I check (vendors have "
-            "minimums); `as eu-team` picks a named connection from syncwatch's config."
-        ),
-        "sync": (
-            f"*Run a datasource sync* — `{COMMAND} sync <workspace-id>/<datasource-id> "
-            "[as <connection>] [at <HH:MM or cron> [tz <zone>]]`\n"
-            f"e.g. `{COMMAND} sync 2480011000000498001/2480011000000630011` now, or "
-            f"`{COMMAND} sync 2480011000000498001/2480011000000630011 at 06:30 tz Europe/Berlin` "
-            "every day. I trigger the Zoho Analytics sync, then watch until Zoho records how it "
-            "went; a failed sync gets a *Retry sync* button. Datasource passwords live in "
-            "syncwatch's config, never in Slack. `list` shows schedules; `stop s3xq` ends one."
-        ),
-        "links": (
-            f"*Paste a link* — `{COMMAND} watch <link> [<link> …]` works out the vendor and ids "
-            "from a vendor API link (nothing is fetched from it). Links I understand:\n"
-            + "\n".join(f"• {shape.example}" for shape in URL_SHAPES)
-            + "\nSeveral links, even of different vendors, start one watch each."
-        ),
-        "schedules": (
-            f"*Schedules* — `{COMMAND} sync <ws>/<ds> at 06:30` (daily) or "
-            f"`at 0 6 * * 1-5` (a 5-field cron), read in `tz <IANA zone>` (default UTC). Each "
-            "run posts its own message. A run missed while syncwatch was down runs once when "
-            f"it is back and says it ran late. `{COMMAND} list` shows the next run; "
-            f"`{COMMAND} stop s3xq` ends a schedule."
-        ),
-        "permissions": (
-            "*Who may do what* — anyone in a channel I'm in may watch jobs and list. A "
-            "connection's syncs may be run by anyone, unless the operator set a sync allowlist "
-            "for it (then only listed people and channels). *Stop*, *Retry sync* and stopping "
-            "a schedule: the person who started it, people on that connection's allowlist, "
-            "and syncwatch admins. Others get a private refusal."
-        ),
-        "list": (
-            f"*List* — `{COMMAND} list` shows this channel's active watches and schedules, each "
-            "with a Stop button. Your own are also on my App Home tab."
-        ),
-        "stop": (
-            f"*Stop* — `{COMMAND} stop w7k2` stops watching (the job itself keeps running). "
-            "The id is shown in the watch's message and in `list`; the *Stop watching* button "
-            "does the same."
-        ),
-        "vendors": f"*Vendors*\n{vendors}",
-    }
+    sections = texts.help_sections(list(SPECS.values()), URL_SHAPES)
     # Help is our own text, but its placeholders (`<vendor>`) would read as Slack markup.
     sections = {name: esc(text) for name, text in sections.items()}
     spec = lookup(topic) if topic else None
@@ -391,40 +337,23 @@ def render_help(topic: str | None = None) -> Message:
         topic = "vendors"
     if topic in sections:
         return Message(sections[topic], [section(sections[topic])])
-    intro = (
-        f"*syncwatch* watches long-running vendor jobs and tells this channel how they end.\n"
-        f"• `{COMMAND} watch <vendor> <job-ref>` — watch a job\n"
-        f"• `{COMMAND} sync <workspace-id>/<datasource-id>` — run a datasource sync\n"
-        f"• `{COMMAND} watch <link>` — or paste a vendor API link\n"
-        f"• `{COMMAND} list` — active watches and schedules in this channel\n"
-        f"• `{COMMAND} stop <watch-id | schedule-id>` — stop watching\n"
-        f"• `{COMMAND} help <topic>` — topics: {', '.join(HELP_TOPICS)}"
-    )
-    intro = esc(intro)
+    intro = esc(texts.help_intro(HELP_TOPICS))
     blocks = [section(intro), section(sections["watch"]), section(sections["vendors"])]
-    blocks.append(context("Slash commands can't be used inside threads; run them in the channel."))
+    blocks.append(context(texts.NOT_IN_THREADS))
     return Message(intro, blocks)
 
 
 def render_created(watches: list[Watch]) -> Message:
     ids = ", ".join(f"`{w.id}` ({job_title(w)})" for w in watches)
     noun = "a watch" if len(watches) == 1 else f"{len(watches)} watches"
-    text = (
-        f":eyes: Started {noun}: {ids}. Updates go to the message I just posted in this "
-        f"channel and its thread. Stop with `{COMMAND} stop {watches[0].id}`."
-    )
-    return Message(text)
+    return Message(texts.started(noun, ids, watches[0].id))
 
 
 def render_duplicate(existing: Watch, parent_ts: str | None) -> Message:
     where = "its message in this channel"
     if parent_ts:
         where = f"<{archive_link(existing.channel_id, parent_ts)}|its message>"
-    text = (
-        f"I'm already watching {job_title(existing)} in this channel as `{existing.id}` — see "
-        f"{where}. Nothing new was started."
-    )
-    return Message(text)
+    return Message(texts.already_watching(job_title(existing), existing.id, where))
 
 
 def render_list(
@@ -439,11 +368,7 @@ def render_list(
     schedules = schedules or []
     total = len(watches) if total is None else max(total, len(watches))
     if not watches and not schedules:
-        text = (
-            f"No active watches or schedules in this channel. Start one with "
-            f"`{COMMAND} watch …` or `{COMMAND} sync …` (`{COMMAND} help` shows how)."
-        )
-        return Message(text)
+        return Message(texts.NOTHING_IN_CHANNEL)
     out: list[dict[str, Any]] = []
     if watches:
         out.append(section(f"*Active watches in this channel ({total})*"))

@@ -14,7 +14,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot import blocks
+from bot import blocks, texts
 from bot.metrics import Metrics
 from bot.ratelimit import Pace
 from bot.slack import UploadSource, build_upload_client
@@ -305,13 +305,12 @@ class Notifier:
         if source is None:
             self._post_thread_note(
                 row,
-                f":warning: The result file `{blocks.esc(name)}` was lost before I could "
-                "post it (the bot's spool directory was cleared). Get it from the vendor.",
+                texts.result_file_lost(blocks.esc(name)),
             )
             self.store.mark_sent(row.id, self.clock())
             return
         if source.size == 0:  # Slack refuses zero-length uploads: say so instead
-            self._post_thread_note(row, f"The result file `{blocks.esc(name)}` is empty: no rows.")
+            self._post_thread_note(row, texts.result_file_empty(blocks.esc(name)))
             self.store.mark_sent(row.id, self.clock())
             source.discard()
             return
@@ -332,7 +331,7 @@ class Notifier:
             # row would come back and upload again first).
             self._post_thread_note(
                 row,
-                f":warning: I couldn't attach the result file: Slack said `{code}`.",
+                texts.result_file_refused(blocks.esc(code)),
                 paced=False,
             )
             self.store.mark_sent(row.id, self.clock(), slack_ref=code)

@@ -24,7 +24,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from bot import lifecycle
+from bot import lifecycle, texts
 from bot.metrics import Metrics
 from bot.ratelimit import Buckets
 from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
@@ -98,7 +98,8 @@ class Poller:
             self._scheduler.shutdown(wait=True)  # a tick in progress stops claiming (_closed)
             self._scheduler = None
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self.drain(timeout)
+        if self.drain(timeout):
+            self._executor.shutdown(wait=True)  # idle now: its threads end at once
         # Polls cancelled before they started still hold leases: free them so the next
         # process polls those watches at once instead of after the lease runs out.
         self.store.release_owner(self.owner)
@@ -133,11 +134,11 @@ class Poller:
                 pending = set(self._in_flight)
             wait(pending, timeout=remaining, return_when=FIRST_COMPLETED)
 
-    def drain(self, timeout: float = 10.0) -> None:
-        """Wait for in-flight polls (tests and shutdown)."""
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait for in-flight polls (tests and shutdown). True when none is left."""
         with self._lock:
             pending = set(self._in_flight)
-        wait(pending, timeout=timeout)
+        return not wait(pending, timeout=timeout).not_done
 
     def run_once(self, timeout: float = 10.0) -> int:
         """Claim and finish one round of due polls (tests, bench)."""
@@ -153,7 +154,7 @@ class Poller:
         except Exception:  # a bug must not kill the worker or strand the lease
             ref = secrets.token_hex(2)
             log.exception("poll of watch %s failed unexpectedly (ref %s)", watch.id, ref)
-            self._apply(watch, TransientError(f"internal error while checking (ref {ref})"))
+            self._apply(watch, TransientError(texts.internal_check_error(ref)))
 
     def _poll(self, watch: Watch) -> None:
         spec = lookup(watch.vendor)
@@ -193,7 +194,7 @@ class Poller:
             except OSError as err:  # disk full, spool unwritable: ours, and worth a retry
                 log.error("watch %s: can't store its result files: %s", watch.id, err)
                 reason = err.strerror or type(err).__name__
-                outcome = TransientError(f"couldn't save the result file here ({reason})")
+                outcome = TransientError(texts.cant_save_result_file(reason))
         triggered = watch.trigger_pending and isinstance(outcome, JobSnapshot)
         self._apply(
             watch,
@@ -220,9 +221,7 @@ class Poller:
             raise
         except VendorError as err:
             log.warning("watch %s: result files unavailable: %s", watch.id, err.message)
-            return [
-                {"note": f"The result file could not be fetched: {err.message}", "warning": True}
-            ]
+            return [{"note": texts.result_file_unavailable(err.message), "warning": True}]
         return [self._upload_payload(f) for f in files]
 
     def _upload_payload(self, rf: ResultFile) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot import lifecycle
+from bot import lifecycle, texts
 from bot.vendors import lookup
 from storage import ScheduleStatus, Store
 
@@ -141,10 +141,7 @@ class ScheduleRunner:
             return None
         note = None
         if now - due > LATE_AFTER:
-            note = (
-                f"Schedule {schedule.id} ran late: it was due {_utc(due)} but syncwatch was "
-                "not running then."
-            )
+            note = texts.schedule_ran_late(schedule.id, _utc(due))
         draft = lifecycle.new_watch(
             spec,
             schedule.ref,
@@ -157,7 +154,15 @@ class ScheduleRunner:
             trigger=True,
         )
         following = next_run(schedule.cron, schedule.tz, now)
-        watch = self.store.record_schedule_run(schedule.id, due, following, draft, note, now)
+        watch = self.store.record_schedule_run(
+            schedule.id,
+            due,
+            following,
+            draft,
+            note,
+            now,
+            skipped_note=texts.schedule_run_skipped(schedule.id),
+        )
         self.on_change()
         return watch.id if watch else None
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot import blocks, grammar, lifecycle
+from bot import blocks, grammar, lifecycle, texts
 from bot.config import Settings
 from bot.schedules import next_run, parse_schedule
 from bot.vendors import JobSnapshot, VendorSpec, lookup
@@ -138,35 +138,22 @@ class Service:
         in_channel = self.store.count_active(channel_id=who.channel_id)
         if in_channel + adding > self.settings.quota_per_channel:
             return blocks.render_notice(
-                f":no_entry: This channel already has {in_channel} active watches; the limit is "
-                f"{self.settings.quota_per_channel}. Nothing was started. Stop finished ones "
-                f"with `{COMMAND} list`, or ask whoever runs syncwatch to raise `[quotas]`."
+                texts.channel_quota(in_channel, self.settings.quota_per_channel)
             )
         mine = self.store.count_active(requester_id=who.user_id)
         if mine + adding > self.settings.quota_per_user:
-            return blocks.render_notice(
-                f":no_entry: You already have {mine} active watches; the limit is "
-                f"{self.settings.quota_per_user} per person. Nothing was started. Your watches "
-                "are on my App Home tab, each with a Stop button."
-            )
+            return blocks.render_notice(texts.person_quota(mine, self.settings.quota_per_user))
         return None
 
     def _connection_problem(self, spec: VendorSpec, connection: str) -> blocks.Message | None:
         connections = self.settings.connections(spec.family)
         if connection not in connections:
             if not connections:
-                text = (
-                    f":warning: {spec.label} isn't set up on this syncwatch, so nothing was "
-                    "started. Ask whoever runs it to configure the credentials "
-                    f"(see `syncwatch check`)."
-                )
-            else:
-                names = ", ".join(f"`{n}`" for n in sorted(connections))
-                text = (
-                    f":warning: There's no {spec.family.title()} connection named "
-                    f"`{blocks.esc(connection)}`. Configured: {names}. Nothing was started."
-                )
-            return blocks.render_notice(text)
+                return blocks.render_notice(texts.vendor_not_set_up(spec.label))
+            names = ", ".join(f"`{n}`" for n in sorted(connections))
+            return blocks.render_notice(
+                texts.no_such_connection(spec.family.title(), blocks.esc(connection), names)
+            )
         return None
 
     def sync(self, request: grammar.SyncRequest, who: Requester) -> blocks.Message:
@@ -174,10 +161,7 @@ class Service:
         the listener must ack fast)."""
         spec = lookup(SYNC_VENDOR)
         if spec is None:
-            return blocks.render_notice(
-                ":construction: Datasource syncs aren't available in this version, so nothing "
-                "was started."
-            )
+            return blocks.render_notice(texts.SYNCS_UNAVAILABLE)
         ref = f"{request.workspace_id}/{request.datasource_id}"
         target = self.settings.syncs.get(ref)
         connection = request.connection
@@ -185,14 +169,10 @@ class Service:
             connection = target.connection  # the operator tied this datasource to a connection
         if target is not None and connection != target.connection:
             return blocks.render_notice(
-                f":warning: Datasource `{ref}` is set up for connection `{target.connection}`, "
-                f"not `{blocks.esc(connection)}`. Nothing was started."
+                texts.datasource_tied_to_connection(ref, target.connection, blocks.esc(connection))
             )
         if not self.settings.may_sync(connection, who.user_id, who.channel_id):
-            return blocks.render_notice(
-                ":no_entry: You're not on the sync allowlist for this connection, so nothing "
-                "was started. Ask whoever runs syncwatch to add you (or this channel)."
-            )
+            return blocks.render_notice(texts.NOT_ON_SYNC_ALLOWLIST)
         if request.at is not None:
             return self._schedule(spec.key, ref, connection, request, who)
         return self.create_watches(
@@ -205,10 +185,7 @@ class Service:
         try:
             cron, tz = parse_schedule(request.at or "", request.tz)
         except ValueError as err:
-            return blocks.render_notice(
-                f":warning: {blocks.esc(str(err))}. Nothing was scheduled. Example: "
-                f"`{COMMAND} sync {ref} at 06:30 tz Europe/Berlin`."
-            )
+            return blocks.render_notice(texts.bad_schedule(blocks.esc(str(err)), ref))
         now = self.clock()
         draft = NewWatch(
             vendor=vendor,
@@ -225,37 +202,34 @@ class Service:
             "schedule %s created: %s %s (%s) in %s", schedule.id, ref, cron, tz, who.channel_id
         )
         self.on_schedules_changed()
-        return blocks.render_notice(
-            f":calendar: Scheduled `{ref}` as `{schedule.id}`: `{cron}` ({tz}). Next run "
-            f"{blocks.slack_date(schedule.next_run_at or now)}. Each run gets its own message "
-            f"here; stop with `{COMMAND} stop {schedule.id}`."
-        )
+        when = blocks.slack_date(schedule.next_run_at or now)
+        return blocks.render_notice(texts.scheduled(ref, schedule.id, cron, tz, when))
 
     def retry_sync(self, watch_id: str, who: Requester) -> blocks.Message | None:
         """The "Retry sync" button: run the same sync again in the same message and thread."""
         watch = self._watch_here(watch_id, who)
         spec = lookup(watch.vendor) if watch else None
         if watch is None or spec is None or spec.kind != "sync":
-            return blocks.render_notice(f"There's no sync `{blocks.esc(watch_id)}` here.")
+            return blocks.render_notice(texts.no_sync_here(blocks.esc(watch_id)))
         if not self._may_manage(watch.requester_id, watch.connection, who):
-            return _refusal("run this sync again")
+            return blocks.render_notice(texts.not_allowed("run this sync again"))
         now = self.clock()
-        if self.store.restart_sync(watch.id, who.user_id, now, now + self.policy.watch_timeout):
+        deadline = now + self.policy.watch_timeout
+        if self.store.restart_sync(
+            watch.id, who.user_id, now, deadline, note=texts.SYNC_RETRY_ASKED
+        ):
             self.on_change()
             return None
-        return blocks.render_notice(
-            f"Sync `{watch.id}` can't be retried now: it is already running again, or another "
-            "sync of that datasource is running in this channel."
-        )
+        return blocks.render_notice(texts.cant_retry_sync(watch.id))
 
     def show_errors(self, watch_id: str, who: Requester) -> blocks.Message | None:
         """The "Show errors" button: the vendor's full error text in the thread, once."""
         watch = self._watch_here(watch_id, who)
         if watch is None:
-            return blocks.render_notice(f"There's no watch `{blocks.esc(watch_id)}` here.")
+            return blocks.render_notice(texts.no_watch_here(blocks.esc(watch_id)))
         snap = JobSnapshot.from_json(watch.snapshot)
         if snap is None or not snap.error_message:
-            return blocks.render_notice(f"Watch `{watch.id}` has no errors to show.")
+            return blocks.render_notice(texts.no_errors_to_show(watch.id))
         text = snap.error_message
         uploads: list[dict[str, object]] = []
         if len(text) > blocks.ERRORS_INLINE_LIMIT:
@@ -268,7 +242,7 @@ class Service:
             note=f"{len(text.splitlines()) or 1} lines" if uploads else None,
         )
         if not self.store.add_to_thread_once(watch.id, draft, uploads, self.clock()):
-            return blocks.render_notice("The full error list is already in the thread.")
+            return blocks.render_notice(texts.ERRORS_ALREADY_IN_THREAD)
         self.on_change()
         return None
 
@@ -289,25 +263,17 @@ class Service:
             return self._stop_schedule(watch_id, who)
         watch = self._watch_here(watch_id, who)
         if watch is None:
-            return blocks.render_notice(
-                f":warning: There's no watch `{blocks.esc(watch_id)}` here. "
-                f"`{COMMAND} list` shows the ones that are running in this channel."
-            )
+            return blocks.render_notice(texts.no_watch_here_to_stop(blocks.esc(watch_id)))
         if watch.status not in (ACTIVE, PAUSED):
-            return blocks.render_notice(
-                f"Watch `{watch.id}` is already {watch.status}; nothing to stop."
-            )
+            return blocks.render_notice(texts.already_ended(watch.id, watch.status))
         if not self._may_manage(watch.requester_id, watch.connection, who):
-            return _refusal("stop this watch")
+            return blocks.render_notice(texts.not_allowed("stop this watch"))
         stopped = self.store.stop_watch(watch.id, who.user_id, self.clock())
         if stopped is None:
-            return blocks.render_notice(f"Watch `{watch.id}` had already ended.")
+            return blocks.render_notice(texts.had_already_ended(watch.id))
         log.info("watch %s stopped by %s", watch.id, who.user_id)
         self.on_change()
-        return blocks.render_notice(
-            f":octagonal_sign: Stopped watching {blocks.job_title(watch)} (`{watch.id}`). "
-            "The job itself keeps running at the vendor."
-        )
+        return blocks.render_notice(texts.stopped_watch(blocks.job_title(watch), watch.id))
 
     def _watch_here(self, watch_id: str, who: Requester) -> Watch | None:
         """The watch, if `who` may see it from where they clicked: its own channel, or the
@@ -344,37 +310,26 @@ class Service:
             or (not who.channel_id and schedule.requester_id == who.user_id)
         )
         if schedule is None or not visible:
-            return blocks.render_notice(
-                f":warning: There's no schedule `{blocks.esc(schedule_id)}` here. "
-                f"`{COMMAND} list` shows the ones in this channel."
-            )
+            return blocks.render_notice(texts.no_schedule_here(blocks.esc(schedule_id)))
         if not self._may_manage(schedule.requester_id, schedule.connection, who):
-            return _refusal("stop this schedule")
+            return blocks.render_notice(texts.not_allowed("stop this schedule"))
         if self.store.stop_schedule(schedule.id, who.user_id, self.clock()) is None:
-            return blocks.render_notice(f"Schedule `{schedule.id}` is already stopped.")
+            return blocks.render_notice(texts.schedule_already_stopped(schedule.id))
         log.info("schedule %s stopped by %s", schedule.id, who.user_id)
         self.on_schedules_changed()
         return blocks.render_notice(
-            f":octagonal_sign: Stopped schedule `{schedule.id}` (`{schedule.ref}`, "
-            f"`{schedule.cron}` {schedule.tz}). A sync already running is not touched."
+            texts.stopped_schedule(schedule.id, schedule.ref, schedule.cron, schedule.tz)
         )
 
     def refresh(self, watch_id: str, who: Requester) -> blocks.Message | None:
         """Poll at the next tick (the vendor's rate limit still applies)."""
         watch = self._watch_here(watch_id, who)
         if watch is None:
-            return blocks.render_notice(f"There's no watch `{blocks.esc(watch_id)}` here.")
+            return blocks.render_notice(texts.no_watch_here(blocks.esc(watch_id)))
         if watch.status != ACTIVE:
-            return blocks.render_notice(f"Watch `{watch.id}` has ended ({watch.status}).")
+            return blocks.render_notice(texts.has_ended(watch.id, watch.status))
         self.store.poll_soon(watch.id, self.clock())
         return None
-
-
-def _refusal(what: str) -> blocks.Message:
-    return blocks.render_notice(
-        f":no_entry: Only the person who started it, people on this connection's allowlist or "
-        f"syncwatch admins can {what}. `{COMMAND} help permissions` explains who is allowed."
-    )
 
 
 def _errors_csv(watch_id: str, text: str) -> dict[str, object]:

@@ -7,6 +7,13 @@ they are passed in; the texts here are Slack mrkdwn.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.urls import UrlShape
+    from bot.vendors import VendorSpec
+
 COMMAND = "/syncwatch"
 
 # -- before a watch starts: can the bot post where it was asked? --------------------------
@@ -34,3 +41,288 @@ def channel_check_failed(code: str) -> str:
 
 def something_went_wrong(ref: str) -> str:
     return f"Something went wrong (ref {ref}). Nothing was changed; try again."
+
+
+# -- starting watches ---------------------------------------------------------------------
+
+
+def started(noun: str, ids: str, first_id: str) -> str:
+    return (
+        f":eyes: Started {noun}: {ids}. Updates go to the message I just posted in this "
+        f"channel and its thread. Stop with `{COMMAND} stop {first_id}`."
+    )
+
+
+def already_watching(title: str, watch_id: str, where: str) -> str:
+    return (
+        f"I'm already watching {title} in this channel as `{watch_id}` — see {where}. "
+        "Nothing new was started."
+    )
+
+
+def channel_quota(active: int, limit: int) -> str:
+    return (
+        f":no_entry: This channel already has {active} active watches; the limit is {limit}. "
+        f"Nothing was started. Stop finished ones with `{COMMAND} list`, or ask whoever runs "
+        "syncwatch to raise `[quotas]`."
+    )
+
+
+def person_quota(active: int, limit: int) -> str:
+    return (
+        f":no_entry: You already have {active} active watches; the limit is {limit} per "
+        "person. Nothing was started. Your watches are on my App Home tab, each with a Stop "
+        "button."
+    )
+
+
+def vendor_not_set_up(label: str) -> str:
+    return (
+        f":warning: {label} isn't set up on this syncwatch, so nothing was started. Ask "
+        "whoever runs it to configure the credentials (see `syncwatch check`)."
+    )
+
+
+def no_such_connection(family: str, connection: str, configured: str) -> str:
+    return (
+        f":warning: There's no {family} connection named `{connection}`. "
+        f"Configured: {configured}. Nothing was started."
+    )
+
+
+# -- syncs and schedules ------------------------------------------------------------------
+
+SYNCS_UNAVAILABLE = (
+    ":construction: Datasource syncs aren't available in this version, so nothing was started."
+)
+NOT_ON_SYNC_ALLOWLIST = (
+    ":no_entry: You're not on the sync allowlist for this connection, so nothing was started. "
+    "Ask whoever runs syncwatch to add you (or this channel)."
+)
+
+
+def datasource_tied_to_connection(ref: str, tied: str, asked: str) -> str:
+    return (
+        f":warning: Datasource `{ref}` is set up for connection `{tied}`, not `{asked}`. "
+        "Nothing was started."
+    )
+
+
+def bad_schedule(problem: str, ref: str) -> str:
+    return (
+        f":warning: {problem}. Nothing was scheduled. Example: "
+        f"`{COMMAND} sync {ref} at 06:30 tz Europe/Berlin`."
+    )
+
+
+def scheduled(ref: str, schedule_id: str, cron: str, tz: str, next_run: str) -> str:
+    return (
+        f":calendar: Scheduled `{ref}` as `{schedule_id}`: `{cron}` ({tz}). Next run "
+        f"{next_run}. Each run gets its own message here; stop with "
+        f"`{COMMAND} stop {schedule_id}`."
+    )
+
+
+def schedule_ran_late(schedule_id: str, due: str) -> str:
+    return f"Schedule {schedule_id} ran late: it was due {due} but syncwatch was not running then."
+
+
+def schedule_run_skipped(schedule_id: str) -> str:
+    return f"Schedule {schedule_id}'s next run was skipped: this sync is still running."
+
+
+SYNC_RETRY_ASKED = "asked to run the sync again."
+
+
+def no_sync_here(watch_id: str) -> str:
+    return f"There's no sync `{watch_id}` here."
+
+
+def cant_retry_sync(watch_id: str) -> str:
+    return (
+        f"Sync `{watch_id}` can't be retried now: it is already running again, or another "
+        "sync of that datasource is running in this channel."
+    )
+
+
+# -- buttons and stop ---------------------------------------------------------------------
+
+
+def no_watch_here(watch_id: str) -> str:
+    return f"There's no watch `{watch_id}` here."
+
+
+def no_watch_here_to_stop(watch_id: str) -> str:
+    return (
+        f":warning: There's no watch `{watch_id}` here. "
+        f"`{COMMAND} list` shows the ones that are running in this channel."
+    )
+
+
+def no_schedule_here(schedule_id: str) -> str:
+    return (
+        f":warning: There's no schedule `{schedule_id}` here. "
+        f"`{COMMAND} list` shows the ones in this channel."
+    )
+
+
+def no_errors_to_show(watch_id: str) -> str:
+    return f"Watch `{watch_id}` has no errors to show."
+
+
+ERRORS_ALREADY_IN_THREAD = "The full error list is already in the thread."
+
+
+def already_ended(watch_id: str, status: str) -> str:
+    return f"Watch `{watch_id}` is already {status}; nothing to stop."
+
+
+def had_already_ended(watch_id: str) -> str:
+    return f"Watch `{watch_id}` had already ended."
+
+
+def has_ended(watch_id: str, status: str) -> str:
+    return f"Watch `{watch_id}` has ended ({status})."
+
+
+def stopped_watch(title: str, watch_id: str) -> str:
+    return (
+        f":octagonal_sign: Stopped watching {title} (`{watch_id}`). "
+        "The job itself keeps running at the vendor."
+    )
+
+
+def schedule_already_stopped(schedule_id: str) -> str:
+    return f"Schedule `{schedule_id}` is already stopped."
+
+
+def stopped_schedule(schedule_id: str, ref: str, cron: str, tz: str) -> str:
+    return (
+        f":octagonal_sign: Stopped schedule `{schedule_id}` (`{ref}`, `{cron}` {tz}). "
+        "A sync already running is not touched."
+    )
+
+
+def not_allowed(what: str) -> str:
+    return (
+        f":no_entry: Only the person who started it, people on this connection's allowlist or "
+        f"syncwatch admins can {what}. `{COMMAND} help permissions` explains who is allowed."
+    )
+
+
+# -- the thread: notes about result files -------------------------------------------------
+
+
+def result_file_lost(name: str) -> str:
+    return (
+        f":warning: The result file `{name}` was lost before I could post it (the bot's "
+        "spool directory was cleared). Get it from the vendor."
+    )
+
+
+def result_file_empty(name: str) -> str:
+    return f"The result file `{name}` is empty: no rows."
+
+
+def result_file_refused(code: str) -> str:
+    return f":warning: I couldn't attach the result file: Slack said `{code}`."
+
+
+def result_file_unavailable(reason: str) -> str:
+    return f"The result file could not be fetched: {reason}"
+
+
+def cant_save_result_file(reason: str) -> str:
+    return f"couldn't save the result file here ({reason})"
+
+
+def internal_check_error(ref: str) -> str:
+    return f"internal error while checking (ref {ref})"
+
+
+# -- command answers ----------------------------------------------------------------------
+
+NOTHING_IN_CHANNEL = (
+    f"No active watches or schedules in this channel. Start one with `{COMMAND} watch …` or "
+    f"`{COMMAND} sync …` (`{COMMAND} help` shows how)."
+)
+
+
+def usage_error(message: str, example: str) -> str:
+    return f":warning: {message}\nExample: `{example}` · `{COMMAND} help` for more."
+
+
+# -- help ---------------------------------------------------------------------------------
+
+NOT_IN_THREADS = "Slash commands can't be used inside threads; run them in the channel."
+
+
+def help_intro(topics: Iterable[str]) -> str:
+    return (
+        f"*syncwatch* watches long-running vendor jobs and tells this channel how they end.\n"
+        f"• `{COMMAND} watch <vendor> <job-ref>` — watch a job\n"
+        f"• `{COMMAND} sync <workspace-id>/<datasource-id>` — run a datasource sync\n"
+        f"• `{COMMAND} watch <link>` — or paste a vendor API link\n"
+        f"• `{COMMAND} list` — active watches and schedules in this channel\n"
+        f"• `{COMMAND} stop <watch-id | schedule-id>` — stop watching\n"
+        f"• `{COMMAND} help <topic>` — topics: {', '.join(topics)}"
+    )
+
+
+def help_sections(specs: Sequence[VendorSpec], url_shapes: Iterable[UrlShape]) -> dict[str, str]:
+    """Each `help <topic>` answer, by topic (unescaped: placeholders like `<vendor>`)."""
+    vendor_lines = "\n".join(
+        f"• `{spec.key}` (alias `{'`, `'.join(spec.aliases[:2])}`): {spec.label}, "
+        f"job ref `{spec.ref_syntax}` — e.g. `{COMMAND} watch {spec.key} {spec.example_ref}`"
+        for spec in specs
+    )
+    first = specs[0]
+    return {
+        "watch": (
+            f"*Watch a job* — `{COMMAND} watch <vendor> <job-ref> [<job-ref> …] [as <connection>] "
+            f"[every <interval>]`\n"
+            f"e.g. `{COMMAND} watch {first.key} {first.example_ref}`\n"
+            "I post one message here, keep it current, explain each change in its thread, and "
+            "mention you when the job ends. `every 30s` sets how often I check (vendors have "
+            "minimums); `as eu-team` picks a named connection from syncwatch's config."
+        ),
+        "sync": (
+            f"*Run a datasource sync* — `{COMMAND} sync <workspace-id>/<datasource-id> "
+            "[as <connection>] [at <HH:MM or cron> [tz <zone>]]`\n"
+            f"e.g. `{COMMAND} sync 2480011000000498001/2480011000000630011` now, or "
+            f"`{COMMAND} sync 2480011000000498001/2480011000000630011 at 06:30 tz Europe/Berlin` "
+            "every day. I trigger the Zoho Analytics sync, then watch until Zoho records how it "
+            "went; a failed sync gets a *Retry sync* button. Datasource passwords live in "
+            "syncwatch's config, never in Slack. `list` shows schedules; `stop s3xq` ends one."
+        ),
+        "links": (
+            f"*Paste a link* — `{COMMAND} watch <link> [<link> …]` works out the vendor and ids "
+            "from a vendor API link (nothing is fetched from it). Links I understand:\n"
+            + "\n".join(f"• {shape.example}" for shape in url_shapes)
+            + "\nSeveral links, even of different vendors, start one watch each."
+        ),
+        "schedules": (
+            f"*Schedules* — `{COMMAND} sync <ws>/<ds> at 06:30` (daily) or "
+            f"`at 0 6 * * 1-5` (a 5-field cron), read in `tz <IANA zone>` (default UTC). Each "
+            "run posts its own message. A run missed while syncwatch was down runs once when "
+            f"it is back and says it ran late. `{COMMAND} list` shows the next run; "
+            f"`{COMMAND} stop s3xq` ends a schedule."
+        ),
+        "permissions": (
+            "*Who may do what* — anyone in a channel I'm in may watch jobs and list. A "
+            "connection's syncs may be run by anyone, unless the operator set a sync allowlist "
+            "for it (then only listed people and channels). *Stop*, *Retry sync* and stopping "
+            "a schedule: the person who started it, people on that connection's allowlist, "
+            "and syncwatch admins. Others get a private refusal."
+        ),
+        "list": (
+            f"*List* — `{COMMAND} list` shows this channel's active watches and schedules, each "
+            "with a Stop button. Your own are also on my App Home tab."
+        ),
+        "stop": (
+            f"*Stop* — `{COMMAND} stop w7k2` stops watching (the job itself keeps running). "
+            "The id is shown in the watch's message and in `list`; the *Stop watching* button "
+            "does the same."
+        ),
+        "vendors": f"*Vendors*\n{vendor_lines}",
+    }

@@ -293,10 +293,12 @@ class Store:
             self._record(db, watch_id, draft, True, now)
         return self.get_watch(watch_id)
 
-    def restart_sync(self, watch_id: str, by: str, now: float, deadline: float) -> Watch | None:
+    def restart_sync(
+        self, watch_id: str, by: str, now: float, deadline: float, *, note: str
+    ) -> Watch | None:
         """ "Retry sync": make a finished sync watch active again, to trigger on its next
-        poll, in the same message and thread. None if it isn't a finished watch or the same
-        datasource is already being synced in that channel."""
+        poll, in the same message and thread (with `note`, by `by`). None if it isn't a
+        finished watch or the same datasource is already being synced in that channel."""
         with self.pool.immediate() as db:
             current = self.get_watch(watch_id)
             if current is None or current.status != DONE:
@@ -321,7 +323,7 @@ class Store:
             )
             if not moved:
                 return None
-            draft = TransitionDraft(event=Event.NOTE, actor=by, note="asked to run the sync again.")
+            draft = TransitionDraft(event=Event.NOTE, actor=by, note=note)
             self._record(db, watch_id, draft, True, now)
         return self.get_watch(watch_id)
 
@@ -676,10 +678,13 @@ class Store:
         draft: NewWatch,
         note: str | None,
         now: float,
+        *,
+        skipped_note: str,
     ) -> Watch | None:
         """Start the run due at `due_at` and move the schedule to `next_run_at`, in one
         transaction. A run already recorded (its due time has passed on) returns None, so a
-        restart or a double fire never doubles a run."""
+        restart or a double fire never doubles a run. `note` goes into the new run's thread;
+        `skipped_note` into the running one's when the last run is still going."""
         with self.pool.immediate() as db:
             current = self.get_schedule(schedule_id)
             if (
@@ -691,11 +696,7 @@ class Store:
             db["schedules"].update(schedule_id, {"next_run_at": next_run_at, "last_run_at": now})
             running = self.find_active(draft.vendor, draft.ref, draft.channel_id)
             if running is not None:  # still syncing from before: say so where people look
-                skipped = TransitionDraft(
-                    event=Event.NOTE,
-                    note=f"Schedule {schedule_id}'s next run was skipped: this sync is still "
-                    "running.",
-                )
+                skipped = TransitionDraft(event=Event.NOTE, note=skipped_note)
                 self._record(db, running.id, skipped, False, now)
                 return None
             (watch,) = self.create_watches([draft], now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -276,6 +277,9 @@ def test_shutdown_finishes_in_flight_polls(poller, store, clock, zoho):
     w = watch(store, clock)
     poller.start(paused=True)  # a running scheduler ticks at once and would race this tick
     assert poller.tick() == 1  # started, not awaited
+    deadline = time.monotonic() + 5
+    while not zoho.requests and time.monotonic() < deadline:  # the poll is in flight
+        time.sleep(0.005)
     poller.shutdown()
     after = store.get_watch(w.id)
     assert (after.state, after.lease_owner) == ("running", None)

@@ -438,7 +438,7 @@ def render_home(
         {"type": "header", "text": {"type": "plain_text", "text": "Your syncwatch watches"}}
     ]
     if not active and not schedules:
-        out.append(section(f"Nothing running. Start one from a channel: `{COMMAND} help`."))
+        out.append(section(texts.HOME_NOTHING_RUNNING))
     for w in active[:40]:
         emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
         if w.status == PAUSED:

@@ -175,7 +175,7 @@ class Notifier:
         self.metrics.slack_calls.labels(row.kind, code or f"http_{status}").inc()
         if code in CHANNEL_GONE:
             log.warning("watch %s paused: Slack says %s", row.watch_id, code)
-            self.store.pause_watch(row.watch_id, _pause_reason(code), self.clock())
+            self.store.pause_watch(row.watch_id, texts.pause_reason(code), self.clock())
             return False
         if code in CREDENTIALS:
             self.credentials_ok = False
@@ -473,14 +473,6 @@ class _Paced(Exception):
     def __init__(self, until: float) -> None:
         super().__init__(until)
         self.until = until
-
-
-def _pause_reason(code: str) -> str:
-    return {
-        "not_in_channel": "I was removed from this channel",
-        "channel_not_found": "the channel is gone or I can't see it",
-        "is_archived": "the channel is archived",
-    }.get(code, code)
 
 
 def _rate_limited(err: SlackApiError) -> bool:

@@ -1,5 +1,7 @@
-"""Every sentence the bot says to people, in one place: help, answers to commands,
-refusals and notices. Pure: plain strings, or small functions that fill one in.
+"""What the bot says to people, in one place: help, answers to commands, refusals and
+notices, and the notes it adds to a thread. Pure: plain strings, or small functions that
+fill one in. How a job's state reads in the channel (its parent message and its state
+replies) is rendered from the watch itself, in blocks.py.
 
 Values that come from people or vendors are escaped by the caller (`blocks.esc`) before
 they are passed in; the texts here are Slack mrkdwn.
@@ -213,6 +215,15 @@ def not_allowed(what: str) -> str:
 # -- the thread: notes about result files -------------------------------------------------
 
 
+def pause_reason(slack_error: str) -> str:
+    """Why a watch was paused, for its parent message, from Slack's error code."""
+    return {
+        "not_in_channel": "I was removed from this channel",
+        "channel_not_found": "the channel is gone or I can't see it",
+        "is_archived": "the channel is archived",
+    }.get(slack_error, slack_error)
+
+
 def result_file_lost(name: str) -> str:
     return (
         f":warning: The result file `{name}` was lost before I could post it (the bot's "
@@ -242,6 +253,7 @@ def internal_check_error(ref: str) -> str:
 
 # -- command answers ----------------------------------------------------------------------
 
+HOME_NOTHING_RUNNING = f"Nothing running. Start one from a channel: `{COMMAND} help`."
 NOTHING_IN_CHANNEL = (
     f"No active watches or schedules in this channel. Start one with `{COMMAND} watch …` or "
     f"`{COMMAND} sync …` (`{COMMAND} help` shows how)."

@@ -566,3 +566,22 @@ def test_a_lookup_that_fails_for_now_asks_again_later_instead_of_posting_again(
     assert len(fake_slack.calls_for("chat.postMessage")) == 1
     assert len(fake_slack.calls_for("conversations.history")) == 2
     assert statuses(store, w.id) == ["sent"]
+
+
+def test_upload_url_refusing_the_bytes_retries_the_row_and_shares_once(
+    notifier, store, clock, fake_slack, tmp_path
+):
+    """Slack's pre-signed URL answers 500: nothing is shared, the row waits for a retry,
+    and the retry shares the file once."""
+    w = watch(store, clock)
+    notifier.deliver_due()
+    poll(store, clock, w.id, SUCCEEDED, uploads=[spool_upload(tmp_path, b"a,b\n1,2\n")])
+    fake_slack.fail_next("upload/F1", "upload failed", status=500)
+    notifier.deliver_due()
+    row = next(r for r in store.outbox_rows(w.id) if r.kind == "upload")
+    assert row.status == "pending" and row.attempts == 1
+    assert not [m for m in fake_slack.thread("C1", parent_of(store, w.id)) if m.files]
+    clock.advance(600)
+    notifier.deliver_due()
+    shared = [m for m in fake_slack.thread("C1", parent_of(store, w.id)) if m.files]
+    assert len(shared) == 1 and fake_slack.uploads[shared[0].files[0][0]] == b"a,b\n1,2\n"

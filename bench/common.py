@@ -466,7 +466,7 @@ def _serve_slack(conn: Any, channel_rate: float | None, channel_burst: float) ->
 
 
 def fixed_bot(enterprise_id: str | None, team_id: str | None) -> Any:
-    """Bolt `authorize=`: no auth.test traffic (slack.md §13.3)."""
+    """Bolt `authorize=`: no auth.test traffic (docs/slack.md#testing-without-slack)."""
     from slack_bolt.authorization import AuthorizeResult
 
     return AuthorizeResult(
@@ -660,7 +660,8 @@ def max_rate_per_key(events: Iterable[tuple[str, float]], window: float) -> tupl
 
 
 def signed_headers(body: str, secret: str = SIGNING_SECRET) -> dict[str, str]:
-    """Slack's request signature (slack.md §12), as tests/conftest.py computes it."""
+    """Slack's request signature (docs/slack.md#request-signatures), as tests/conftest.py computes
+    it."""
     stamp = str(int(time.time()))
     sig = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
     return {

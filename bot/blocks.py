@@ -57,7 +57,8 @@ class Message:
 
 
 def esc(raw: str) -> str:
-    """Make text inert in mrkdwn: only &, < and > are control characters (slack.md §6)."""
+    """Make text inert in mrkdwn: only &, < and > are control characters
+    (docs/slack.md#escaping-and-formatting)."""
     return raw.translate(_ESCAPES)
 
 

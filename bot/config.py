@@ -106,7 +106,7 @@ class Settings:
         return {"zoho": self.zoho, "zuora": self.zuora, "micro": self.micro}.get(family, {})
 
     def may_sync(self, connection: str, user_id: str, channel_id: str) -> bool:
-        """Design §6 Permissions: no allowlist for the connection → anyone; else only the
+        """docs/architecture.md#permissions: no allowlist for the connection → anyone; else only the
         listed users/channels (and admins)."""
         allow = self.sync_allow.get(connection)
         if allow is None or user_id in self.admins:
@@ -305,7 +305,8 @@ class _Reader:
 
 
 def url_problem(raw: str, *, origin_only: bool = True) -> str | None:
-    """Why `raw` is not a usable base URL, or None. Overrides are origins (design.md §6)."""
+    """Why `raw` is not a usable base URL, or None. Overrides are origins
+    (docs/architecture.md#base-url-overrides)."""
     try:
         parts = urlsplit(raw)
         _ = parts.port  # raises ValueError unless the port is a number in 0-65535
@@ -431,7 +432,9 @@ _ZOHO_ENV = {
     "crm_api_url": "ZOHO_CRM_API_URL",
     RATE_KEY: "ZOHO_RATE_PER_MINUTE",
 }
-# Published request limits a configured rate is checked against (vendors.md §3.6, §5.8, §7.6).
+# Published request limits a configured rate is checked against
+# (docs/vendors.md#analytics-import-limits, docs/vendors.md#zuora-errors-and-limits,
+# docs/vendors.md#micro-errors-and-limits).
 ZOHO_LIMIT = (40.0, "Zoho Analytics: 40 bulk-API calls a minute; import-job polls are bulk calls")
 ZUORA_LIMIT = (50_000.0, "Zuora: 50,000 calls a minute per tenant")
 ZUORA_SANDBOX_LIMIT = (5_000 / 60, "Zuora API Sandbox: 5,000 calls an hour, about 83 a minute")
@@ -550,7 +553,7 @@ def _zuora_connection(
         name=name,
         client_id=text("client_id"),
         client_secret=text("client_secret"),
-        # ZUORA_BASE_URL wins when both are set (design.md §3).
+        # ZUORA_BASE_URL wins when both are set (docs/operations.md#vendor-connections).
         base_url=base_url.rstrip("/") if base_url else ZUORA_ENVS[env_name or ""],
         env=env_name,
         overridden=bool(base_url),

@@ -77,8 +77,8 @@ def _first_example() -> str:
     return f"{COMMAND} watch {spec.key} {spec.example_ref}"
 
 
-# Shapes of secrets people paste by mistake (design.md §6). Matching text is refused and
-# never echoed, stored or logged.
+# Shapes of secrets people paste by mistake (docs/architecture.md#credential-looking-text). Matching
+# text is refused and never echoed, stored or logged.
 _CREDENTIAL_PATTERNS = [
     re.compile(r"xox[abposr]-[A-Za-z0-9-]{6,}"),  # Slack tokens
     re.compile(r"xapp-\d-[A-Za-z0-9-]{6,}"),  # Slack app-level tokens
@@ -105,7 +105,8 @@ def looks_like_credential(text: str) -> bool:
 
 
 def _inert(text: str) -> str:
-    """Escape mrkdwn's control characters (slack.md §6) in text that quotes user input."""
+    """Escape mrkdwn's control characters (docs/slack.md#escaping-and-formatting) in text that
+    quotes user input."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

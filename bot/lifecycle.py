@@ -35,7 +35,7 @@ class PollPolicy:
 
 
 def start_interval(spec: VendorSpec, every: float | None, policy: PollPolicy) -> float:
-    """A new watch's first interval (design.md §6 Intervals)."""
+    """A new watch's first interval (docs/architecture.md#intervals)."""
     base = policy.poll_interval if policy.poll_interval is not None else spec.schedule[0][1]
     if every is None:
         return base
@@ -231,7 +231,7 @@ def failed(watch: Watch, err: VendorError, now: float) -> PollResult:
     previous = JobSnapshot.from_json(watch.snapshot)
     message = err.message
     if isinstance(err, JobNotFoundError):
-        # Not-found rule (vendors.md §1.2.6): on the first poll the id is likely wrong;
+        # Not-found rule (docs/vendors.md#not-found-rule): on the first poll the id is likely wrong;
         # after a good poll the vendor has forgotten a job we saw.
         state = State.FAILED if watch.polls == 0 else State.EXPIRED
         if err.hint:

@@ -37,8 +37,8 @@ METADATA_EVENT = "syncwatch_outbox"  # message metadata that names the outbox ro
 MAX_ATTEMPTS = 25  # about two days of capped backoff; then the row is kept as dead
 
 # Our own pace for Slack writes, under Slack's limits so that the notifier doesn't provoke
-# 429s (slack.md §10): a row that must wait is postponed to its turn instead of being sent
-# to be refused. Each pace allows its burst at once, then refills so that no 60 s window
+# 429s (docs/slack.md#rate-limits): a row that must wait is postponed to its turn instead of being
+# sent to be refused. Each pace allows its burst at once, then refills so that no 60 s window
 # holds more than its per-minute figure.
 # chat.postMessage: about one post a second per channel, short bursts allowed. A file shared
 # into a channel is a message there too, so it waits for the same turn. A burst of 4 lets a

@@ -258,7 +258,7 @@ class Service:
 
     def stop(self, watch_id: str, who: Requester) -> blocks.Message:
         """Stop a watch (or a schedule) from the command or a button: the requester, people
-        on the connection's allowlist, or admins (design §6 Permissions)."""
+        on the connection's allowlist, or admins (docs/architecture.md#permissions)."""
         if watch_id.startswith("s"):
             return self._stop_schedule(watch_id, who)
         watch = self._watch_here(watch_id, who)

@@ -21,7 +21,7 @@ class UrlShape:
         return "/".join(g for g in match.groups() if g)
 
 
-# API URLs as the vendors document them (vendors.md); the host is not checked because
+# API URLs as the vendors document them (docs/vendors.md); the host is not checked because
 # nothing is fetched: the ids are validated by the vendor's parse_ref like typed ones.
 URL_SHAPES = (
     UrlShape(

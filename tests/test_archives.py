@@ -1,4 +1,5 @@
-"""Safe archive reading: one CSV out of a zip under caps, gunzip with an output cap (§1.5.6)."""
+"""Safe archive reading: one CSV out of a zip under caps, gunzip with an output cap
+(docs/vendors.md#archives-and-size-caps)."""
 
 from __future__ import annotations
 

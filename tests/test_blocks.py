@@ -1,4 +1,5 @@
-"""Block Kit rendering: parent, thread replies, command answers, App Home (slack.md §6-7)."""
+"""Block Kit rendering: parent, thread replies, command answers, App Home
+(docs/slack.md#escaping-and-formatting, docs/slack.md#block-kit-limits)."""
 
 from __future__ import annotations
 
@@ -112,7 +113,8 @@ def texts(block_list: list[dict[str, Any]]) -> list[str]:
 
 
 def assert_valid(block_list: list[dict[str, Any]], max_blocks: int = 50) -> None:
-    """Slack's limits: the SDK's own validation plus the ones it doesn't check (§7)."""
+    """Slack's limits: the SDK's own validation plus the ones it doesn't check
+    (docs/slack.md#block-kit-limits)."""
     assert 0 < len(block_list) <= max_blocks
     for block in block_list:
         parsed = Block.parse(block)

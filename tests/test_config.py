@@ -1,4 +1,5 @@
-"""Configuration from env and TOML (design.md §3, §6), and the CLI's handling of it."""
+"""Configuration from env and TOML (docs/operations.md#configuration,
+docs/architecture.md#contract-rules), and the CLI's handling of it."""
 
 from __future__ import annotations
 

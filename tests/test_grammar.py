@@ -1,4 +1,5 @@
-"""The `/syncwatch` grammar: every subcommand, every usage error, credential refusal (§1, §6)."""
+"""The `/syncwatch` grammar: every subcommand, every usage error, credential refusal
+(docs/architecture.md#slash-command, docs/architecture.md#credential-looking-text)."""
 
 from __future__ import annotations
 

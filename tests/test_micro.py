@@ -1,4 +1,5 @@
-"""Micro Prism imports: ref parsing, state mapping, errors, the monthly budget, result CSV (§7)."""
+"""Micro Prism imports: ref parsing, state mapping, errors, the monthly budget, result CSV
+(docs/vendors.md#micro-prism-imports)."""
 
 from __future__ import annotations
 

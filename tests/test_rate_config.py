@@ -1,5 +1,5 @@
-"""Per-connection request rate (vendors.md §1.4): the `rate_per_minute` setting, one token
-bucket per vendor account (not per connection name), and the poller using both."""
+"""Per-connection request rate (docs/vendors.md#request-rate): the `rate_per_minute` setting, one
+token bucket per vendor account (not per connection name), and the poller using both."""
 
 from __future__ import annotations
 

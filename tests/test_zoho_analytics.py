@@ -1,4 +1,5 @@
-"""Zoho Analytics import jobs: ref parsing, state mapping, error mapping, result CSV (§3)."""
+"""Zoho Analytics import jobs: ref parsing, state mapping, error mapping, result CSV
+(docs/vendors.md#zoho-analytics-import-jobs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Zoho Analytics datasource syncs: trigger, baseline comparison, outcome mapping, errors (§4)."""
+"""Zoho Analytics datasource syncs: trigger, baseline comparison, outcome mapping, errors
+(docs/vendors.md#zoho-analytics-datasource-sync)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""ZohoAuth: cached, single-flight token refresh and its failure modes (vendors.md §2.2)."""
+"""ZohoAuth: cached, single-flight token refresh and its failure modes
+(docs/vendors.md#zoho-token-refresh)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Zoho CRM bulk write: refs, states, errors, the result link allowlist, the result CSV (§6)."""
+"""Zoho CRM bulk write: refs, states, errors, the result link allowlist, the result CSV
+(docs/vendors.md#zoho-crm-bulk-write)."""
 
 from __future__ import annotations
 
@@ -679,7 +680,8 @@ def test_check_maps_errors_the_same_way(spool: Path) -> None:
         Crm(httpx.Response(200, text="<html>"), spool=spool).vendor().check()
 
 
-# --- result link allowlist (§1.5.2, §6.6) ---------------------------------------------------
+# --- result link allowlist ------------------------------------------------------------------------
+# docs/vendors.md#links-in-vendor-replies, docs/vendors.md#crm-result-file
 
 
 def csv_text(*rows: str, header: str = "First_Name,Last_Name,Email,ID,STATUS,ERRORS") -> str:

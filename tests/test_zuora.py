@@ -1,4 +1,5 @@
-"""Zuora AQuA: ref parsing, OAuth, state mapping, error mapping, result files (vendors.md §5)."""
+"""Zuora AQuA: ref parsing, OAuth, state mapping, error mapping, result files
+(docs/vendors.md#zuora-aqua)."""
 
 from __future__ import annotations
 
@@ -708,7 +709,7 @@ def test_90018_on_a_completed_job_is_partial() -> None:
     assert snap.error_code == "90018" and "those queries were skipped" in (snap.error_message or "")
 
 
-# --- 200 replies that carry an error (vendors.md §5.8) ----------------------------------------
+# --- 200 replies that carry an error (docs/vendors.md#zuora-errors-and-limits) --------------------
 
 
 def test_90019_on_200_is_rejected() -> None:

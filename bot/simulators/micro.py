@@ -10,7 +10,8 @@ from typing import Any
 from bot.simulators import HttpReply, HttpRequest, ScriptedJobs, VendorServer
 
 _JOB_PATH = re.compile(r"^/v2/prism/(?P<team>[^/]+)/imports/(?P<job>[^/]+)/?$")
-_RETENTION = 7 * 86400  # Micro keeps async import jobs for 7 days (vendors.md §7.3)
+# Micro keeps async import jobs for 7 days (docs/vendors.md#micro-import-states)
+_RETENTION = 7 * 86400
 
 
 class MicroSimulator(VendorServer):

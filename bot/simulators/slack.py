@@ -395,7 +395,8 @@ class FakeSlackAPI(LocalServer):
             return {"ok": True, "channel": channel, "ts": ts, "text": str(p.get("text") or "")}
         if p.get("text") is not None:
             message.text = str(p["text"])
-        if p.get("blocks") is not None:  # omitted blocks stay; [] clears (slack.md §8)
+        # omitted blocks stay; [] clears (docs/slack.md#editing-the-parent-message)
+        if p.get("blocks") is not None:
             message.blocks = _as_list(p["blocks"])
         if p.get("metadata") is not None:
             message.metadata = _as_dict(p["metadata"])

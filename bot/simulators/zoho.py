@@ -42,7 +42,7 @@ class _Datasource:
 
 
 def _failure(status: int, summary: str, code: int, message: str) -> HttpReply:
-    """Analytics' error envelope (vendors.md §3.5)."""
+    """Analytics' error envelope (docs/vendors.md#analytics-import-errors)."""
     body = {
         "status": "failure",
         "summary": summary,
@@ -151,7 +151,8 @@ class ZohoSimulator(VendorServer):
     # ----- handlers (callers hold self._lock) -----
 
     def _token(self, form: dict[str, str]) -> HttpReply:
-        # Zoho answers refresh failures on HTTP 200 with an `error` field (vendors.md §2.2).
+        # Zoho answers refresh failures on HTTP 200 with an `error` field
+        # (docs/vendors.md#zoho-token-refresh).
         if form.get("grant_type") != "refresh_token":
             return HttpReply.of_json({"error": "unsupported_grant_type"})
         if (
@@ -227,7 +228,8 @@ class ZohoSimulator(VendorServer):
 
 
 def _datasource_json(ds: str, source: _Datasource) -> dict[str, Any]:
-    """One `data.dataSources[]` entry with vendors.md §4.3 field names (counts as strings)."""
+    """One `data.dataSources[]` entry with docs/vendors.md#sync-fields field names (counts as
+    strings)."""
     state = source.current()
     tables = [
         {
@@ -359,7 +361,8 @@ def sync_outcome_partial(
     polls_waiting: int = 1,
     failed_table: str = "credits",
 ) -> list[dict[str, Any]]:
-    """Like `sync_outcome_success`, but `failed_table` reports "Failed" (§4.4's example)."""
+    """Like `sync_outcome_success`, but `failed_table` reports "Failed" (the example in
+    docs/vendors.md#sync-outcome)."""
     tables = (("invoices", "Success"), (failed_table, "Failed"))
     done = {"last_time": later_time, "status": "Success", "tables": tables}
     return [*({} for _ in range(polls_waiting)), done]

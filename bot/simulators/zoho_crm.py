@@ -18,7 +18,7 @@ ORG_ID = "70831234"
 
 
 def _error(status: int, code: str, message: str) -> HttpReply:
-    """CRM's error envelope (vendors.md §6.5)."""
+    """CRM's error envelope (docs/vendors.md#crm-errors-and-limits)."""
     body = {"status": "error", "code": code, "message": message, "details": {}}
     return HttpReply.of_json(body, status=status)
 
@@ -116,7 +116,8 @@ class ZohoCrmSimulator(VendorServer):
     def _download(self, name: str, request: HttpRequest) -> HttpReply:
         self.downloads.append((name, "authorization" in request.headers))
         body = self._zips.get(name)
-        if body is None:  # what Zoho answers for an expired link (vendors.md §6.5)
+        # what Zoho answers for an expired link (docs/vendors.md#crm-errors-and-limits)
+        if body is None:
             return HttpReply(403, b"", {"x-info": "Link not valid"})
         headers = {"Content-Type": "application/octet-stream"}
         return HttpReply(200, body, headers)
@@ -185,8 +186,8 @@ def steps_success(
 
 
 def sample_result_csv(added: int = 310, updated: int = 52, skipped: int = 7) -> str:
-    """A result CSV as Zoho writes it (§6.6): three mapped columns, then ID, STATUS, ERRORS.
-    Every third skipped row is a duplicate email, the others lack Last_Name."""
+    """A result CSV as Zoho writes it (docs/vendors.md#crm-result-file): three mapped columns, then
+    ID, STATUS, ERRORS. Every third skipped row is a duplicate email, the others lack Last_Name."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["First_Name", "Last_Name", "Email", "ID", "STATUS", "ERRORS"])

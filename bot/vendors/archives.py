@@ -1,4 +1,5 @@
-"""Safe reading of vendor archives: one CSV out of a zip, gunzip with an output cap (§1.5.6)."""
+"""Safe reading of vendor archives: one CSV out of a zip, gunzip with an output cap
+(docs/vendors.md#archives-and-size-caps)."""
 
 from __future__ import annotations
 

@@ -304,7 +304,7 @@ def build_http_client(
     transport: httpx.BaseTransport | None = None, *, timeout: float = 20.0
 ) -> httpx.Client:
     """The one shared vendor HTTP client. Redirects are never followed automatically, so a
-    credential header can't ride a redirect to a foreign host (vendors.md §1.5)."""
+    credential header can't ride a redirect to a foreign host (docs/vendors.md#redirects)."""
     return httpx.Client(
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=10.0),

@@ -25,7 +25,8 @@ _SEEN_LOCK = threading.Lock()
 
 
 def as_count(value: object) -> int | None:
-    """A count or code from an int or a numeric string (§1.2.4); None when not a whole number."""
+    """A count or code from an int or a numeric string (docs/vendors.md#counts-and-codes); None when
+    not a whole number."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):

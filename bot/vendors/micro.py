@@ -43,7 +43,8 @@ from .common import (
 )
 from .common import redact as redact_secrets
 
-DEFAULT_BASE_URL = "https://developers.micro.so"  # vendors.md §7.1: always set explicitly
+# docs/vendors.md#micro-hosts-and-auth: always set explicitly
+DEFAULT_BASE_URL = "https://developers.micro.so"
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,13 @@ class MicroConnection:
 
 log = logging.getLogger(__name__)
 
-MONTHLY_LIMIT = 1000  # Micro beta: 1,000 requests a month per key (vendors.md §7.6)
+# Micro beta: 1,000 requests a month per key (docs/vendors.md#micro-errors-and-limits)
+MONTHLY_LIMIT = 1000
 # (percent of the month's budget used, least seconds between polls, as said): the poller
 # never polls this key's jobs sooner than `min_interval`, so the budget lasts the month.
 _STEPS = ((95, 3600.0, "every hour"), (80, 900.0, "every 15 min"), (50, 300.0, "every 5 min"))
-_WARN_AT = 80  # percent: from here on the thread hears why polls slowed (vendors.md §7.6)
+# percent: from here on the thread hears why polls slowed (docs/vendors.md#micro-errors-and-limits)
+_WARN_AT = 80
 _JOB = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _PROBE_JOB = "syncwatch-key-check"  # never an import id: check() expects Micro's 404
@@ -140,21 +143,24 @@ def _row_error(row: object) -> dict[str, Any] | None:
 
 
 def _complete_state(s: int | None, f: int | None, t: int | None) -> State:
-    """§7.3 with design.md §6 "No row succeeded": ok == 0 < total is failed, not partial."""
+    """docs/vendors.md#micro-import-states with docs/architecture.md#no-row-succeeded: ok == 0 <
+    total is failed, not partial."""
     if s == 0 and ((t or 0) > 0 or (f or 0) > 0):
         return State.FAILED
     return State.PARTIAL if f else State.SUCCEEDED
 
 
 def snapshot_from(body: dict[str, Any], redact: Redact = str) -> JobSnapshot:
-    """Normalize one import-job reply (§7.3, §7.4); `redact` scrubs the vendor text we keep."""
+    """Normalize one import-job reply (docs/vendors.md#micro-import-states,
+    docs/vendors.md#micro-import-fields); `redact` scrubs the vendor text we keep."""
     raw = redact(one_line(_text(body.get("status"))))[:80]
     if not raw:
         raise TransientError("Micro sent an import job reply without a status")
     key, rows = status_key(raw), _rows(body)
     s, f = as_count(body.get("succeeded")), as_count(body.get("failed"))
     t, processed = as_count(body.get("total")), as_count(body.get("processed"))
-    if key == "complete" and rows is not None:  # counts missing: count the rows (§7.3)
+    # counts missing: count the rows (docs/vendors.md#micro-import-states)
+    if key == "complete" and rows is not None:
         f = sum(_row_error(r) is not None for r in rows) if f is None else f
         s = len(rows) - f if s is None else s
     if processed is None and s is not None and f is not None:
@@ -333,7 +339,8 @@ class MicroImports:
         return self._read(response, team, job), used
 
     def _read(self, response: httpx.Response, team: str, job: str) -> dict[str, Any]:
-        """The JSON object of a usable reply; every other outcome becomes its error (§7.6)."""
+        """The JSON object of a usable reply; every other outcome becomes its error
+        (docs/vendors.md#micro-errors-and-limits)."""
         status, headers, code = response.status_code, response.headers, str(response.status_code)
         body = json_object(response)
         text = self._redact(one_line(_text(body.get("message"))))[:300] if body else ""

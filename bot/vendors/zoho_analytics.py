@@ -51,7 +51,8 @@ _REJECT_HINTS = {
     "7301": "the refresh token's user lacks permission on this workspace",
     "7387": "the workspace is not in this organization: check ZOHO_ANALYTICS_ORG_ID",
 }
-# jobCode → (jobStatus key, state). jobStatus is only read when jobCode is absent (§3.2).
+# jobCode → (jobStatus key, state). jobStatus is only read when jobCode is absent
+# (docs/vendors.md#analytics-import-states).
 _JOB_CODES = {
     "1001": ("jobnotinitiated", State.QUEUED),
     "1002": ("jobinprogress", State.RUNNING),
@@ -82,7 +83,8 @@ def parse_ref(text: str) -> str:
 
 
 def _completed_state(s: int | None, t: int | None, errors: str) -> State:
-    """§3.2 bot rule for jobCode 1004; the first matching line wins."""
+    """docs/vendors.md#analytics-import-states bot rule for jobCode 1004; the first matching line
+    wins."""
     if t == 0 or (s is not None and s == t and not errors):
         return State.SUCCEEDED
     if s == 0 and t is not None and t > 0:
@@ -93,7 +95,8 @@ def _completed_state(s: int | None, t: int | None, errors: str) -> State:
 
 
 def snapshot_from(data: dict[str, Any]) -> JobSnapshot:
-    """Normalize the `data` object of a successful import-job reply (§3.2, §3.3)."""
+    """Normalize the `data` object of a successful import-job reply
+    (docs/vendors.md#analytics-import-states, docs/vendors.md#analytics-import-fields)."""
     job_status = as_text(data.get("jobStatus")).strip()
     raw_code = data.get("jobCode")
     code = as_code(raw_code) or _CODE_BY_STATUS.get(status_key(job_status), "")
@@ -158,7 +161,8 @@ def snapshot_from(data: dict[str, Any]) -> JobSnapshot:
 
 
 def summary_csv(snapshot: JobSnapshot) -> bytes:
-    """`field,value` rows: importSummary facts, then the raw error text (§3.7)."""
+    """`field,value` rows: importSummary facts, then the raw error text
+    (docs/vendors.md#analytics-import-result-file)."""
     rows = [("field", "value"), *snapshot.facts]
     if snapshot.error_message:
         # For 1003 the text may come from errorMessage/jobStatus, so don't call it importErrors.
@@ -226,7 +230,8 @@ class ZohoAnalytics:
         )
 
     def _get(self, path: str, *, org: bool) -> dict[str, Any]:
-        """GET with the shared token; on 8535/8518 refresh once and retry once (§1.2.7)."""
+        """GET with the shared token; on 8535/8518 refresh once and retry once
+        (docs/vendors.md#auth-refresh)."""
         return self._auth.with_token(
             lambda token: _read(
                 self._send(path, token, org), self._ctx.clock(), (token, *self._conn.secrets)
@@ -246,7 +251,8 @@ class ZohoAnalytics:
 
 
 def _read(response: httpx.Response, now: float, secrets: tuple[str, ...]) -> dict[str, Any]:
-    """The JSON body of a usable reply; every other outcome becomes the matching error (§3.5)."""
+    """The JSON body of a usable reply; every other outcome becomes the matching error
+    (docs/vendors.md#analytics-import-errors)."""
     status = response.status_code
     retry_after = retry_after_from(response.headers, now)
     body = json_object(response)

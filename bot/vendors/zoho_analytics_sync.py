@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 _ID = re.compile(r"[0-9]{1,20}")  # ASCII only: \d would admit other scripts' digits
 _HINT = "check the workspace and datasource ids, ZOHO_ANALYTICS_ORG_ID and ZOHO_DC"
 _NOT_FOUND_CODES = frozenset({"7103", "7104", "8137", "8138"})
-# vendors.md §4.5: refusals of the sync itself. Meanings of the 79xx/80xx codes are unconfirmed,
+# docs/vendors.md#sync-errors-and-limits: refusals of the sync itself. Meanings of the 79xx/80xx
+# codes are unconfirmed,
 # so those are quoted raw; retrying will not help either way (the user gets `Retry sync`).
 _SYNC_REFUSALS = dict.fromkeys(("7925", "8060", "8078", "8079"), "") | {
     "18011": "source unreachable",
@@ -58,7 +59,7 @@ _seen_unknown: set[str] = set()
 
 class _HideSyncConfig(logging.Filter):
     """httpx logs every request URL at INFO, and the sync URL's CONFIG may hold the
-    datasource password (vendors.md §1.5.5): drop that parameter from the record."""
+    datasource password (docs/vendors.md#never-logged): drop that parameter from the record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and any(_has_config(a) for a in record.args):
@@ -93,8 +94,8 @@ def parse_ref(text: str) -> str:
 
 
 def _find(sources: object, ds: str, schedule_id: str | None) -> dict[str, Any] | None:
-    """The datasource entry (§4.2.1); a configured sync interval's own fields win over it,
-    since each interval keeps its own last sync time, status and quota."""
+    """The datasource entry (docs/vendors.md#sync-datasource-list); a configured sync interval's own
+    fields win over it, since each interval keeps its own last sync time, status and quota."""
     found = next((e for e in _dicts(sources) if as_code(e.get("datasourceId")) == ds), None)
     if found is None or not schedule_id:
         return found
@@ -121,12 +122,14 @@ def _tables(entry: dict[str, Any]) -> list[list[str]]:
 
 
 def _failedish(status: str) -> bool:
-    key = status_key(status)  # heuristic (§4.2): the status vocabulary is unconfirmed
+    # heuristic (docs/vendors.md#sync-outcome): the status vocabulary is unconfirmed
+    key = status_key(status)
     return "fail" in key or "error" in key
 
 
 def _outcome(status: str, tables: list[list[str]]) -> tuple[State, str | None]:
-    """§4.2 table, first match wins. Tables without a status can't be judged and are skipped."""
+    """docs/vendors.md#sync-outcome table, first match wins. Tables without a status can't be judged
+    and are skipped."""
     judged = [t for t in tables if t[2]]
     bad = [t for t in judged if status_key(t[2]) != "success"]
     ok = len(judged) - len(bad)
@@ -136,7 +139,8 @@ def _outcome(status: str, tables: list[list[str]]) -> tuple[State, str | None]:
         return State.SUCCEEDED, None
     if ok and bad:
         return State.PARTIAL, f"{len(bad)} of {len(judged)} tables not synced: {listed}"
-    # Past here no table is OK; every table failing is 0 OK units of >0, i.e. failed (§1.1),
+    # Past here no table is OK; every table failing is 0 OK units of >0, i.e. failed
+    # (docs/vendors.md#normalized-states),
     # even under a "Success" or an unrecognised top-level status.
     all_bad = bool(bad) and (status_key(status) == "success" or any(_failedish(t[2]) for t in bad))
     if _failedish(status) or all_bad:
@@ -170,7 +174,8 @@ class ZohoAnalyticsSync:
         notice = None
         used, allowed = as_count(entry.get("syncUsed")), as_count(entry.get("totalSyncAllowed"))
         if used is not None and allowed is not None and used >= allowed:
-            # Warn, don't refuse: what Zoho does with a used-up quota is unconfirmed (§4.2.2).
+            # Warn, don't refuse: what Zoho does with a used-up quota is unconfirmed
+            # (docs/vendors.md#sync-quota).
             notice = f"Zoho reports {used} of {allowed} manual syncs used; this one may be refused."
         fields = {"userName": opts.user_name, "password": opts.password}
         config = {k: v for k, v in (fields | {"scheduleId": opts.schedule_id}).items() if v}
@@ -219,7 +224,7 @@ class ZohoAnalyticsSync:
         tables = _tables(entry)
         state, error = _outcome(status, tables)
         if state is State.UNKNOWN:
-            warn_once(  # once per value, not once per poll (§1.2.2)
+            warn_once(  # once per value, not once per poll (docs/vendors.md#unknown-statuses)
                 log,
                 _seen_unknown,
                 status,
@@ -265,7 +270,8 @@ class ZohoAnalyticsSync:
     def _datasource(
         self, ws: str, ds: str, schedule_id: str | None, *, view_id: str | None
     ) -> dict[str, Any]:
-        """Read the datasource list (§4.2.1): workspace path, the view path on 404/7104."""
+        """Read the datasource list (docs/vendors.md#sync-datasource-list): workspace path, the view
+        path on 404/7104."""
         try:
             body = self._call("GET", f"/restapi/v2/workspaces/{ws}/datasources")
         except VendorError as exc:
@@ -293,7 +299,8 @@ class ZohoAnalyticsSync:
     def _call(
         self, method: str, path: str, *, params: dict[str, str] | None = None
     ) -> dict[str, Any] | None:
-        """One request with the shared token; on 8535/8518 refresh once and retry once (§1.2.7).
+        """One request with the shared token; on 8535/8518 refresh once and retry once
+        (docs/vendors.md#auth-refresh).
         Returns the JSON body, or None for an accepted sync (204, no body)."""
         return self._auth.with_token(
             lambda token: self._interpret(method, self._send(method, path, token, params), token),
@@ -328,7 +335,7 @@ class ZohoAnalyticsSync:
     ) -> dict[str, Any] | None:
         secrets = (token, *self._conn.secrets, *self._passwords)
         if method == "POST" and response.is_success and not response.content:
-            return None  # 204 No Content: the sync was accepted (§4.1)
+            return None  # 204 No Content: the sync was accepted (docs/vendors.md#sync-trigger)
         found = _envelope_error(response)
         if found is not None:
             code = redact(found[0], secrets)[:20]
@@ -353,7 +360,8 @@ class ZohoAnalyticsSync:
                 code="404",
                 hint=_HINT,
             )
-        return _read(response, self._ctx.clock(), secrets)  # auth, 6045, 5xx, the rest (§3.5)
+        # auth, 6045, 5xx, the rest (docs/vendors.md#analytics-import-errors)
+        return _read(response, self._ctx.clock(), secrets)
 
 
 def _envelope_error(response: httpx.Response) -> tuple[str, str] | None:

@@ -22,7 +22,8 @@ class ZohoHosts:
     crm: str
 
 
-# vendors.md §2.1. uk is left out on purpose: its Analytics and CRM hosts are unconfirmed.
+# docs/vendors.md#zoho-data-centres. uk is left out on purpose: its Analytics and CRM hosts are
+# unconfirmed.
 ZOHO_DCS: dict[str, ZohoHosts] = {
     "us": ZohoHosts("accounts.zoho.com", "analyticsapi.zoho.com", "www.zohoapis.com"),
     "eu": ZohoHosts("accounts.zoho.eu", "analyticsapi.zoho.eu", "www.zohoapis.eu"),
@@ -76,7 +77,7 @@ class ZohoConnection:
         return (self.client_secret, self.refresh_token, self.client_id)
 
 
-# --- Access-token cache (vendors.md §2.2) -------------------------------------------------
+# --- Access-token cache (docs/vendors.md#zoho-token-refresh) --------------------------------------
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,8 @@ class ZohoAuth(TokenCache):
 
     def with_token(self, attempt: Callable[[str], T], rejected: Callable[[str | None], str]) -> T:
         """`attempt(token)` with the shared token. When Zoho refuses the token (AuthError), it is
-        refreshed once and the attempt made once more (§1.2.7); a second refusal becomes
-        AuthError(`rejected(code)`), the message users see."""
+        refreshed once and the attempt made once more (docs/vendors.md#auth-refresh); a second
+        refusal becomes AuthError(`rejected(code)`), the message users see."""
         token = self.access_token()
         for n in (1, 2):
             try:

@@ -72,7 +72,8 @@ def _dict(value: object) -> dict[str, Any]:
 
 @dataclass
 class _Tally:
-    """Counts and resource outcomes summed over `resource[]` (§6.2 bot rule)."""
+    """Counts and resource outcomes summed over `resource[]` (docs/vendors.md#crm-bulk-write-states
+    bot rule)."""
 
     added: int = 0
     updated: int = 0
@@ -95,7 +96,8 @@ class _Tally:
 
     def add(self, res: dict[str, Any]) -> None:
         self.resources += 1
-        raw_module = res.get("module")  # a string in v2 samples, `{api_name, id}` later (§6.3)
+        # a string in v2 samples, `{api_name, id}` later (docs/vendors.md#crm-bulk-write-fields)
+        raw_module = res.get("module")
         module = _text(
             _dict(raw_module).get("api_name") if isinstance(raw_module, dict) else raw_module, 60
         )
@@ -125,7 +127,8 @@ class _Tally:
             self.total += t if t is not None else (a or 0) + (u or 0) + (s or 0)
 
     def completed(self, has_file: bool) -> tuple[State, str | None, str | None]:
-        """§6.2 bot rule for COMPLETED, with design.md §6: a job that wrote nothing failed."""
+        """docs/vendors.md#crm-bulk-write-states bot rule for COMPLETED, with
+        docs/architecture.md#no-row-succeeded: a job that wrote nothing failed."""
         if self.resources and len(self.failed) == self.resources:
             state = State.FAILED
         elif not (self.skipped or self.left or self.failed or self.skipped_res):
@@ -145,7 +148,8 @@ class _Tally:
 
 
 def snapshot_from(doc: dict[str, Any], job: str) -> JobSnapshot:
-    """Normalize a bulk write job document (§6.2, §6.3)."""
+    """Normalize a bulk write job document (docs/vendors.md#crm-bulk-write-states,
+    docs/vendors.md#crm-bulk-write-fields)."""
     raw = _text(doc.get("status"), 80)
     if not raw:
         raise TransientError("Zoho CRM sent a bulk write job reply without a status")
@@ -189,7 +193,9 @@ def snapshot_from(doc: dict[str, Any], job: str) -> JobSnapshot:
         state, error_code, error_message = t.completed(bool(files))
     elif key in _STATES:
         state = _STATES[key]
-        if state is State.FAILED:  # top-level FAILED is unconfirmed (§6.2): accepted as failed
+        # top-level FAILED is unconfirmed (docs/vendors.md#crm-bulk-write-states): accepted as
+        # failed
+        if state is State.FAILED:
             error_code = "FAILED"
             extra = f"; resource FAILED: {', '.join(t.failed)}" if t.failed else ""
             said = _text(doc.get("message")) or "Zoho CRM marked the bulk write job FAILED"
@@ -216,7 +222,8 @@ class ZohoCrm:
     def __init__(self, conn: ZohoConnection, ctx: VendorContext) -> None:
         self._conn = conn
         self._ctx = ctx
-        self._auth = auth_for(conn, ctx)  # the same cached token as Zoho Analytics (§2.2)
+        # the same cached token as Zoho Analytics (docs/vendors.md#zoho-token-refresh)
+        self._auth = auth_for(conn, ctx)
 
     def __repr__(self) -> str:
         return f"ZohoCrm(connection={self._conn.name!r})"
@@ -232,7 +239,8 @@ class ZohoCrm:
         return f"Zoho CRM: org {name} ({_text(org.get('id'), 24) or 'no id'})"
 
     def _get(self, path: str, what: str) -> dict[str, Any]:
-        """GET with the shared token; on a token error refresh once and retry once (§1.2.7)."""
+        """GET with the shared token; on a token error refresh once and retry once
+        (docs/vendors.md#auth-refresh)."""
 
         def attempt(token: str) -> dict[str, Any]:
             headers = {"Authorization": f"Zoho-oauthtoken {token}"}
@@ -248,7 +256,7 @@ class ZohoCrm:
             ),
         )
 
-    # ----- result file (§6.6) -----
+    # ----- result file (docs/vendors.md#crm-result-file) -----
 
     def results(self, ref: str, snapshot: JobSnapshot) -> list[ResultFile]:
         return BulkWriteResults(self._conn, self._ctx, self._auth).results(parse_ref(ref), snapshot)
@@ -257,10 +265,12 @@ class ZohoCrm:
 def _read(
     response: httpx.Response, now: float, secrets: tuple[str, ...], what: str
 ) -> dict[str, Any]:
-    """The JSON body of a usable reply; every other outcome becomes the matching error (§6.5)."""
+    """The JSON body of a usable reply; every other outcome becomes the matching error
+    (docs/vendors.md#crm-errors-and-limits)."""
     status = response.status_code
     body = json_object(response)
-    # The envelope decides first, whatever the HTTP status (§6.5: branch on `code`).
+    # The envelope decides first, whatever the HTTP status (docs/vendors.md#crm-errors-and-limits:
+    # branch on `code`).
     if body is not None and status_key(_text(body.get("status"))) == "error":
         code, text = (redact(_text(body.get(k)), secrets) for k in ("code", "message"))
         retry_after = retry_after_from(response.headers, now)

@@ -27,7 +27,8 @@ from .common import as_count, guarded, one_line, retry_after_from, safe_cell
 from .tokens import TokenSource
 from .zoho_auth import ZOHO_DCS, ZohoConnection
 
-# vendors.md §6.6; Zoho gives only the names, so the meanings are our reading of them.
+# docs/vendors.md#crm-result-file; Zoho gives only the names, so the meanings are our reading of
+# them.
 ROW_ERROR_CODES: dict[str, str] = {
     "MANDATORY_NOT_FOUND": "a required field was empty",
     "INVALID_DATA": "a value had the wrong type or format",
@@ -41,7 +42,8 @@ ROW_ERROR_CODES: dict[str, str] = {
 _ROW_STATUSES = ("added", "updated", "skipped", "unprocessed")
 EXTRACT_FACTOR = 4  # the CSV may unpack past the upload cap, so that its failed rows can go
 MAX_LINK_CHARS = 2048
-# §6.6 DC suffix rule, derived from ZOHO_DCS: the §2.1 hosts, and `.zoho.<tld>` /
+# docs/vendors.md#crm-result-file DC suffix rule, derived from ZOHO_DCS: the
+# docs/vendors.md#zoho-data-centres hosts, and `.zoho.<tld>` /
 # `.zohoapis.<tld>` of every DC (`ca` has zohocloud.ca where the others have zoho.<tld>).
 _ZOHO_HOSTS = frozenset(
     {h for d in ZOHO_DCS.values() for h in (d.accounts, d.analytics, d.crm)}
@@ -57,7 +59,8 @@ _NO_FETCH = f"so I didn't fetch it (no credentials were sent). {_GET_IT}"
 
 def parse_errors(cell: str) -> list[tuple[str, list[str]]]:
     """`CODE-col1,col2:CODE2-col3` → [(CODE, [col1, col2]), (CODE2, [col3])]. If any part
-    does not parse, the whole cell (clipped) is one entry without columns (§6.6: keep raw)."""
+    does not parse, the whole cell (clipped) is one entry without columns
+    (docs/vendors.md#crm-result-file: keep raw)."""
     out: list[tuple[str, list[str]]] = []
     for part in filter(None, (p.strip() for p in cell.split(":"))):
         code, dash, cols = (x.strip() for x in part.partition("-"))
@@ -157,7 +160,7 @@ def read_result_csv(path: str, failed_path: str | None = None, cap: int = 0) -> 
     return summary
 
 
-# --- download links (§1.5.2, §6.6) ----------------------------------------------------------
+# --- download links (docs/vendors.md#links-in-vendor-replies, docs/vendors.md#crm-result-file) ----
 
 
 class _Skip(Exception):
@@ -169,7 +172,8 @@ class _Skip(Exception):
 
 
 def is_zoho_host(host: str) -> bool:
-    """§6.6 DC suffix rule: a §2.1 host, or under `.zoho.<tld>`/`.zohoapis.<tld>` of a DC."""
+    """docs/vendors.md#crm-result-file DC suffix rule: a docs/vendors.md#zoho-data-centres host, or
+    under `.zoho.<tld>`/`.zohoapis.<tld>` of a DC."""
     host = host.lower()
     return host in _ZOHO_HOSTS or host.endswith(_ZOHO_SUFFIXES)
 
@@ -183,7 +187,8 @@ def _shown(host: str) -> str:
 
 
 def checked_link(raw: str, conn: ZohoConnection) -> httpx.URL:
-    """The result link, when credentials may go to it (§1.5.2); else _Skip with the note.
+    """The result link, when credentials may go to it (docs/vendors.md#links-in-vendor-replies);
+    else _Skip with the note.
     The object checked is the object requested, so no two URL parsers can disagree."""
     bad = f"The result file link from Zoho CRM is not a usable URL, {_NO_FETCH}"
     if len(raw) > MAX_LINK_CHARS or not raw.isascii() or re.search(r"[\x00-\x20\x7f\\]", raw):
@@ -230,7 +235,8 @@ def _job_counts(snap: JobSnapshot) -> str:
 
 
 class BulkWriteResults:
-    """Fetches one terminal bulk write job's result files into the spool directory (§6.6)."""
+    """Fetches one terminal bulk write job's result files into the spool directory
+    (docs/vendors.md#crm-result-file)."""
 
     def __init__(self, conn: ZohoConnection, ctx: VendorContext, auth: TokenSource) -> None:
         self._conn = conn
@@ -330,7 +336,8 @@ class BulkWriteResults:
         }
 
         def fetch() -> str | None:
-            # Never follow a redirect: the token would ride along to the next host (§1.5.3).
+            # Never follow a redirect: the token would ride along to the next host
+            # (docs/vendors.md#redirects).
             with self._ctx.http.stream("GET", url, headers=headers, follow_redirects=False) as resp:
                 if resp.status_code == 401:
                     return None

@@ -40,7 +40,8 @@ from .common import redact as redact_secrets
 from .zuora_auth import CLIENT_HINT, ZuoraConnection, auth_for
 from .zuora_files import HEX32, ResultDownloader, reasons_text
 
-# vendors.md §5.1: ZUORA_ENV name -> base URL. API Sandbox hosts have a far smaller budget.
+# docs/vendors.md#zuora-environments: ZUORA_ENV name -> base URL. API Sandbox hosts have a far
+# smaller budget.
 ZUORA_ENVS: dict[str, str] = {
     "us-prod": "https://rest.zuora.com",
     "us-sandbox": "https://rest.apisandbox.zuora.com",
@@ -76,7 +77,8 @@ _ENV_LABELS = {
     "ap-prod": "APAC Production",
     "ap-central-sandbox": "APAC test sandbox",
 }
-# vendors.md §5.8, in our words. Codes missing from Zuora's list are missing here too.
+# docs/vendors.md#zuora-errors-and-limits, in our words. Codes missing from Zuora's list are missing
+# here too.
 ERROR_CODES: dict[str, str] = {
     "90001": "the batch id is not valid",
     "90002": "Zuora does not know this job id",
@@ -160,7 +162,9 @@ def _log_unknown(kind: str, raw: str) -> None:
     )
 
 
-# --- job documents (vendors.md §5.4, §5.5; design.md §6 "Zuora states") ------------------------
+# --- job documents --------------------------------------------------------------------------------
+# docs/vendors.md#zuora-aqua-states, docs/vendors.md#zuora-aqua-fields;
+# docs/architecture.md#zuora-states
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,8 @@ def _files(batches: list[_Batch], fmt: str | None) -> tuple[FileRef, ...]:
 
 
 def snapshot_from(body: dict[str, Any], redact: Callable[[str], str] = str) -> JobSnapshot:
-    """Normalize a job document; 200-with-error bodies become the matching error (§5.8)."""
+    """Normalize a job document; 200-with-error bodies become the matching error
+    (docs/vendors.md#zuora-errors-and-limits)."""
     raw_status = _text(body.get("status"))
     key = status_key(raw_status)
     code = _text(body.get("errorCode"))
@@ -276,7 +281,8 @@ def snapshot_from(body: dict[str, Any], redact: Callable[[str], str] = str) -> J
 
 
 def _completed(ok: int, bad: int, code: str) -> State:
-    """All batches OK → succeeded; mixed → partial; none OK of some → failed (§5.4)."""
+    """All batches OK → succeeded; mixed → partial; none OK of some → failed
+    (docs/vendors.md#zuora-aqua-states)."""
     if code == "90018":  # some queries were skipped for lack of permission
         return State.PARTIAL if ok else State.FAILED
     if not bad:
@@ -285,7 +291,8 @@ def _completed(ok: int, bad: int, code: str) -> State:
 
 
 def _error_body(code: str, message: str) -> JobSnapshot:
-    """A reply with `errorCode`/`message` and no recognised status (§5.8 code table)."""
+    """A reply with `errorCode`/`message` and no recognised status
+    (docs/vendors.md#zuora-errors-and-limits code table)."""
     quoted = explain(f"{code}: {message}" if code and message else code or message, code)
     if code in _NOT_FOUND_CODES:
         raise JobNotFoundError(
@@ -346,7 +353,8 @@ class ZuoraAqua:
         return redact_secrets(text, secrets)
 
     def _get(self, path: str) -> dict[str, Any]:
-        """GET with the shared token; on a 401 mint once and retry once (§1.2.7, §5.2)."""
+        """GET with the shared token; on a 401 mint once and retry once
+        (docs/vendors.md#auth-refresh, docs/vendors.md#zuora-auth)."""
         token = self._auth.access_token()
         for attempt in (1, 2):
             response = self._send(path, token)
@@ -400,7 +408,8 @@ def _read(response: httpx.Response, now: float, redact: Callable[[str], str]) ->
         codes = [
             _text(r.get("code")) for r in (body or {}).get("reasons") or [] if isinstance(r, dict)
         ]
-        # REST codes ending 50/61/70/99 are Zuora's "retry later" family (vendors.md §5.8).
+        # REST codes ending 50/61/70/99 are Zuora's "retry later" family
+        # (docs/vendors.md#zuora-errors-and-limits).
         if any(c[-2:] == "70" for c in codes):
             wait = retry_after_from(response.headers, now, reset=True)
             raise RateLimitedError(

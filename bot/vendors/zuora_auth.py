@@ -44,7 +44,8 @@ class ZuoraConnection:
 
 
 class ZuoraAuth(TokenCache):
-    """One cached bearer token per (base URL, OAuth client), minted single-flight (vendors.md §5.2).
+    """One cached bearer token per (base URL, OAuth client), minted single-flight
+    (docs/vendors.md#zuora-auth).
 
     The token endpoint allows 100 calls/min per IP, so every Zuora vendor of a client shares
     one instance (see `auth_for`) and callers never mint per request.
@@ -65,7 +66,7 @@ class ZuoraAuth(TokenCache):
             "client_secret": self._conn.client_secret,
             "grant_type": "client_credentials",
         }
-        response = post_form(  # a form body, no Authorization header (vendors.md §5.2)
+        response = post_form(  # a form body, no Authorization header (docs/vendors.md#zuora-auth)
             self._ctx.http,
             f"{self._conn.base_url}/oauth/token",
             form,

@@ -97,7 +97,8 @@ def _mb(n: int) -> str:
 
 
 class ResultDownloader:
-    """Downloads one terminal job's result files into the spool directory (vendors.md §5.7)."""
+    """Downloads one terminal job's result files into the spool directory
+    (docs/vendors.md#zuora-result-files)."""
 
     def __init__(
         self, ctx: VendorContext, base_url: str, auth: TokenSource, redact: Callable[[str], str]

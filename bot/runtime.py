@@ -34,7 +34,7 @@ from storage import Store
 log = logging.getLogger(__name__)
 
 # SIGTERM to exit: the whole shutdown fits in this, leaving room under the 10 s that
-# process managers commonly allow before they send SIGKILL (docs/operations.md).
+# process managers commonly allow before they send SIGKILL (docs/operations.md#shutdown).
 SHUTDOWN_GRACE_S = 7.0
 
 

@@ -18,7 +18,7 @@ DEFAULT_CONNECTION = "default"  # the connection a command uses when it names no
 
 
 class WatchStatus(StrEnum):
-    """Where a watch is in its life (docs/architecture.md#the-life-of-a-watch). Only
+    """Where a watch is in its life (docs/architecture.md#watch-statuses). Only
     `Store` moves a watch between them, in `Store.change_status` (see its table)."""
 
     ACTIVE = "active"  # polled until the job ends, the deadline passes or someone stops it

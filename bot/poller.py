@@ -30,15 +30,8 @@ from apscheduler.triggers.cron import CronTrigger
 from bot import lifecycle
 from bot.metrics import Metrics
 from bot.ratelimit import Buckets
-from bot.vendors import (
-    AnyVendor,
-    JobSnapshot,
-    ResultFile,
-    TransientError,
-    VendorClient,
-    VendorError,
-    lookup,
-)
+from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
+from bot.vendors.base import AnyVendor, VendorClient
 from bot.vendors.pool import UnknownConnectionError, VendorPool
 from storage import NewWatch, PollResult, Store, Watch
 

@@ -8,6 +8,7 @@ import importlib
 import logging
 import pkgutil
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 import httpx
@@ -48,38 +49,42 @@ def refuse(request: httpx.Request) -> httpx.Response:
     raise AssertionError(f"no request expected, got {request.url}")
 
 
-def make_pool() -> VendorPool:
-    settings = Settings.from_env(ALL_ENV)
-    ctx = VendorContext(http=build_http_client(httpx.MockTransport(refuse)), clock=lambda: 0.0)
-    return VendorPool(settings.connections, ctx)
+@pytest.fixture
+def make_pool() -> Iterator[Callable[[Mapping[str, str]], VendorPool]]:
+    """Pools over `env` (ALL_ENV by default) whose vendors may send no request; all closed."""
+    made: list[VendorPool] = []
 
+    def make(env: Mapping[str, str] = ALL_ENV) -> VendorPool:
+        http = build_http_client(httpx.MockTransport(refuse))
+        made.append(
+            VendorPool(Settings.from_env(env).connections, VendorContext(http, lambda: 0.0))
+        )
+        return made[-1]
 
-def test_each_spec_builds_a_client_of_its_own_kind() -> None:
-    pool = make_pool()
-    try:
-        for spec in SPECS.values():
-            client = pool.get(spec, "default")
-            assert client.kind == spec.kind
-            assert pool.get(spec, "default") is client  # built once
-            assert client.min_interval is None or client.min_interval > 0
-            assert callable(client.fetch) and callable(client.results)
-            if client.kind == "sync":
-                assert callable(client.trigger)
-        assert {s.kind for s in SPECS.values()} == {"job", "sync"}
-    finally:
+    yield make
+    for pool in made:
         pool.close()
 
 
-def test_pool_refuses_a_spec_whose_client_is_of_another_kind() -> None:
+def test_each_spec_builds_a_client_of_its_own_kind(make_pool) -> None:
     pool = make_pool()
-    try:
-        with pytest.raises(TypeError, match="builds sync clients, not job"):
-            pool.get(replace(ZA_SYNC, key="mislabelled", kind="job"), "default")
-    finally:
-        pool.close()
+    for spec in SPECS.values():
+        client = pool.get(spec, "default")
+        assert client.kind == spec.kind
+        assert pool.get(spec, "default") is client  # built once
+        assert client.min_interval is None or client.min_interval > 0
+        assert callable(client.fetch) and callable(client.results)
+        if client.kind == "sync":
+            assert callable(client.trigger)
+    assert {s.kind for s in SPECS.values()} == {"job", "sync"}
 
 
-def test_a_spec_given_another_familys_connection_says_so() -> None:
+def test_pool_refuses_a_spec_whose_client_is_of_another_kind(make_pool) -> None:
+    with pytest.raises(TypeError, match="builds sync clients, not job"):
+        make_pool().get(replace(ZA_SYNC, key="mislabelled", kind="job"), "default")
+
+
+def test_a_spec_given_another_familys_connection_says_so(make_pool) -> None:
     micro = MicroConnection(name="m", api_key="k", team_id="")
     with pytest.raises(TypeError, match="MicroConnection given where a ZohoConnection"):
         ZA.build(micro, make_pool().ctx)
@@ -88,15 +93,13 @@ def test_a_spec_given_another_familys_connection_says_so() -> None:
         connection_of(micro, ZohoConnection)
 
 
-def test_zuora_sandbox_min_interval_is_declared_by_the_client() -> None:
+def test_zuora_sandbox_min_interval_is_declared_by_the_client(make_pool) -> None:
     env = {**ALL_ENV, "ZUORA_BASE_URL": "", "ZUORA_ENV": "us-sandbox"}
-    settings = Settings.from_env(env)
-    ctx = VendorContext(http=build_http_client(), clock=lambda: 0.0)
-    client = VendorPool(settings.connections, ctx).get(ZUORA_SPEC, "default")
-    assert client.min_interval == 30.0
+    assert make_pool(env).get(ZUORA_SPEC, "default").min_interval == 30.0
+    assert make_pool().get(ZUORA_SPEC, "default").min_interval is None
 
 
-def test_what_was_logged_once_belongs_to_the_context_not_the_module() -> None:
+def test_what_was_logged_once_belongs_to_the_context_not_the_module(make_pool) -> None:
     seen = SeenKeys()
     assert seen.first(("micro", "paused")) and not seen.first(("micro", "paused"))
     assert SeenKeys().first(("micro", "paused"))  # another pool's context starts afresh

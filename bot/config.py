@@ -10,10 +10,10 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from bot.vendors.base import SyncOptions
+from bot.vendors.base import Connection, SyncOptions
 from bot.vendors.micro import DEFAULT_BASE_URL as MICRO_DEFAULT_URL
 from bot.vendors.micro import MicroConnection
 from bot.vendors.zoho_auth import ZOHO_DCS, ZohoConnection
@@ -101,9 +101,14 @@ class Settings:
     def socket_mode(self) -> bool:
         return bool(self.slack_app_token)
 
-    def connections(self, family: str) -> Mapping[str, Any]:
-        """Named connections of one vendor family (`zoho`, later `zuora`, `micro`)."""
-        return {"zoho": self.zoho, "zuora": self.zuora, "micro": self.micro}.get(family, {})
+    def connections(self, family: str) -> Mapping[str, Connection]:
+        """Named connections of one vendor family (`zoho`, `zuora`, `micro`)."""
+        by_family: dict[str, Mapping[str, Connection]] = {
+            ZOHO.name: self.zoho,
+            ZUORA.name: self.zuora,
+            MICRO.name: self.micro,
+        }
+        return by_family.get(family, {})
 
     def may_sync(self, connection: str, user_id: str, channel_id: str) -> bool:
         """docs/architecture.md#permissions: no allowlist for the connection → anyone; else only the
@@ -116,11 +121,9 @@ class Settings:
     def secrets(self) -> list[str]:
         """Every configured secret value, for redaction and for tests that grep for leaks."""
         found = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token]
-        for conn in self.zoho.values():
-            found += [conn.client_secret, conn.refresh_token, conn.client_id]
-        for zconn in self.zuora.values():
-            found += [zconn.client_secret, zconn.client_id]
-        found += [mconn.api_key for mconn in self.micro.values()]
+        found += [s for conn in self.zoho.values() for s in ZOHO.secrets(conn)]
+        found += [s for conn in self.zuora.values() for s in ZUORA.secrets(conn)]
+        found += [s for conn in self.micro.values() for s in MICRO.secrets(conn)]
         found += [t.options.password for t in self.syncs.values() if t.options.password]
         return [s for s in found if s]
 
@@ -158,13 +161,9 @@ class Settings:
             config_path = "syncwatch.toml"
         toml = _load_toml(config_path, problems)
 
-        zoho = _family(env, toml, config_path, "zoho", _zoho_from_env, _zoho_connection, problems)
-        zuora = _family(
-            env, toml, config_path, "zuora", _zuora_from_env, _zuora_connection, problems
-        )
-        micro = _family(
-            env, toml, config_path, "micro", _micro_from_env, _micro_connection, problems
-        )
+        zoho = _family(ZOHO, env, toml, config_path, problems)
+        zuora = _family(ZUORA, env, toml, config_path, problems)
+        micro = _family(MICRO, env, toml, config_path, problems)
 
         settings = cls(
             slack_bot_token=get.text("SLACK_BOT_TOKEN"),
@@ -200,36 +199,36 @@ class Settings:
 
 
 def _family(
+    family: Family[C],
     env: Mapping[str, str],
     toml: Mapping[str, Any],
     config_path: str | None,
-    family: str,
-    from_env: Callable[[Mapping[str, str], list[str]], Any],
-    from_section: Callable[..., Any],
     problems: list[str],
-) -> dict[str, Any]:
+) -> dict[str, C]:
     """One vendor family's connections: `default` from the environment, then the named
-    `[<family>.<name>]` sections of the config file."""
-    found: dict[str, Any] = {}
-    before = len(problems)
-    default = from_env(env, problems)
-    if default is not None:
-        found[DEFAULT_CONNECTION] = default
-    elif len(problems) == before and env.get(f"{family.upper()}_RATE_PER_MINUTE", "").strip():
+    `[<family>.<name>]` sections of the config file, all read by `_connection`."""
+    found: dict[str, C] = {}
+    from_env = _Section({k.name: env.get(k.env, "").strip() for k in family.keys}, None)
+    if any(from_env.text(k) for k in family.keys if k.announces):
+        default = _connection(family, DEFAULT_CONNECTION, from_env, problems)
+        if default is not None:
+            found[DEFAULT_CONNECTION] = default
+    elif env.get(family.rate_env, "").strip():
         problems.append(
-            f"{family.upper()}_RATE_PER_MINUTE is set but the environment describes no "
-            f"{family} connection (it sets the rate of the `default` connection only; "
-            f"named connections take {RATE_KEY} in their [{family}.<name>] section)"
+            f"{family.rate_env} is set but the environment describes no "
+            f"{family.name} connection (it sets the rate of the `default` connection only; "
+            f"named connections take {RATE_KEY} in their [{family.name}.<name>] section)"
         )
-    for name, section in _sections(toml, family, problems):
-        conn = from_section(name, section, f"[{family}.{name}] in {config_path}", problems)
+    for name, values in _sections(toml, family.name, problems):
+        where = f"[{family.name}.{name}] in {config_path}"
+        conn = _connection(family, name, _Section(values, where), problems)
         if conn is not None:
             found[name] = conn
-    _warn_shared_rates(family, found)
+    _warn_shared_rates(family.name, found)
     return found
 
 
-def _warn_shared_rates(family: str, connections: Mapping[str, Any]) -> None:
+def _warn_shared_rates(family: str, connections: Mapping[str, Connection]) -> None:
     """Names for one vendor account share one token bucket (VendorPool.budget), at the
     lowest rate any of them sets: say so when they set different rates."""
     accounts: dict[str, dict[str, float]] = {}
@@ -351,7 +350,7 @@ def _sections(
     if not isinstance(table, dict):
         problems.append(f"[{family}] in the config file must be a table of named connections")
         return []
-    out = []
+    out: list[tuple[str, Mapping[str, Any]]] = []
     for name, section in table.items():
         if not isinstance(section, dict):
             problems.append(f"[{family}.{name}] must be a table")
@@ -364,35 +363,237 @@ def _sections(
     return out
 
 
-class _Fields:
-    """One connection's settings, from env vars or a TOML section, with problem labels that
-    name the variable (or the key and file) the operator has to fix."""
+# -- vendor connections --------------------------------------------------------------------
+# One table per vendor family says what a connection takes. The same generic path reads the
+# `default` connection from the environment and each `[<family>.<name>]` section of the
+# config file, so both accept the same values and word their problems alike.
 
-    def __init__(
-        self, values: Mapping[str, Any], where: str, names: Mapping[str, str] | None
-    ) -> None:
-        self.values, self.where, self.names = values, where, names
+Limit = tuple[float, str]  # a vendor's published request limit a minute, and its wording
+C = TypeVar("C", bound=Connection)
 
-    def label(self, key: str) -> str:
-        return self.names[key] if self.names else f"{key} in {self.where}"
+# Published request limits a configured rate is checked against (each vendor's API docs).
+ZOHO_LIMIT: Limit = (
+    40.0,
+    "Zoho Analytics: 40 bulk-API calls a minute; import-job polls are bulk calls",
+)
+ZUORA_LIMIT: Limit = (50_000.0, "Zuora: 50,000 calls a minute per tenant")
+ZUORA_SANDBOX_LIMIT: Limit = (
+    5_000 / 60,
+    "Zuora API Sandbox: 5,000 calls an hour, about 83 a minute",
+)
+MICRO_LIMIT: Limit = (600.0, "Micro: 10 requests a second per key, and 1,000 a month")
 
-    def text(self, key: str) -> str:
-        value = self.values.get(key, "")
-        return str(value).strip() if value is not None else ""
 
-    def pair(self) -> tuple[Callable[[str], str], Callable[[str], str]]:
-        return self.label, self.text
+@dataclass(frozen=True)
+class Key:
+    """One setting of a vendor connection.
 
-    def rate(self, problems: list[str]) -> float | None:
-        """`rate_per_minute`: unset → None (the vendor's default); else a number > 0."""
-        raw = self.values.get(RATE_KEY)
+    `name` is its key in a `[<family>.<name>]` section of the config file and the name of
+    the connection's field; `env` is the variable that sets it on the `default` connection.
+    A value is trimmed, then lower-cased (`lower`), then `default` stands in when it is empty;
+    an empty value is only a problem when `required`.
+    """
+
+    name: str
+    env: str
+    required: bool = False  # "<key> is not set (needed for the <Vendor> connection …)"
+    secret: bool = False  # never quoted in a problem; listed by Settings.secrets()
+    url: bool = False  # an origin (scheme://host[:port]) overriding the vendor's own host
+    rate: bool = False  # requests a minute: a finite number > 0 (RATE_KEY)
+    lower: bool = False
+    default: str = ""
+    choices: tuple[str, ...] = ()  # else "<key>='x' is not <kind> (a, b, …)"
+    kind: str = ""
+    valid: Callable[[str], bool] | None = None  # else "<key> <says>"
+    says: str = ""
+    example: str = ""  # shown when neither of a family's `either` keys is set
+    announces: bool = False  # set in the environment, it means there is a `default` connection
+
+
+@dataclass(frozen=True)
+class Family(Generic[C]):
+    """A vendor family's connection settings: the keys, how checked values become the
+    connection, and the published rate limit a configured rate is compared with."""
+
+    name: str  # the config file's [<name>.<connection>] tables
+    vendor: str  # "Zoho", as problems name it
+    keys: tuple[Key, ...]
+    make: Callable[[str, Checked], C]
+    limit: Callable[[C], Limit]
+    either: tuple[str, str] | None = None  # one of these two keys must be set
+
+    def key(self, name: str) -> Key:
+        return next(k for k in self.keys if k.name == name)
+
+    @property
+    def rate_env(self) -> str:
+        return next(k.env for k in self.keys if k.rate)
+
+    def secrets(self, conn: C) -> list[str]:
+        """The values of this connection's secret keys (each key names a field)."""
+        return [str(getattr(conn, k.name)) for k in self.keys if k.secret]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One connection's values once every key passed its checks: text by key name (trimmed,
+    lower-cased and defaulted as the key says; "" when unset) and the rate (None: unset)."""
+
+    values: Mapping[str, str]
+    rate: float | None
+
+    def __getitem__(self, name: str) -> str:
+        return self.values[name]
+
+
+def _zoho(name: str, v: Checked) -> ZohoConnection:
+    hosts = ZOHO_DCS[v["dc"]]
+    urls = {
+        "accounts": ("accounts_url", hosts.accounts),
+        "analytics": ("analytics_api_url", hosts.analytics),
+        "crm": ("crm_api_url", hosts.crm),
+    }
+    resolved = {key: v[key] or f"https://{host}" for key, host in urls.values()}
+    return ZohoConnection(
+        name=name,
+        client_id=v["client_id"],
+        client_secret=v["client_secret"],
+        refresh_token=v["refresh_token"],
+        dc=v["dc"],
+        analytics_org_id=v["analytics_org_id"],
+        overridden=frozenset(short for short, (key, _) in urls.items() if v[key]),
+        rate_per_minute=v.rate,
+        **resolved,
+    )
+
+
+def _zuora(name: str, v: Checked) -> ZuoraConnection:
+    return ZuoraConnection(
+        name=name,
+        client_id=v["client_id"],
+        client_secret=v["client_secret"],
+        # ZUORA_BASE_URL wins when both are set.
+        base_url=v["base_url"] or ZUORA_ENVS[v["env"]],
+        env=v["env"] or None,
+        overridden=bool(v["base_url"]),
+        rate_per_minute=v.rate,
+    )
+
+
+def _zuora_limit(conn: ZuoraConnection) -> Limit:
+    sandbox = urlsplit(conn.base_url).hostname in API_SANDBOX_HOSTS
+    return ZUORA_SANDBOX_LIMIT if sandbox else ZUORA_LIMIT
+
+
+def _micro(name: str, v: Checked) -> MicroConnection:
+    return MicroConnection(
+        name=name,
+        api_key=v["api_key"],
+        team_id=v["team_id"],
+        base_url=v["base_url"] or MICRO_DEFAULT_URL,
+        overridden=bool(v["base_url"]),
+        rate_per_minute=v.rate,
+    )
+
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+ZOHO = Family(
+    name="zoho",
+    vendor="Zoho",
+    keys=(
+        Key("client_id", "ZOHO_CLIENT_ID", required=True, secret=True, announces=True),
+        Key("client_secret", "ZOHO_CLIENT_SECRET", required=True, secret=True, announces=True),
+        Key("refresh_token", "ZOHO_REFRESH_TOKEN", required=True, secret=True, announces=True),
+        Key(
+            "dc",
+            "ZOHO_DC",
+            lower=True,
+            default="us",
+            choices=tuple(ZOHO_DCS),
+            kind="a Zoho data centre",
+        ),
+        Key("accounts_url", "ZOHO_ACCOUNTS_URL", url=True),
+        Key("analytics_api_url", "ZOHO_ANALYTICS_API_URL", url=True),
+        Key("crm_api_url", "ZOHO_CRM_API_URL", url=True),
+        Key(
+            "analytics_org_id",
+            "ZOHO_ANALYTICS_ORG_ID",
+            valid=str.isdigit,
+            says="must be digits (Zoho's organization id)",
+        ),
+        Key(RATE_KEY, "ZOHO_RATE_PER_MINUTE", rate=True),
+    ),
+    make=_zoho,
+    limit=lambda conn: ZOHO_LIMIT,
+)
+
+ZUORA = Family(
+    name="zuora",
+    vendor="Zuora",
+    keys=(
+        Key("client_id", "ZUORA_CLIENT_ID", required=True, secret=True, announces=True),
+        Key("client_secret", "ZUORA_CLIENT_SECRET", required=True, secret=True, announces=True),
+        Key(
+            "env",
+            "ZUORA_ENV",
+            lower=True,
+            choices=tuple(ZUORA_ENVS),
+            kind="a Zuora environment",
+            example="e.g. us-prod, eu-sandbox",
+            announces=True,
+        ),
+        Key("base_url", "ZUORA_BASE_URL", url=True, announces=True),
+        Key(RATE_KEY, "ZUORA_RATE_PER_MINUTE", rate=True),
+    ),
+    make=_zuora,
+    limit=_zuora_limit,
+    either=("env", "base_url"),
+)
+
+MICRO = Family(
+    name="micro",
+    vendor="Micro",
+    keys=(
+        Key("api_key", "MICRO_API_KEY", required=True, secret=True, announces=True),
+        Key(
+            "team_id",
+            "MICRO_TEAM_ID",
+            lower=True,
+            valid=lambda v: bool(_UUID.match(v)),
+            says="must be a team UUID (e.g. 3b9e6f0a-2c4d-…)",
+            announces=True,
+        ),
+        Key("base_url", "MICRO_BASE_URL", url=True),
+        Key(RATE_KEY, "MICRO_RATE_PER_MINUTE", rate=True),
+    ),
+    make=_micro,
+    limit=lambda conn: MICRO_LIMIT,
+)
+
+
+class _Section:
+    """One connection's raw values, from the environment (`where` None) or a config-file
+    section, and how a problem names each key: the variable, or the key and its section."""
+
+    def __init__(self, values: Mapping[str, object], where: str | None) -> None:
+        self.values, self.where = values, where
+
+    def label(self, key: Key) -> str:
+        return key.env if self.where is None else f"{key.name} in {self.where}"
+
+    def text(self, key: Key) -> str:
+        return _text(self.values, key.name)
+
+    def rate(self, key: Key, problems: list[str]) -> float | None:
+        """A rate key: unset → None (the vendor's default); else a number > 0."""
+        raw = self.values.get(key.name)
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             return None
-        shown = (
-            f"{self.names[RATE_KEY]}={raw!r}"
-            if self.names
-            else f"{RATE_KEY} = {raw!r} in {self.where}"
-        )
+        if self.where is None:
+            shown = f"{key.env}={raw!r}"
+        else:
+            shown = f"{key.name} = {raw!r} in {self.where}"
         try:
             if isinstance(raw, bool) or not isinstance(raw, int | float | str):
                 raise ValueError
@@ -408,210 +609,77 @@ class _Fields:
             return None
         return value
 
-    def warn_above(self, rate: float | None, limit: float, published: str) -> None:
-        """Log (not refuse: the operator may have a bigger plan) a rate over the vendor's
-        published limit."""
-        if rate is not None and rate > limit:
-            log.warning(
-                "%s is %g requests a minute, above the vendor's published limit (%s): expect "
-                "rate-limit answers, after which polls back off",
-                self.label(RATE_KEY),
-                rate,
-                published,
+
+def _text(values: Mapping[str, object], key: str) -> str:
+    """A config value as trimmed text ("" when unset); TOML numbers are read as written."""
+    value = values.get(key, "")
+    return str(value).strip() if value is not None else ""
+
+
+def _value_problem(key: Key, value: str, label: str) -> str | None:
+    """What is wrong with the non-empty `value` of `key` (None: nothing). A secret's value
+    is never quoted, and a URL only masked."""
+    if key.choices and value not in key.choices:
+        said = label if key.secret else f"{label}={value!r}"
+        return f"{said} is not {key.kind} ({', '.join(key.choices)})"
+    if key.url and (why := url_problem(value)):
+        return f"{label}={masked_url(value)!r} {why}"
+    if key.valid is not None and not key.valid(value):
+        return f"{label} {key.says}"
+    return None
+
+
+def _connection(family: Family[C], name: str, section: _Section, problems: list[str]) -> C | None:
+    """Check one connection's values against its family's keys; the connection, or None
+    with every problem found appended (the rate first, then missing keys, then bad values)."""
+    before = len(problems)
+    rate = None
+    for key in family.keys:
+        if key.rate:
+            rate = section.rate(key, problems)
+    for key in family.keys:
+        if key.required and not section.text(key):
+            problems.append(
+                f"{section.label(key)} is not set "
+                f"(needed for the {family.vendor} connection {name!r})"
             )
-
-
-_ZOHO_ENV = {
-    "client_id": "ZOHO_CLIENT_ID",
-    "client_secret": "ZOHO_CLIENT_SECRET",
-    "refresh_token": "ZOHO_REFRESH_TOKEN",
-    "dc": "ZOHO_DC",
-    "analytics_org_id": "ZOHO_ANALYTICS_ORG_ID",
-    "accounts_url": "ZOHO_ACCOUNTS_URL",
-    "analytics_api_url": "ZOHO_ANALYTICS_API_URL",
-    "crm_api_url": "ZOHO_CRM_API_URL",
-    RATE_KEY: "ZOHO_RATE_PER_MINUTE",
-}
-# Published request limits a configured rate is checked against
-# (docs/vendors.md#analytics-import-limits, docs/vendors.md#zuora-errors-and-limits,
-# docs/vendors.md#micro-errors-and-limits).
-ZOHO_LIMIT = (40.0, "Zoho Analytics: 40 bulk-API calls a minute; import-job polls are bulk calls")
-ZUORA_LIMIT = (50_000.0, "Zuora: 50,000 calls a minute per tenant")
-ZUORA_SANDBOX_LIMIT = (5_000 / 60, "Zuora API Sandbox: 5,000 calls an hour, about 83 a minute")
-MICRO_LIMIT = (600.0, "Micro: 10 requests a second per key, and 1,000 a month")
-
-
-def _zoho_from_env(env: Mapping[str, str], problems: list[str]) -> ZohoConnection | None:
-    values = {key: env.get(var, "").strip() for key, var in _ZOHO_ENV.items()}
-    if not any(values[k] for k in ("client_id", "client_secret", "refresh_token")):
-        return None
-    return _zoho_connection(DEFAULT_CONNECTION, values, "environment", problems, names=_ZOHO_ENV)
-
-
-def _zoho_connection(
-    name: str,
-    values: Mapping[str, Any],
-    where: str,
-    problems: list[str],
-    names: Mapping[str, str] | None = None,
-) -> ZohoConnection | None:
-    fields = _Fields(values, where, names)
-    label, text = fields.pair()
-    before = len(problems)
-    rate = fields.rate(problems)
-    for key in ("client_id", "client_secret", "refresh_token"):
-        if not text(key):
-            problems.append(f"{label(key)} is not set (needed for the Zoho connection {name!r})")
-    dc = (text("dc") or "us").lower()
-    if dc not in ZOHO_DCS:
-        problems.append(f"{label('dc')}={dc!r} is not a Zoho data centre ({', '.join(ZOHO_DCS)})")
-        dc = "us"
-    hosts = ZOHO_DCS[dc]
-    resolved: dict[str, str] = {}
-    overridden = set()
-    for key, host, short in (
-        ("accounts_url", hosts.accounts, "accounts"),
-        ("analytics_api_url", hosts.analytics, "analytics"),
-        ("crm_api_url", hosts.crm, "crm"),
-    ):
-        raw = text(key)
-        if raw:
-            problem = url_problem(raw)
-            if problem:
-                problems.append(f"{label(key)}={masked_url(raw)!r} {problem}")
-            overridden.add(short)
-            resolved[key] = raw.rstrip("/")
-        else:
-            resolved[key] = f"https://{host}"
-    org = text("analytics_org_id")
-    if org and not org.isdigit():
-        problems.append(f"{label('analytics_org_id')} must be digits (Zoho's organization id)")
-    if len(problems) > before:
-        return None
-    fields.warn_above(rate, *ZOHO_LIMIT)
-    return ZohoConnection(
-        name=name,
-        client_id=text("client_id"),
-        client_secret=text("client_secret"),
-        refresh_token=text("refresh_token"),
-        dc=dc,
-        analytics_org_id=org,
-        overridden=frozenset(overridden),
-        rate_per_minute=rate,
-        **resolved,
-    )
-
-
-_ZUORA_ENV = {
-    "client_id": "ZUORA_CLIENT_ID",
-    "client_secret": "ZUORA_CLIENT_SECRET",
-    "base_url": "ZUORA_BASE_URL",
-    "env": "ZUORA_ENV",
-    RATE_KEY: "ZUORA_RATE_PER_MINUTE",
-}
-
-
-def _zuora_from_env(env: Mapping[str, str], problems: list[str]) -> ZuoraConnection | None:
-    values = {key: env.get(var, "").strip() for key, var in _ZUORA_ENV.items()}
-    if not any(v for k, v in values.items() if k != RATE_KEY):
-        return None
-    return _zuora_connection(DEFAULT_CONNECTION, values, "environment", problems, _ZUORA_ENV)
-
-
-def _zuora_connection(
-    name: str,
-    values: Mapping[str, Any],
-    where: str,
-    problems: list[str],
-    names: Mapping[str, str] | None = None,
-) -> ZuoraConnection | None:
-    fields = _Fields(values, where, names)
-    label, text = fields.pair()
-    before = len(problems)
-    rate = fields.rate(problems)
-    for key in ("client_id", "client_secret"):
-        if not text(key):
-            problems.append(f"{label(key)} is not set (needed for the Zuora connection {name!r})")
-    env_name = text("env").lower() or None
-    base_url = text("base_url")
-    if env_name is not None and env_name not in ZUORA_ENVS:
+    values: dict[str, str] = {}
+    for key in family.keys:
+        if key.rate:
+            continue
+        value = section.text(key)
+        value = (value.lower() if key.lower else value) or key.default
+        if value and (problem := _value_problem(key, value, section.label(key))):
+            problems.append(problem)
+        values[key.name] = value.rstrip("/") if key.url else value
+    if family.either is not None and not any(values[k] for k in family.either):
+        first, second = (family.key(k) for k in family.either)
+        example = f" ({first.example})" if first.example else ""
         problems.append(
-            f"{label('env')}={env_name!r} is not a Zuora environment ({', '.join(ZUORA_ENVS)})"
-        )
-    if base_url:
-        problem = url_problem(base_url)
-        if problem:
-            problems.append(f"{label('base_url')}={masked_url(base_url)!r} {problem}")
-    elif env_name is None:
-        problems.append(
-            f"set {label('env')} (e.g. us-prod, eu-sandbox) or {label('base_url')} "
-            f"for the Zuora connection {name!r}"
+            f"set {section.label(first)}{example} or {section.label(second)} "
+            f"for the {family.vendor} connection {name!r}"
         )
     if len(problems) > before:
         return None
-    conn = ZuoraConnection(
-        name=name,
-        client_id=text("client_id"),
-        client_secret=text("client_secret"),
-        # ZUORA_BASE_URL wins when both are set (docs/operations.md#vendor-connections).
-        base_url=base_url.rstrip("/") if base_url else ZUORA_ENVS[env_name or ""],
-        env=env_name,
-        overridden=bool(base_url),
-        rate_per_minute=rate,
-    )
-    sandbox = urlsplit(conn.base_url).hostname in API_SANDBOX_HOSTS
-    fields.warn_above(rate, *(ZUORA_SANDBOX_LIMIT if sandbox else ZUORA_LIMIT))
+    conn = family.make(name, Checked(values, rate))
+    _warn_above(conn, family, section)
     return conn
 
 
-_MICRO_ENV = {
-    "api_key": "MICRO_API_KEY",
-    "team_id": "MICRO_TEAM_ID",
-    "base_url": "MICRO_BASE_URL",
-    RATE_KEY: "MICRO_RATE_PER_MINUTE",
-}
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-def _micro_from_env(env: Mapping[str, str], problems: list[str]) -> MicroConnection | None:
-    values = {key: env.get(var, "").strip() for key, var in _MICRO_ENV.items()}
-    if not values["api_key"] and not values["team_id"]:
-        return None
-    return _micro_connection(DEFAULT_CONNECTION, values, "environment", problems, _MICRO_ENV)
-
-
-def _micro_connection(
-    name: str,
-    values: Mapping[str, Any],
-    where: str,
-    problems: list[str],
-    names: Mapping[str, str] | None = None,
-) -> MicroConnection | None:
-    fields = _Fields(values, where, names)
-    label, text = fields.pair()
-    before = len(problems)
-    rate = fields.rate(problems)
-    if not text("api_key"):
-        problems.append(f"{label('api_key')} is not set (needed for the Micro connection {name!r})")
-    team = text("team_id")
-    if team and not _UUID.match(team):
-        problems.append(f"{label('team_id')} must be a team UUID (e.g. 3b9e6f0a-2c4d-…)")
-    base_url = text("base_url")
-    if base_url:
-        problem = url_problem(base_url)
-        if problem:
-            problems.append(f"{label('base_url')}={masked_url(base_url)!r} {problem}")
-    if len(problems) > before:
-        return None
-    fields.warn_above(rate, *MICRO_LIMIT)
-    return MicroConnection(
-        name=name,
-        api_key=text("api_key"),
-        team_id=team.lower(),
-        base_url=base_url.rstrip("/") if base_url else MICRO_DEFAULT_URL,
-        overridden=bool(base_url),
-        rate_per_minute=rate,
-    )
+def _warn_above(conn: C, family: Family[C], section: _Section) -> None:
+    """Log (not refuse: the operator may have a bigger plan) a rate over the vendor's
+    published limit."""
+    limit, published = family.limit(conn)
+    rate = conn.rate_per_minute
+    if rate is not None and rate > limit:
+        rate_key = next(k for k in family.keys if k.rate)
+        log.warning(
+            "%s is %g requests a minute, above the vendor's published limit (%s): expect "
+            "rate-limit answers, after which polls back off",
+            section.label(rate_key),
+            rate,
+            published,
+        )
 
 
 def _slack_ids(raw: Any, shape: re.Pattern[str], where: str, problems: list[str]) -> frozenset[str]:
@@ -662,7 +730,6 @@ def _sync_targets(
         if not SYNC_TARGET.match(key) or not isinstance(section, dict):
             problems.append(f"{where}: the key must be <workspace-id>/<datasource-id>, a table")
             continue
-        fields = _Fields(section, where, None)
         unknown = set(section) - {"connection", "user_name", "password", "schedule_id"}
         if unknown:
             problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
@@ -670,11 +737,11 @@ def _sync_targets(
         found[key] = SyncTarget(
             ws,
             ds,
-            fields.text("connection") or DEFAULT_CONNECTION,
+            _text(section, "connection") or DEFAULT_CONNECTION,
             SyncOptions(
-                user_name=fields.text("user_name") or None,
-                password=fields.text("password") or None,
-                schedule_id=fields.text("schedule_id") or None,
+                user_name=_text(section, "user_name") or None,
+                password=_text(section, "password") or None,
+                schedule_id=_text(section, "schedule_id") or None,
             ),
         )
     return found

@@ -28,6 +28,7 @@ from bot import lifecycle, texts
 from bot.metrics import Metrics
 from bot.ratelimit import Buckets
 from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
+from bot.vendors.base import AnyVendor, VendorClient
 from bot.vendors.pool import UnknownConnectionError, VendorPool
 from storage import PollResult, Store, Watch
 
@@ -181,7 +182,7 @@ class Poller:
             self._apply(watch, VendorError(f"{err} in syncwatch's config"))
             return
         try:
-            outcome: JobSnapshot | VendorError = self._ask(vendor, spec, watch)
+            outcome: JobSnapshot | VendorError = self._ask(vendor, watch)
         except VendorError as err:
             outcome = err
         uploads: list[dict[str, Any]] = []
@@ -204,15 +205,18 @@ class Poller:
             extra={"trigger_pending": 0} if triggered else None,
         )
 
-    def _ask(self, vendor: Any, spec: Any, watch: Watch) -> JobSnapshot:
-        """One vendor call: a job poll, or for a sync its trigger (first) or its outcome."""
-        if spec.kind != "sync":
+    def _ask(self, vendor: AnyVendor, watch: Watch) -> JobSnapshot:
+        """One vendor call: a job poll, or for a sync its trigger (first) or its outcome.
+        The client's `kind` is its spec's (VendorPool.get checks)."""
+        if vendor.kind == "job":
             return vendor.fetch(watch.ref)
         if watch.trigger_pending:
             return vendor.trigger(watch.ref, self.vendors.sync_options(watch.ref))
         return vendor.fetch(watch.ref, JobSnapshot.from_json(watch.snapshot))
 
-    def _result_uploads(self, vendor: Any, watch: Watch, snap: JobSnapshot) -> list[dict[str, Any]]:
+    def _result_uploads(
+        self, vendor: VendorClient, watch: Watch, snap: JobSnapshot
+    ) -> list[dict[str, Any]]:
         """Download (via the vendor) and describe the result files. TransientError
         propagates: the whole terminal poll is retried later."""
         try:
@@ -298,5 +302,5 @@ class Poller:
                         os.remove(payload["path"])
 
 
-def _min_interval(vendor: Any) -> float | None:
-    return getattr(vendor, "min_interval", None)
+def _min_interval(vendor: VendorClient) -> float | None:
+    return vendor.min_interval

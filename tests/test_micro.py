@@ -397,10 +397,7 @@ def test_status_in_odd_case_or_spelling(raw: str, state: State) -> None:
     assert snap.state is state and snap.raw_status == raw.strip()
 
 
-def test_unknown_status_polls_on_and_logs_once(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(micro, "_seen_unknown", set())
+def test_unknown_status_polls_on_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger=micro.__name__)
     fake = Micro(ok(status="queued"), ok(status="Queued"), ok(status="paused"))
     vendor = fake.vendor()
@@ -958,10 +955,9 @@ def test_no_results_for_running_or_lifecycle_made_snapshots() -> None:
     ],
 )
 def test_no_secret_in_errors_snapshots_or_logs(
-    reply: Reply, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    reply: Reply, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr(micro, "_seen_unknown", set())
     fake = Micro(reply)
     vendor = fake.vendor()
     shown = repr(vendor) + repr(conn())

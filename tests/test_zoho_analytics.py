@@ -379,10 +379,7 @@ def test_reply_without_code_or_status_is_transient() -> None:
         fetch(httpx.Response(200, json={"status": "success"}))
 
 
-def test_unknown_job_code_polls_on_and_logs_once(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(za, "_seen_unknown", set())
+def test_unknown_job_code_polls_on_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger=za.__name__)
     zoho = Zoho(job("1042", "JOB PAUSED"), job(1042, "JOB PAUSED"))
     vendor = zoho.vendor()
@@ -671,10 +668,9 @@ def test_check_maps_errors_the_same_way() -> None:
     ids=["auth", "8083", "7387", "6045", "html", "403", "connect", "unknown-code"],
 )
 def test_no_secret_in_errors_or_logs(
-    replies: list[Reply], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    replies: list[Reply], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr(za, "_seen_unknown", set())
     zoho = Zoho(*replies)
     vendor = zoho.vendor()
     shown = repr(vendor)

@@ -512,10 +512,7 @@ def test_every_table_failed_under_success_is_failed() -> None:
     assert snap.state is State.FAILED and "a (Failed), b (Error)" in (snap.error_message or "")
 
 
-def test_not_applicable_is_unknown_and_logged_once(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(zs, "_seen_unknown", set())
+def test_not_applicable_is_unknown_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger=zs.__name__)
     moved = source(time=T1, status="Not Applicable", tables=())
     zoho, first = started(listing(moved), listing(moved))

@@ -473,9 +473,8 @@ def test_huge_download_url_is_clipped_for_storage(spool: Path) -> None:
 
 
 def test_unknown_status_polls_on_and_logs_once(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, spool: Path
+    caplog: pytest.LogCaptureFixture, spool: Path
 ) -> None:
-    monkeypatch.setattr(zc, "_seen_unknown", set())
     caplog.set_level(logging.WARNING, logger=zc.__name__)
     crm = Crm(ok(doc("PAUSED")), ok(doc("Paused")), spool=spool)
     first = crm.vendor().fetch(JOB)
@@ -1311,11 +1310,9 @@ def test_errors_on_added_rows_make_them_failed_rows(tmp_path: Path) -> None:
 def test_no_secret_in_errors_or_logs(
     replies: list[Reply],
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
     spool: Path,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setattr(zc, "_seen_unknown", set())
     vendor = Crm(*replies, spool=spool).vendor()
     shown = repr(vendor)
     try:

@@ -453,10 +453,7 @@ def test_job_statuses(status: str, state: State) -> None:
     assert snap.raw_status == status.strip()
 
 
-def test_unknown_job_status_polls_on_and_logs_once(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(zu, "_seen_unknown", set())
+def test_unknown_job_status_polls_on_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger=zu.__name__)
     z = Zuora(ok(job("paused")), ok(job("paused")))
     vendor = z.vendor()
@@ -508,9 +505,8 @@ def test_batch_statuses(status: str, ok_batch: bool, done: bool) -> None:
 
 
 def test_unknown_batch_status_in_a_completed_job_is_not_ok(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(zu, "_seen_unknown", set())
     caplog.set_level(logging.WARNING, logger=zu.__name__)
     snap = fetch(ok(job("completed", [batch("A", records=1, fileId=F1), batch("B", "paused")])))
     assert snap.state is State.PARTIAL

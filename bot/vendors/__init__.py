@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from .base import (
     TERMINAL_STATES,
+    AnyVendor,
     AuthError,
     Clock,
+    Connection,
     FileRef,
     JobNotFoundError,
     JobSnapshot,
@@ -14,23 +19,28 @@ from .base import (
     RequestBudget,
     RequestRejectedError,
     ResultFile,
+    SeenKeys,
     State,
     SyncOptions,
     SyncVendor,
     TransientError,
     Vendor,
+    VendorClient,
     VendorContext,
     VendorError,
     VendorSpec,
     build_http_client,
+    connection_of,
     parse_retry_after,
     status_key,
 )
 
 __all__ = [
     "TERMINAL_STATES",
+    "AnyVendor",
     "AuthError",
     "Clock",
+    "Connection",
     "FileRef",
     "JobNotFoundError",
     "JobSnapshot",
@@ -40,15 +50,18 @@ __all__ = [
     "RequestRejectedError",
     "ResultFile",
     "SPECS",
+    "SeenKeys",
     "State",
     "SyncOptions",
     "SyncVendor",
     "TransientError",
     "Vendor",
+    "VendorClient",
     "VendorContext",
     "VendorError",
     "VendorSpec",
     "build_http_client",
+    "connection_of",
     "lookup",
     "parse_retry_after",
     "status_key",
@@ -63,10 +76,11 @@ def _load_specs() -> dict[str, VendorSpec]:
     return {spec.key: spec for spec in specs}
 
 
-SPECS: dict[str, VendorSpec] = _load_specs()
-_BY_NAME: dict[str, VendorSpec] = {
-    name: spec for spec in SPECS.values() for name in (spec.key, *spec.aliases)
-}
+# Read-only once built: the registry is fixed at import, never filled or changed later.
+SPECS: Mapping[str, VendorSpec] = MappingProxyType(_load_specs())
+_BY_NAME: Mapping[str, VendorSpec] = MappingProxyType(
+    {name: spec for spec in SPECS.values() for name in (spec.key, *spec.aliases)}
+)
 
 
 def lookup(name: str) -> VendorSpec | None:

@@ -17,11 +17,12 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import httpx
 
@@ -148,25 +149,42 @@ class SyncOptions:
         return f"SyncOptions(user_name={'set' if self.user_name else None}, schedule_id=...)"
 
 
-class SyncVendor(Protocol):
-    """A vendor whose watches start by triggering something (a datasource sync) rather than
-    by naming a job. The poller calls `trigger` on a watch's first poll and `fetch` with the
-    previous snapshot afterwards (the baseline to compare against lives in its facts)."""
+class Connection(Protocol):
+    """One configured account of a vendor family (ZohoConnection, ZuoraConnection,
+    MicroConnection): what the pool and its token buckets read from any of them."""
 
-    def trigger(self, ref: str, options: SyncOptions | None) -> JobSnapshot: ...
+    @property
+    def name(self) -> str: ...
 
-    def fetch(self, ref: str, previous: JobSnapshot | None = None) -> JobSnapshot: ...
+    @property
+    def rate_per_minute(self) -> float | None:
+        """The operator's token-bucket rate; None: the vendor's default."""
+        ...
 
-    def results(self, ref: str, snapshot: JobSnapshot) -> Iterable[ResultFile]: ...
+    @property
+    def rate_key(self) -> str:
+        """The vendor account, safe to print: names for one account share one bucket."""
+        ...
 
-    def check(self) -> str: ...
+
+C = TypeVar("C")
 
 
-class Vendor(Protocol):
-    """One connection's client for one vendor. Built by `VendorSpec.build`."""
+def connection_of(conn: Connection, cls: type[C]) -> C:
+    """`conn` as the family's own connection type, for a `VendorSpec.build`: a spec whose
+    `family` names another family's connections is a programming error, said at once."""
+    if not isinstance(conn, cls):
+        raise TypeError(f"{type(conn).__name__} given where a {cls.__name__} is needed")
+    return conn
 
-    def fetch(self, ref: str) -> JobSnapshot:
-        """Poll the job once. Raises a `VendorError` subclass on anything but a readable job."""
+
+class VendorClient(Protocol):
+    """What the poller asks of every vendor client, whatever its kind."""
+
+    @property
+    def min_interval(self) -> float | None:
+        """The shortest interval between polls this client allows now (e.g. a small
+        request budget), or None. The poller never schedules a poll sooner."""
         ...
 
     def results(self, ref: str, snapshot: JobSnapshot) -> Iterable[ResultFile]:
@@ -176,6 +194,35 @@ class Vendor(Protocol):
     def check(self) -> str:
         """One cheap authenticated call; returns a short human description. Raises VendorError."""
         ...
+
+
+class Vendor(VendorClient, Protocol):
+    """One connection's client for a vendor's jobs: a watch names a job, the poller fetches
+    its state until it ends. Built by `VendorSpec.build` for a spec of kind "job"."""
+
+    @property
+    def kind(self) -> Literal["job"]: ...
+
+    def fetch(self, ref: str) -> JobSnapshot:
+        """Poll the job once. Raises a `VendorError` subclass on anything but a readable job."""
+        ...
+
+
+class SyncVendor(VendorClient, Protocol):
+    """A vendor whose watches start by triggering something (a datasource sync) rather than
+    by naming a job. The poller calls `trigger` on a watch's first poll and `fetch` with the
+    previous snapshot afterwards (the baseline to compare against lives in its facts).
+    Built by `VendorSpec.build` for a spec of kind "sync"."""
+
+    @property
+    def kind(self) -> Literal["sync"]: ...
+
+    def trigger(self, ref: str, options: SyncOptions | None) -> JobSnapshot: ...
+
+    def fetch(self, ref: str, previous: JobSnapshot | None = None) -> JobSnapshot: ...
+
+
+AnyVendor = Vendor | SyncVendor  # `kind` tells them apart, and equals the spec's kind
 
 
 class RequestBudget(Protocol):
@@ -192,20 +239,41 @@ class RequestBudget(Protocol):
         ...
 
 
+class SeenKeys:
+    """Keys already seen, thread-safe: e.g. an unknown vendor status is logged the first time
+    it shows up, not on every poll. Owned by a VendorContext, so each pool starts afresh."""
+
+    def __init__(self) -> None:
+        self._seen: set[Hashable] = set()
+        self._lock = threading.Lock()
+
+    def first(self, key: Hashable) -> bool:
+        """True the first time `key` is given, False after."""
+        with self._lock:
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+            return True
+
+
 @dataclass
 class VendorContext:
     """Per-process resources a vendor client shares with its siblings.
 
     Downloads go to `spool_dir` (created by the runtime; files there survive a restart
-    until posted) and stop at `max_file_bytes` (SYNCWATCH_MAX_FILE_MB).
+    until posted) and stop at `max_file_bytes` (SYNCWATCH_MAX_FILE_MB). `shared` holds the
+    token caches by (kind, origin, credentials digest), created under `shared_lock`;
+    `seen` remembers what was already logged once.
     """
 
     http: httpx.Client
     clock: Clock
-    shared: dict[Any, Any] = field(default_factory=dict)  # e.g. Zoho token caches by key
+    shared: dict[tuple[str, str, str], object] = field(default_factory=dict)
     spool_dir: str = field(default_factory=tempfile.gettempdir)
     max_file_bytes: int = 50 * 1024 * 1024
     budget: RequestBudget | None = None
+    shared_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    seen: SeenKeys = field(default_factory=SeenKeys, repr=False)
 
 
 @dataclass(frozen=True)
@@ -215,6 +283,7 @@ class VendorSpec:
     `schedule` is ((from_age_s, interval_s), ...) ascending; the first entry starts at 0.
     `family` names the connection table in Settings (`zoho`, `zuora`, `micro`).
     `rate_per_minute` is the default token-bucket rate for one connection.
+    `build` makes a client of `kind`: a `Vendor` for "job", a `SyncVendor` for "sync".
     """
 
     key: str
@@ -228,8 +297,8 @@ class VendorSpec:
     ceiling: float
     family: str
     rate_per_minute: float
-    build: Callable[[Any, VendorContext], Vendor]
-    kind: str = "job"  # "job": watch a job id; "sync": trigger, then watch the outcome
+    build: Callable[[Connection, VendorContext], AnyVendor]
+    kind: Literal["job", "sync"] = "job"  # "job": watch a job id; "sync": trigger, then watch
 
 
 class RefError(ValueError):

@@ -7,18 +7,16 @@ import hashlib
 import io
 import json
 import logging
-import threading
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
 import httpx
 
-from .base import RefError, TransientError, parse_retry_after
+from .base import RefError, SeenKeys, TransientError, parse_retry_after
 
 T = TypeVar("T")
 
 FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
-_SEEN_LOCK = threading.Lock()
 
 
 # --- vendor values ----------------------------------------------------------------------------
@@ -85,14 +83,12 @@ def ref_error(cleaned: str, what: str, expected: str, why: str, example: str) ->
 
 
 def warn_once(
-    log: logging.Logger, seen: set[Any], key: Hashable, message: str, *args: object
+    log: logging.Logger, seen: SeenKeys | None, key: Hashable, message: str, *args: object
 ) -> None:
-    """Log `message` the first time `key` shows up in `seen`: an unknown vendor status is said
-    once per value, not once per poll."""
-    with _SEEN_LOCK:
-        first_time = key not in seen
-        seen.add(key)
-    if first_time:
+    """Log `message` the first time `key` shows up in `seen` (the vendor context's): an
+    unknown vendor status is said once per value, not once per poll. Without `seen` (a
+    parser called on its own) it is said each time."""
+    if seen is None or seen.first(key):
         log.warning(message, *args)
 
 

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -22,10 +22,12 @@ from .base import (
     RateLimitedError,
     RequestRejectedError,
     ResultFile,
+    SeenKeys,
     State,
     TransientError,
     VendorContext,
     VendorSpec,
+    connection_of,
     status_key,
 )
 from .common import (
@@ -89,7 +91,6 @@ _NOT_FOUND_HINT = (
 )
 _MISSING_KEY = "Micro says the API key is missing (401): check MICRO_API_KEY"
 _CACHE_SIZE = 64  # replies kept for results(): one results[] list can hold thousands of rows
-_seen_unknown: set[str] = set()
 Redact = Callable[[str], str]
 
 
@@ -150,9 +151,12 @@ def _complete_state(s: int | None, f: int | None, t: int | None) -> State:
     return State.PARTIAL if f else State.SUCCEEDED
 
 
-def snapshot_from(body: dict[str, Any], redact: Redact = str) -> JobSnapshot:
+def snapshot_from(
+    body: dict[str, Any], redact: Redact = str, seen: SeenKeys | None = None
+) -> JobSnapshot:
     """Normalize one import-job reply (docs/vendors.md#micro-import-states,
-    docs/vendors.md#micro-import-fields); `redact` scrubs the vendor text we keep."""
+    docs/vendors.md#micro-import-fields); `redact` scrubs the vendor text we keep,
+    `seen` keeps an unknown status from being logged more than once."""
     raw = redact(one_line(_text(body.get("status"))))[:80]
     if not raw:
         raise TransientError("Micro sent an import job reply without a status")
@@ -186,7 +190,7 @@ def snapshot_from(body: dict[str, Any], redact: Redact = str) -> JobSnapshot:
         error_message = redact(_text(error.get("message")).strip()) or "Micro says it failed"
     else:
         state = State.UNKNOWN
-        warn_once(log, _seen_unknown, key, "micro: unknown import status %r; polling on", raw)
+        warn_once(log, seen, ("micro", key), "micro: unknown import status %r; polling on", raw)
     return JobSnapshot(
         state=state,
         raw_status=raw,
@@ -217,6 +221,8 @@ def results_csv(rows: list[Any], redact: Redact = str) -> bytes:
 class MicroImports:
     """Client for one Micro API key's Prism import jobs (the `Vendor` protocol)."""
 
+    kind: Final = "job"
+
     def __init__(
         self, conn: MicroConnection, ctx: VendorContext, *, monthly_limit: int = MONTHLY_LIMIT
     ) -> None:
@@ -242,7 +248,7 @@ class MicroImports:
     def fetch(self, ref: str) -> JobSnapshot:
         team, job = self._target(ref)
         body, used = self._get(team, job)
-        snap = snapshot_from(body, self._redact)
+        snap = snapshot_from(body, self._redact, self._ctx.seen)
         with self._lock:
             self._seen[(team, job)] = (_rows(body), snap.expires_at)
             self._seen.move_to_end((team, job))
@@ -418,5 +424,5 @@ SPEC = VendorSpec(
     ceiling=600,
     family="micro",
     rate_per_minute=600,
-    build=lambda conn, ctx: MicroImports(conn, ctx),
+    build=lambda conn, ctx: MicroImports(connection_of(conn, MicroConnection), ctx),
 )

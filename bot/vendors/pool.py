@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
 
-from .base import Clock, SyncOptions, Vendor, VendorContext, VendorSpec
+from .base import AnyVendor, Clock, Connection, SyncOptions, VendorContext, VendorSpec
 
-ConnectionLookup = Callable[[str], Mapping[str, Any]]
+ConnectionLookup = Callable[[str], Mapping[str, Connection]]
 
 
 class UnknownConnectionError(LookupError):
@@ -17,6 +16,9 @@ class UnknownConnectionError(LookupError):
 
 
 class VendorPool:
+    """Owns the vendor clients and their shared context (HTTP client, token caches, what
+    was logged once): nothing of that lives in the vendor modules themselves."""
+
     def __init__(
         self,
         connections: ConnectionLookup,
@@ -26,7 +28,7 @@ class VendorPool:
         self._connections = connections
         self.ctx = ctx
         self.sync_options = sync_options  # the operator's options for a "ws/ds" target
-        self._clients: dict[tuple[str, str], Vendor] = {}
+        self._clients: dict[tuple[str, str], AnyVendor] = {}
         self._budgets: dict[tuple[str, str], tuple[tuple[str, ...], float]] = {}
         self._lock = threading.Lock()
 
@@ -34,14 +36,17 @@ class VendorPool:
     def clock(self) -> Clock:
         return self.ctx.clock
 
-    def get(self, spec: VendorSpec, connection: str) -> Vendor:
+    def get(self, spec: VendorSpec, connection: str) -> AnyVendor:
+        """The client of `spec` for `connection`: a `Vendor` or, for a spec of kind "sync",
+        a `SyncVendor`; its `kind` is the spec's. Raises UnknownConnectionError."""
         key = (spec.key, connection)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = spec.build(
-                    self._connection(spec, connection), self.ctx
-                )
+                client = spec.build(self._connection(spec, connection), self.ctx)
+                if client.kind != spec.kind:
+                    raise TypeError(f"{spec.key} builds {client.kind} clients, not {spec.kind}")
+                self._clients[key] = client
             return client
 
     def budget(self, spec: VendorSpec, connection: str) -> tuple[tuple[str, ...], float]:
@@ -68,7 +73,7 @@ class VendorPool:
             found = self._budgets[(spec.key, connection)] = ((spec.key, account), rate)
             return found
 
-    def _connection(self, spec: VendorSpec, connection: str) -> Any:
+    def _connection(self, spec: VendorSpec, connection: str) -> Connection:
         conn = self._connections(spec.family).get(connection)
         if conn is None:
             raise UnknownConnectionError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 
@@ -14,8 +14,6 @@ from .common import guarded
 
 A = TypeVar("A")
 Mint = Callable[[float], tuple[str, float]]  # now -> (access token, lifetime in seconds)
-
-_SHARED_LOCK = threading.Lock()  # guards creation of cache entries in ctx.shared
 
 
 def post_form(
@@ -87,15 +85,21 @@ class TokenCache:
 
 
 def shared_auth(
-    cls: type[A], conn: Any, ctx: VendorContext, kind: str, origin: str, *credentials: str
+    cls: type[A],
+    make: Callable[[], A],
+    ctx: VendorContext,
+    kind: str,
+    origin: str,
+    *credentials: str,
 ) -> A:
-    """The one `cls(conn, ctx)` per (`kind`, `origin`, credentials) in `ctx.shared`, so every
-    vendor client of those credentials uses one token cache. The credentials are hashed into
-    the key, so it is safe to print; equal credentials still map to one cache."""
+    """The one `cls` made by `make()` per (`kind`, `origin`, credentials) in `ctx.shared`, so
+    every vendor client of those credentials uses one token cache. The credentials are hashed
+    into the key, so it is safe to print; equal credentials still map to one cache."""
     digest = hashlib.sha256("\0".join(credentials).encode()).hexdigest()
     key = (kind, origin, digest)
-    with _SHARED_LOCK:
+    with ctx.shared_lock:
         auth = ctx.shared.get(key)
         if not isinstance(auth, cls):
-            auth = ctx.shared[key] = cls(conn, ctx)
+            auth = make()
+            ctx.shared[key] = auth
         return auth

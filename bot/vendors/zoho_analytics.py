@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -15,10 +15,12 @@ from .base import (
     RateLimitedError,
     RequestRejectedError,
     ResultFile,
+    SeenKeys,
     State,
     TransientError,
     VendorContext,
     VendorSpec,
+    connection_of,
     status_key,
 )
 from .common import (
@@ -60,7 +62,6 @@ _JOB_CODES = {
     "1004": ("jobcompleted", State.SUCCEEDED),  # refined by the counts, see _completed_state
 }
 _CODE_BY_STATUS = {key: code for code, (key, _) in _JOB_CODES.items()} | {"jobnotfound": "1005"}
-_seen_unknown: set[str] = set()
 
 
 def parse_ref(text: str) -> str:
@@ -94,9 +95,10 @@ def _completed_state(s: int | None, t: int | None, errors: str) -> State:
     return State.SUCCEEDED  # counts missing or odd (s > t) with no error text: nothing failed
 
 
-def snapshot_from(data: dict[str, Any]) -> JobSnapshot:
+def snapshot_from(data: dict[str, Any], seen: SeenKeys | None = None) -> JobSnapshot:
     """Normalize the `data` object of a successful import-job reply
-    (docs/vendors.md#analytics-import-states, docs/vendors.md#analytics-import-fields)."""
+    (docs/vendors.md#analytics-import-states, docs/vendors.md#analytics-import-fields); `seen`
+    keeps an unknown status from being logged more than once."""
     job_status = as_text(data.get("jobStatus")).strip()
     raw_code = data.get("jobCode")
     code = as_code(raw_code) or _CODE_BY_STATUS.get(status_key(job_status), "")
@@ -136,8 +138,8 @@ def snapshot_from(data: dict[str, Any]) -> JobSnapshot:
     if state is State.UNKNOWN:
         warn_once(
             log,
-            _seen_unknown,
-            code or job_status,
+            seen,
+            ("zoho-analytics", code or job_status),
             "zoho-analytics: unknown import status %r; polling on",
             raw_status[:80],
         )
@@ -185,6 +187,9 @@ def _summary_line(snapshot: JobSnapshot) -> str:
 class ZohoAnalytics:
     """Client for one Zoho connection's Analytics import jobs (the `Vendor` protocol)."""
 
+    kind: Final = "job"
+    min_interval: Final[float | None] = None  # the token bucket is enough pacing
+
     def __init__(self, conn: ZohoConnection, ctx: VendorContext) -> None:
         self._conn = conn
         self._ctx = ctx
@@ -199,7 +204,7 @@ class ZohoAnalytics:
         data = body.get("data")
         if not isinstance(data, dict):
             raise TransientError("Zoho Analytics sent an import job reply without data")
-        return snapshot_from(data)
+        return snapshot_from(data, self._ctx.seen)
 
     def results(self, ref: str, snapshot: JobSnapshot) -> list[ResultFile]:
         if not snapshot.state.terminal or not (snapshot.facts or snapshot.error_message):
@@ -323,5 +328,5 @@ SPEC = VendorSpec(
     ceiling=60,
     family="zoho",
     rate_per_minute=30,
-    build=lambda conn, ctx: ZohoAnalytics(conn, ctx),
+    build=lambda conn, ctx: ZohoAnalytics(connection_of(conn, ZohoConnection), ctx),
 )

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -21,6 +21,7 @@ from .base import (
     VendorContext,
     VendorError,
     VendorSpec,
+    connection_of,
     status_key,
 )
 from .common import (
@@ -54,7 +55,6 @@ _SYNC_REFUSALS = dict.fromkeys(("7925", "8060", "8078", "8079"), "") | {
     "18043": "region problem",
 }
 _WAITING = "waiting for Zoho to record the sync"
-_seen_unknown: set[str] = set()
 
 
 class _HideSyncConfig(logging.Filter):
@@ -73,9 +73,11 @@ def _has_config(arg: object) -> bool:
     return isinstance(arg, httpx.URL) and "CONFIG" in arg.params
 
 
-_httpx_log = logging.getLogger("httpx")
-if not any(isinstance(f, _HideSyncConfig) for f in _httpx_log.filters):
-    _httpx_log.addFilter(_HideSyncConfig())
+def _hide_sync_config_in_httpx_log() -> None:
+    """Install the filter on httpx's logger once, before the first sync request is sent."""
+    httpx_log = logging.getLogger("httpx")
+    if not any(isinstance(f, _HideSyncConfig) for f in httpx_log.filters):
+        httpx_log.addFilter(_HideSyncConfig())
 
 
 def parse_ref(text: str) -> str:
@@ -152,12 +154,16 @@ def _outcome(status: str, tables: list[list[str]]) -> tuple[State, str | None]:
 class ZohoAnalyticsSync:
     """Client for one Zoho connection's Analytics datasource syncs (the `SyncVendor` protocol)."""
 
+    kind: Final = "sync"
+    min_interval: Final[float | None] = None  # the token bucket is enough pacing
+
     def __init__(self, conn: ZohoConnection, ctx: VendorContext) -> None:
         self._conn = conn
         self._ctx = ctx
         self._auth = auth_for(conn, ctx)
         self._analytics = ZohoAnalytics(conn, ctx)  # same cheap check, same token cache
         self._passwords: set[str] = set()  # kept in memory only, to redact echoes later
+        _hide_sync_config_in_httpx_log()
 
     def __repr__(self) -> str:
         return f"ZohoAnalyticsSync(connection={self._conn.name!r})"
@@ -226,8 +232,8 @@ class ZohoAnalyticsSync:
         if state is State.UNKNOWN:
             warn_once(  # once per value, not once per poll (docs/vendors.md#unknown-statuses)
                 log,
-                _seen_unknown,
-                status,
+                self._ctx.seen,
+                ("zoho-analytics-sync", status),
                 "zoho-analytics-sync: unknown sync status %r; polling on",
                 status[:80],
             )
@@ -391,6 +397,6 @@ SPEC = VendorSpec(
     ceiling=300,
     family="zoho",
     rate_per_minute=45,
-    build=lambda conn, ctx: ZohoAnalyticsSync(conn, ctx),
+    build=lambda conn, ctx: ZohoAnalyticsSync(connection_of(conn, ZohoConnection), ctx),
     kind="sync",
 )

@@ -196,5 +196,11 @@ def _lifetime(body: dict[str, Any]) -> float:
 def auth_for(conn: ZohoConnection, ctx: VendorContext) -> ZohoAuth:
     """The one ZohoAuth of this connection's credentials, shared by every Zoho vendor in `ctx`."""
     return shared_auth(
-        ZohoAuth, conn, ctx, "zoho-auth", conn.accounts_url, conn.client_id, conn.refresh_token
+        ZohoAuth,
+        lambda: ZohoAuth(conn, ctx),
+        ctx,
+        "zoho-auth",
+        conn.accounts_url,
+        conn.client_id,
+        conn.refresh_token,
     )

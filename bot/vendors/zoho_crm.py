@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -17,10 +17,12 @@ from .base import (
     RateLimitedError,
     RequestRejectedError,
     ResultFile,
+    SeenKeys,
     State,
     TransientError,
     VendorContext,
     VendorSpec,
+    connection_of,
     status_key,
 )
 from .common import (
@@ -48,7 +50,6 @@ _AUTH_HINT = (
 _NOT_FOUND_HINT = "check the job id and ZOHO_DC; Zoho does not document how long it keeps jobs"
 _REJECT_HINTS = {"OAUTH_SCOPE_MISMATCH": "the refresh token needs the ZohoCRM.bulk.ALL scope"}
 _STATES = {"added": State.QUEUED, "inprogress": State.RUNNING, "failed": State.FAILED}
-_seen_unknown: set[str] = set()
 
 
 def parse_ref(text: str) -> str:
@@ -147,9 +148,10 @@ class _Tally:
         return state, code, "; ".join(parts)
 
 
-def snapshot_from(doc: dict[str, Any], job: str) -> JobSnapshot:
+def snapshot_from(doc: dict[str, Any], job: str, seen: SeenKeys | None = None) -> JobSnapshot:
     """Normalize a bulk write job document (docs/vendors.md#crm-bulk-write-states,
-    docs/vendors.md#crm-bulk-write-fields)."""
+    docs/vendors.md#crm-bulk-write-fields); `seen` keeps an unknown status from
+    being logged more than once."""
     raw = _text(doc.get("status"), 80)
     if not raw:
         raise TransientError("Zoho CRM sent a bulk write job reply without a status")
@@ -203,7 +205,7 @@ def snapshot_from(doc: dict[str, Any], job: str) -> JobSnapshot:
     else:
         state = State.UNKNOWN
         warn_once(
-            log, _seen_unknown, key, "zoho-crm: unknown bulk write status %r; polling on", raw
+            log, seen, ("zoho-crm", key), "zoho-crm: unknown bulk write status %r; polling on", raw
         )
     return JobSnapshot(
         state=state,
@@ -219,6 +221,9 @@ def snapshot_from(doc: dict[str, Any], job: str) -> JobSnapshot:
 class ZohoCrm:
     """Client for one Zoho connection's CRM bulk write jobs (the `Vendor` protocol)."""
 
+    kind: Final = "job"
+    min_interval: Final[float | None] = None  # the token bucket is enough pacing
+
     def __init__(self, conn: ZohoConnection, ctx: VendorContext) -> None:
         self._conn = conn
         self._ctx = ctx
@@ -230,7 +235,8 @@ class ZohoCrm:
 
     def fetch(self, ref: str) -> JobSnapshot:
         job = parse_ref(ref)  # re-validated: only digits reach the path
-        return snapshot_from(self._get(f"/crm/bulk/v8/write/{job}", "this bulk write job"), job)
+        doc = self._get(f"/crm/bulk/v8/write/{job}", "this bulk write job")
+        return snapshot_from(doc, job, self._ctx.seen)
 
     def check(self) -> str:
         orgs = self._get("/crm/v8/org", "this organization").get("org")
@@ -330,5 +336,5 @@ SPEC = VendorSpec(
     ceiling=60,
     family="zoho",
     rate_per_minute=30,
-    build=lambda conn, ctx: ZohoCrm(conn, ctx),
+    build=lambda conn, ctx: ZohoCrm(connection_of(conn, ZohoConnection), ctx),
 )

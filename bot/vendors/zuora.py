@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,10 +19,12 @@ from .base import (
     RateLimitedError,
     RequestRejectedError,
     ResultFile,
+    SeenKeys,
     State,
     TransientError,
     VendorContext,
     VendorSpec,
+    connection_of,
     status_key,
 )
 from .common import (
@@ -123,7 +125,6 @@ _JOB_STATES = {
 }
 _BATCH_RUNNING = frozenset({"pending", "submitted", "executing"})
 _BATCH_FAILED = frozenset({"aborted", "cancelled", "canceled", "deletednotallowed"})
-_seen_unknown: set[tuple[str, str]] = set()
 
 
 def parse_ref(text: str) -> str:
@@ -154,11 +155,11 @@ def _text(value: object) -> str:
     return one_line(value) if isinstance(value, str) else as_text(value)
 
 
-def _log_unknown(kind: str, raw: str) -> None:
+def _log_unknown(kind: str, raw: str, seen: SeenKeys | None) -> None:
     # An unknown job status keeps the watch polling; a batch's only shows.
     tail = "; polling on" if kind == "job" else ""
     warn_once(
-        log, _seen_unknown, (kind, raw), "zuora: unknown %s status %r%s", kind, raw[:80], tail
+        log, seen, ("zuora", kind, raw), "zuora: unknown %s status %r%s", kind, raw[:80], tail
     )
 
 
@@ -179,7 +180,7 @@ class _Batch:
     why: str  # for a batch that is not OK: what to quote
 
 
-def _batch(raw: dict[str, Any], index: int) -> _Batch:
+def _batch(raw: dict[str, Any], index: int, seen: SeenKeys | None) -> _Batch:
     name = _text(raw.get("name")) or _text(raw.get("batchId")) or f"Batch {index}"
     raw_status = _text(raw.get("status")) or "no status"
     key = status_key(raw_status)
@@ -194,7 +195,7 @@ def _batch(raw: dict[str, Any], index: int) -> _Batch:
             return _Batch(name, raw_status, records, (), False, False, True, why)
         return _Batch(name, raw_status, records, ids, segmented, True, True, "")
     if key not in _BATCH_FAILED | _BATCH_RUNNING:
-        _log_unknown("batch", raw_status)
+        _log_unknown("batch", raw_status, seen)
     why = explain(_text(raw.get("message"))) or raw_status
     return _Batch(name, raw_status, records, (), False, False, key in _BATCH_FAILED, why)
 
@@ -235,9 +236,12 @@ def _files(batches: list[_Batch], fmt: str | None) -> tuple[FileRef, ...]:
     )
 
 
-def snapshot_from(body: dict[str, Any], redact: Callable[[str], str] = str) -> JobSnapshot:
+def snapshot_from(
+    body: dict[str, Any], redact: Callable[[str], str] = str, seen: SeenKeys | None = None
+) -> JobSnapshot:
     """Normalize a job document; 200-with-error bodies become the matching error
-    (docs/vendors.md#zuora-errors-and-limits)."""
+    (docs/vendors.md#zuora-errors-and-limits).
+    `seen` keeps an unknown status from being logged more than once."""
     raw_status = _text(body.get("status"))
     key = status_key(raw_status)
     code = _text(body.get("errorCode"))
@@ -247,11 +251,11 @@ def snapshot_from(body: dict[str, Any], redact: Callable[[str], str] = str) -> J
     if not raw_status:
         raise TransientError("Zuora sent a job reply without a status")
     raw_batches = body.get("batches") if isinstance(body.get("batches"), list) else []
-    batches = [_batch(b, i) for i, b in enumerate(raw_batches, 1) if isinstance(b, dict)]
+    batches = [_batch(b, i, seen) for i, b in enumerate(raw_batches, 1) if isinstance(b, dict)]
     fmt = _text(body.get("format")).lower() or None
     state = _JOB_STATES.get(key, State.UNKNOWN)
     if state is State.UNKNOWN:
-        _log_unknown("job", raw_status)
+        _log_unknown("job", raw_status, seen)
     bad = [b for b in batches if not b.ok]
     error_code, error_message = code or None, explain(message, code) or None
     files: tuple[FileRef, ...] = ()
@@ -316,6 +320,8 @@ def _error_body(code: str, message: str) -> JobSnapshot:
 class ZuoraAqua:
     """Client for one Zuora connection's AQuA jobs (the `Vendor` protocol)."""
 
+    kind: Final = "job"
+
     def __init__(self, conn: ZuoraConnection, ctx: VendorContext) -> None:
         self._conn = conn
         self._ctx = ctx
@@ -330,7 +336,7 @@ class ZuoraAqua:
     def fetch(self, ref: str) -> JobSnapshot:
         job_id = parse_ref(ref)  # re-validated: only 32 hex characters reach the path
         body = self._get(f"/v1/batch-query/jobs/{job_id}")
-        return snapshot_from(body, self._redact)
+        return snapshot_from(body, self._redact, self._ctx.seen)
 
     def results(self, ref: str, snapshot: JobSnapshot) -> list[ResultFile]:
         downloader = ResultDownloader(self._ctx, self._conn.base_url, self._auth, self._redact)
@@ -438,5 +444,5 @@ SPEC = VendorSpec(
     ceiling=120,
     family="zuora",
     rate_per_minute=600,
-    build=lambda conn, ctx: ZuoraAqua(conn, ctx),
+    build=lambda conn, ctx: ZuoraAqua(connection_of(conn, ZuoraConnection), ctx),
 )

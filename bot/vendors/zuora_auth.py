@@ -99,5 +99,11 @@ class ZuoraAuth(TokenCache):
 def auth_for(conn: ZuoraConnection, ctx: VendorContext) -> ZuoraAuth:
     """The one ZuoraAuth of this base URL and client, shared by every Zuora vendor in `ctx`."""
     return shared_auth(
-        ZuoraAuth, conn, ctx, "zuora-auth", conn.base_url, conn.client_id, conn.client_secret
+        ZuoraAuth,
+        lambda: ZuoraAuth(conn, ctx),
+        ctx,
+        "zuora-auth",
+        conn.base_url,
+        conn.client_id,
+        conn.client_secret,
     )

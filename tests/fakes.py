@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from bot.vendors.zoho_auth import ZohoConnection
@@ -25,6 +27,23 @@ class FakeClock:
     def advance(self, seconds: float) -> float:
         self.now += seconds
         return self.now
+
+
+class SkippingClock:
+    """Real epoch seconds that a test can move forward. The bot's threads run as usual, and
+    what it waits for on this clock (backoff, vendor budgets, Slack's Retry-After) comes as
+    soon as the test skips ahead, instead of after that much real time."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
 
 
 def zoho_connection(**overrides: Any) -> ZohoConnection:

@@ -225,7 +225,7 @@ def test_spec() -> None:
     assert SPEC.label == "Micro Prism import" and SPEC.family == "micro"
     assert SPEC.ref_syntax == "[<team-id>/]<job-id>" and SPEC.example_ref == JOB
     assert SPEC.schedule == ((0, 60), (600, 300), (3600, 600))
-    assert (SPEC.floor, SPEC.ceiling, SPEC.rate_per_minute) == (60, 600, 600)
+    assert (SPEC.floor, SPEC.rate_per_minute) == (60, 600)
     assert SPEC.parse_ref(SPEC.example_ref) == SPEC.example_ref
     built = SPEC.build(conn(), Micro().ctx)
     assert isinstance(built, MicroImports) and built.monthly_limit == micro.MONTHLY_LIMIT == 1000

@@ -173,12 +173,7 @@ def test_spec() -> None:
         "sync",
         "zoho",
     )
-    assert (SPEC.schedule, SPEC.floor, SPEC.ceiling, SPEC.rate_per_minute) == (
-        ((0, 30), (600, 120)),
-        30,
-        300,
-        45,
-    )
+    assert (SPEC.schedule, SPEC.floor, SPEC.rate_per_minute) == (((0, 30), (600, 120)), 30, 45)
     assert SPEC.parse_ref(SPEC.example_ref) == SPEC.example_ref
     assert isinstance(SPEC.build(zoho_connection(), Zoho().ctx), ZohoAnalyticsSync)
 

@@ -160,7 +160,7 @@ def test_spec() -> None:
     assert SPEC.key == "zuora" and SPEC.aliases == ("aqua", "zuora-aqua")
     assert SPEC.family == "zuora" and SPEC.rate_per_minute == 600
     assert SPEC.schedule == ((0, 10), (120, 30), (1800, 60))
-    assert (SPEC.floor, SPEC.ceiling) == (10, 120)
+    assert SPEC.floor == 10
     assert SPEC.parse_ref(SPEC.example_ref) == SPEC.example_ref
     z = Zuora()
     assert isinstance(SPEC.build(make_conn(), z.ctx), ZuoraAqua)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from email.utils import formatdate
 from pathlib import Path
@@ -32,7 +31,7 @@ from bot.vendors.base import (
 )
 from bot.vendors.micro import SPEC, MicroConnection, MicroImports, parse_ref
 from storage import ACTIVE, Store, Watch
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, Reply, ScriptedTransport
 
 KEY = "mk_test_9f8e7d6c5b4a3f2e1d0c"
 BUDGET_KEY = "micro:" + hashlib.sha256(KEY.encode()).hexdigest()[:16]
@@ -49,8 +48,6 @@ def epoch(*args: int) -> float:
 
 NOW = epoch(2026, 1, 15, 12)
 MONTH_END = epoch(2026, 2, 1)
-
-Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
 
 class FakeBudget:
@@ -74,22 +71,13 @@ class Micro:
     """Mock Micro: every request is recorded and answered from `replies`, in order."""
 
     def __init__(self, *replies: Reply, used: int = 0, budget: bool = True) -> None:
-        self.replies = list(replies)
-        self.requests: list[httpx.Request] = []
+        transport = ScriptedTransport(*replies)
+        self.replies, self.requests = transport.replies, transport.requests
         self.clock = FakeClock(NOW)
         self.budget = FakeBudget(used) if budget else None
         self.ctx = VendorContext(
-            http=build_http_client(httpx.MockTransport(self.handle)),
-            clock=self.clock,
-            budget=self.budget,
+            http=build_http_client(transport), clock=self.clock, budget=self.budget
         )
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply(request) if callable(reply) else reply
 
     def vendor(self, team: str = TEAM, **kw: Any) -> MicroImports:
         return MicroImports(conn(team), self.ctx, **kw)
@@ -766,8 +754,8 @@ def test_budget_notice_is_said_once_per_step_in_the_thread() -> None:
 
 def test_budget_with_the_real_store(store: Store, tmp_path: Path) -> None:
     clock = FakeClock(NOW)
-    replies = [ok(**PROCESSING) for _ in range(3)]
-    http = build_http_client(httpx.MockTransport(lambda request: replies.pop(0)))
+    transport = ScriptedTransport(*[ok(**PROCESSING) for _ in range(3)])
+    http = build_http_client(transport)
     budget = MonthlyBudget(store, clock)
     vendor = MicroImports(
         conn(), VendorContext(http=http, clock=clock, budget=budget), monthly_limit=2
@@ -776,7 +764,7 @@ def test_budget_with_the_real_store(store: Store, tmp_path: Path) -> None:
     assert vendor.fetch(JOB).notice is not None  # 2 of 2: over 95 %
     with pytest.raises(RateLimitedError) as exc:
         vendor.fetch(JOB)
-    assert exc.value.retry_after == MONTH_END - NOW and len(replies) == 1
+    assert exc.value.retry_after == MONTH_END - NOW and len(transport.replies) == 1
     assert store.budget_used(BUDGET_KEY, "2026-01") == 2
     clock.now = epoch(2026, 2, 1, 0, 0, 1)  # a new month, a new allowance
     assert vendor.min_interval is None and vendor.fetch(JOB).notice is None

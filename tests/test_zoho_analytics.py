@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -28,7 +26,7 @@ from bot.vendors.base import (
 )
 from bot.vendors.zoho_analytics import SPEC, ZohoAnalytics, parse_ref
 from bot.vendors.zoho_auth import ZohoConnection
-from tests.fakes import FakeClock, zoho_connection
+from tests.fakes import FakeClock, Reply, ScriptedTransport, zoho_accounts, zoho_connection
 
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
@@ -46,33 +44,15 @@ def make_conn(org: str = ORG) -> ZohoConnection:
     return zoho_connection(analytics_org_id=org, analytics_api_url=API)
 
 
-Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-
-
 class Zoho:
     """Mock Accounts + Analytics: token POSTs mint `test-access-token-<n>`; GETs play `replies`."""
 
     def __init__(self, *replies: Reply) -> None:
-        self.replies = list(replies)
-        self.token_posts: list[httpx.Request] = []
-        self.gets: list[httpx.Request] = []
+        transport = ScriptedTransport(*replies, token_requests=zoho_accounts)
+        self.replies, self.gets = transport.replies, transport.requests
+        self.token_posts = transport.token_posts
         self.clock = FakeClock(NOW)
-        self.ctx = VendorContext(
-            http=build_http_client(httpx.MockTransport(self.handle)), clock=self.clock
-        )
-        self._lock = threading.Lock()
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        with self._lock:
-            if request.url.host == "accounts.zoho.test":
-                self.token_posts.append(request)
-                token = f"test-access-token-{len(self.token_posts)}"
-                return httpx.Response(200, json={"access_token": token, "expires_in": 3600})
-            self.gets.append(request)
-            reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply(request) if callable(reply) else reply
+        self.ctx = VendorContext(http=build_http_client(transport), clock=self.clock)
 
     def vendor(self, org: str = ORG) -> ZohoAnalytics:
         return ZohoAnalytics(make_conn(org), self.ctx)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -33,6 +31,9 @@ from tests.fakes import (
     ZOHO_CLIENT_SECRET,
     ZOHO_REFRESH_TOKEN,
     FakeClock,
+    Reply,
+    ScriptedTransport,
+    zoho_accounts,
     zoho_connection,
 )
 
@@ -49,34 +50,17 @@ NOW = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 PASSWORD = "Pw-Zx9!q7#unlikely-4711"
 TWO_OK = (("invoices", "Success"), ("credits", "Success"))
 
-Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-
 
 class Zoho:
     """Mock Accounts + Analytics: token POSTs mint `test-access-token-<n>`; the rest play
     `replies` in order and are recorded in `calls`."""
 
     def __init__(self, *replies: Reply) -> None:
-        self.replies = list(replies)
-        self.token_posts: list[httpx.Request] = []
-        self.calls: list[httpx.Request] = []
+        transport = ScriptedTransport(*replies, token_requests=zoho_accounts)
+        self.replies, self.calls = transport.replies, transport.requests
+        self.token_posts = transport.token_posts
         self.clock = FakeClock(NOW)
-        self.ctx = VendorContext(
-            http=build_http_client(httpx.MockTransport(self.handle)), clock=self.clock
-        )
-        self._lock = threading.Lock()
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        with self._lock:
-            if request.url.host == "accounts.zoho.test":
-                self.token_posts.append(request)
-                token = f"test-access-token-{len(self.token_posts)}"
-                return httpx.Response(200, json={"access_token": token, "expires_in": 3600})
-            self.calls.append(request)
-            reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply(request) if callable(reply) else reply
+        self.ctx = VendorContext(http=build_http_client(transport), clock=self.clock)
 
     def vendor(self) -> ZohoAnalyticsSync:
         return ZohoAnalyticsSync(zoho_connection(analytics_org_id=ORG), self.ctx)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import httpx
@@ -19,7 +18,7 @@ from bot.vendors.base import (
     build_http_client,
 )
 from bot.vendors.zoho_auth import ZohoAuth, ZohoConnection, auth_for
-from tests.fakes import FakeClock, zoho_connection
+from tests.fakes import FakeClock, Reply, ScriptedTransport, zoho_connection
 
 CLIENT_ID = "test-client-id"
 CLIENT_SECRET = "test-client-secret"
@@ -31,33 +30,14 @@ def make_conn(refresh_token: str = REFRESH_TOKEN) -> ZohoConnection:
     return zoho_connection(refresh_token=refresh_token, accounts_url=ACCOUNTS)
 
 
-Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-
-
 class TokenServer:
     """Accounts endpoint: plays scripted replies, then mints `test-access-token-<n>`."""
 
     def __init__(self, *replies: Reply) -> None:
-        self.replies = list(replies)
-        self.requests: list[httpx.Request] = []
+        transport = ScriptedTransport(*replies, then=minted)
+        self.replies, self.requests = transport.replies, transport.requests
         self.clock = FakeClock(1_700_000_000.0)
-        self.ctx = VendorContext(
-            http=build_http_client(httpx.MockTransport(self.handle)), clock=self.clock
-        )
-        self._lock = threading.Lock()
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        with self._lock:
-            self.requests.append(request)
-            n = len(self.requests)
-            reply = self.replies.pop(0) if self.replies else None
-        if isinstance(reply, Exception):
-            raise reply
-        if callable(reply):
-            return reply(request)
-        if reply is not None:
-            return reply
-        return minted(n)
+        self.ctx = VendorContext(http=build_http_client(transport), clock=self.clock)
 
     def auth(self) -> ZohoAuth:
         return auth_for(make_conn(), self.ctx)

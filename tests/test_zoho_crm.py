@@ -5,9 +5,8 @@ from __future__ import annotations
 import io
 import logging
 import os
-import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,9 @@ from tests.fakes import (
     ZOHO_CLIENT_SECRET,
     ZOHO_REFRESH_TOKEN,
     FakeClock,
+    Reply,
+    ScriptedTransport,
+    zoho_accounts,
     zoho_connection,
 )
 
@@ -49,37 +51,22 @@ LINK = f"https://download-accl.zoho.com/v2/crm/70831234/bulk-write/{JOB}/{JOB}.z
 NOW = 1_700_000_000.0
 SECRETS = (ZOHO_CLIENT_SECRET, ZOHO_REFRESH_TOKEN, ZOHO_CLIENT_ID, "test-access-token-")
 
-Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-
 
 class Crm:
     """Mock Accounts + CRM + download hosts: token POSTs mint `test-access-token-<n>`; every
     other request is recorded in `requests` and answered from `replies` in order."""
 
     def __init__(self, *replies: Reply, spool: Path, cap: int = 50 * 1024 * 1024) -> None:
-        self.replies = list(replies)
-        self.token_posts: list[httpx.Request] = []
-        self.requests: list[httpx.Request] = []
+        transport = ScriptedTransport(*replies, token_requests=zoho_accounts)
+        self.replies, self.requests = transport.replies, transport.requests
+        self.token_posts = transport.token_posts
         self.spool = spool
         self.ctx = VendorContext(
-            http=build_http_client(httpx.MockTransport(self.handle)),
+            http=build_http_client(transport),
             clock=FakeClock(NOW),
             spool_dir=str(spool),
             max_file_bytes=cap,
         )
-        self._lock = threading.Lock()
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        with self._lock:
-            if request.url.host == "accounts.zoho.test":
-                self.token_posts.append(request)
-                token = f"test-access-token-{len(self.token_posts)}"
-                return httpx.Response(200, json={"access_token": token, "expires_in": 3600})
-            self.requests.append(request)
-            reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply(request) if callable(reply) else reply
 
     def vendor(self, conn: ZohoConnection | None = None) -> ZohoCrm:
         return ZohoCrm(conn or zoho_connection(crm_api_url=API), self.ctx)

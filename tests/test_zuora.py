@@ -41,7 +41,7 @@ from bot.vendors.zuora import (
     ZuoraConnection,
     parse_ref,
 )
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, Reply, ScriptedTransport
 
 CLIENT_ID = "zuora-test-client-id"
 CLIENT_SECRET = "zuora-test-client-secret-0123456789"
@@ -54,8 +54,6 @@ JOB_URL = f"{BASE}/v1/batch-query/jobs/{JOB}"
 NOW = 1_700_000_000.0
 MB = 1024 * 1024
 
-Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
-
 
 def make_conn(base_url: str = BASE, **overrides: Any) -> ZuoraConnection:
     values: dict[str, Any] = {
@@ -65,6 +63,12 @@ def make_conn(base_url: str = BASE, **overrides: Any) -> ZuoraConnection:
         "base_url": base_url,
     }
     return ZuoraConnection(**(values | overrides))
+
+
+def zuora_token(n: int) -> httpx.Response:
+    return httpx.Response(
+        200, json={"access_token": f"test-token-{n}", "expires_in": 3600, "token_type": "bearer"}
+    )
 
 
 class Zuora:
@@ -78,36 +82,20 @@ class Zuora:
         spool: str | None = None,
         max_bytes: int = 50 * MB,
     ) -> None:
-        self.replies = list(replies)
-        self.tokens = list(tokens or [])
-        self.token_posts: list[httpx.Request] = []
-        self.calls: list[httpx.Request] = []
+        transport = ScriptedTransport(
+            *replies,
+            token_requests=lambda request: request.url.path == "/oauth/token",
+            tokens=tokens or (),
+            mint=zuora_token,
+        )
+        self.replies, self.calls = transport.replies, transport.requests
+        self.tokens, self.token_posts = transport.tokens, transport.token_posts
         self.clock = FakeClock(NOW)
-        self.http = build_http_client(httpx.MockTransport(self.handle))
+        self.http = build_http_client(transport)
         extra = {"spool_dir": spool} if spool else {}
         self.ctx = VendorContext(
             http=self.http, clock=self.clock, max_file_bytes=max_bytes, **extra
         )
-        self._lock = threading.Lock()
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        with self._lock:
-            if request.url.path == "/oauth/token":
-                self.token_posts.append(request)
-                if self.tokens:
-                    reply = self.tokens.pop(0)
-                else:
-                    token = f"test-token-{len(self.token_posts)}"
-                    reply = httpx.Response(
-                        200,
-                        json={"access_token": token, "expires_in": 3600, "token_type": "bearer"},
-                    )
-            else:
-                self.calls.append(request)
-                reply = self.replies.pop(0)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply(request) if callable(reply) else reply
 
     def vendor(self, base_url: str = BASE, **overrides: Any) -> ZuoraAqua:
         return ZuoraAqua(make_conn(base_url, **overrides), self.ctx)

@@ -279,24 +279,11 @@ def test_failed_proactive_refresh_serves_the_old_token() -> None:
         httpx.Response(500),
         httpx.Response(502, text="<html>Bad gateway</html>"),
         httpx.Response(503, json={"error": "maintenance"}),
-        httpx.ReadTimeout("read timed out"),
-        httpx.ConnectTimeout("connect timed out"),
+        # transport failures and unreadable replies in general: test_vendor_http.py
         httpx.ConnectError("connection refused"),
-        httpx.Response(200, text="<html>login</html>", headers={"content-type": "text/html"}),
         httpx.Response(200, text='{"access_token": "test-acc'),
-        httpx.Response(200, text=""),
     ],
-    ids=[
-        "500",
-        "502",
-        "503",
-        "read-timeout",
-        "connect-timeout",
-        "connect",
-        "html",
-        "trunc",
-        "empty",
-    ],
+    ids=["500", "502", "503", "connect", "trunc"],
 )
 def test_transient_refresh_failures(reply: Reply) -> None:
     server = TokenServer(reply)

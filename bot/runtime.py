@@ -97,6 +97,11 @@ class BotProcess:
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
         self._stop_serving = threading.Event()
+        # Held while the trigger is pulled and while the sockets are closed: the loop closing
+        # them between a stop's set() and its pull made the pull write to a closed (or
+        # reused) descriptor. Re-entrant: a signal handler may stop the loop it interrupts.
+        self._sockets_lock = threading.RLock()
+        self._sockets_closed = False
         self._socket_handler: Any = None
 
     def _sync_options(self, ref: str) -> SyncOptions | None:
@@ -175,13 +180,16 @@ class BotProcess:
                 timeout=0.5, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1
             )
         server.task_dispatcher.shutdown(timeout=5)
-        wasyncore.close_all(server._map)
+        with self._sockets_lock:
+            self._sockets_closed = True
+            wasyncore.close_all(server._map)
 
     def stop_serving(self) -> None:
         """Ask the HTTP loop to end (safe from a signal handler)."""
-        self._stop_serving.set()
-        if self._server is not None:
-            self._server.pull_trigger()  # wake select() now rather than at its timeout
+        with self._sockets_lock:
+            self._stop_serving.set()
+            if self._server is not None and not self._sockets_closed:
+                self._server.pull_trigger()  # wake select() now rather than at its timeout
 
     def shutdown(self) -> None:
         self.stop_serving()

@@ -53,6 +53,14 @@ def test_healthz_and_metrics(running):
     assert 'syncwatch_watches{status="active"} 0.0' in metrics
 
 
+def test_a_second_shutdown_is_harmless(start_bot):
+    bot, slack = start_bot()
+    start_bot.stop(bot)
+    bot.shutdown()  # e.g. a signal during shutdown: the sockets are already closed
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{slack.base_url}/healthz")
+
+
 def test_bad_signature_is_401_and_changes_nothing(running, fake_slack):
     bot, slack = running
     response = slack.post({"command": "/syncwatch", "text": "list"}, secret="wrong-secret")

@@ -187,8 +187,9 @@ class SlackDriver:
 # The real bot ticks once a second and polls a watch at most once a second
 # (SYNCWATCH_POLL_INTERVAL's minimum), and paces its Slack posts as Slack's limits ask. A
 # test about what the channel ends up showing needs neither: it runs the same code on a
-# 50 ms tick, with 50 ms between polls and unpaced posts (the fakes have no limits). Tests
-# about pacing or the schedule say so by passing their own values.
+# 50 ms tick, with 50 ms between polls and unpaced posts (the fakes have no limits). A test
+# that needs otherwise passes `poll_interval=` or `pace_slack=True` to start_bot; pacing
+# itself is tested against a fake clock (test_notifier_pacing.py).
 FAST_TICK = 0.05
 FAST_POLL = 0.05
 

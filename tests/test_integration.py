@@ -232,6 +232,7 @@ def test_stop_button_stops_polling_and_says_so_in_the_thread(running, fake_slack
     assert "<@U1>" in json.dumps(parents(fake_slack)[0].blocks)
     fake_slack.wait_for("respond/again")
     assert sum("Stopped watching" in (m.text or "") for m in replies(fake_slack)) == 1
+    bot.poller.drain()  # a poll claimed just before the stop may still be under way
     polls_at_stop = zoho_sim.polls(WS, JOB)
     wait_for_ticks(bot, 3)  # a stopped watch must not be polled again
     assert zoho_sim.polls(WS, JOB) == polls_at_stop

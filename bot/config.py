@@ -74,7 +74,6 @@ class Settings:
     slack_app_token: str = ""
     slack_api_url: str = DEFAULT_SLACK_API_URL
     db_path: str = "./syncwatch.db"
-    config_path: str | None = None
     port: int = 3000
     host: str = "0.0.0.0"
     poll_interval: float | None = None
@@ -171,7 +170,6 @@ class Settings:
             slack_app_token=get.text("SLACK_APP_TOKEN"),
             slack_api_url=get.url("SLACK_API_URL", DEFAULT_SLACK_API_URL, origin_only=False),
             db_path=get.text("SYNCWATCH_DB") or "./syncwatch.db",
-            config_path=config_path,
             port=int(get.number("PORT", 3000, minimum=0, maximum=65535, integer=True)),
             host=get.text("SYNCWATCH_HOST") or "0.0.0.0",
             poll_interval=get.optional_number("SYNCWATCH_POLL_INTERVAL", minimum=1),

@@ -185,20 +185,6 @@ class Store:
             )
         return sorted((Watch.from_row(r) for r in rows), key=lambda w: w.next_poll_at or 0)
 
-    def release(self, watch_id: str, owner: str) -> None:
-        with self.pool.immediate() as db:
-            db.execute(
-                "UPDATE watches SET lease_until = NULL, lease_owner = NULL "
-                "WHERE id = ? AND lease_owner = ?",
-                [watch_id, owner],
-            )
-
-    def next_due_at(self) -> float | None:
-        row = self._db.execute(
-            "SELECT MIN(next_poll_at) FROM watches WHERE status = 'active'"
-        ).fetchone()
-        return row[0] if row else None
-
     def poll_soon(self, watch_id: str, now: float) -> None:
         """Make an active watch due now (the Refresh button); a leased poll is left alone."""
         with self.pool.immediate() as db:

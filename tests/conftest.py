@@ -1,17 +1,21 @@
-"""Shared fixtures: a fake clock, a file-backed store, the local Slack and Zoho fakes."""
+"""Shared fixtures: a fake clock, a file-backed store, the local Slack and Zoho fakes, and the
+real bot over HTTP against them."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
+from bot import poller
 from bot.config import Settings
 from bot.runtime import BotProcess
 from bot.simulators.micro import MicroSimulator
@@ -180,12 +184,86 @@ class SlackDriver:
         return self.post({"payload": json.dumps(payload)})
 
 
+# The real bot ticks once a second and polls a watch at most once a second
+# (SYNCWATCH_POLL_INTERVAL's minimum), and paces its Slack posts as Slack's limits ask. A
+# test about what the channel ends up showing needs neither: it runs the same code on a
+# 50 ms tick, with 50 ms between polls and unpaced posts (the fakes have no limits). A test
+# that needs otherwise passes `poll_interval=` or `pace_slack=True` to start_bot; pacing
+# itself is tested against a fake clock (test_notifier_pacing.py).
+FAST_TICK = 0.05
+FAST_POLL = 0.05
+
+
+def fast_settings(env: dict[str, str], poll_interval: float | None = FAST_POLL) -> Settings:
+    """Settings from `env`, with a poll interval below what the environment may ask for."""
+    return dataclasses.replace(Settings.from_env(env), poll_interval=poll_interval)
+
+
+class BotStarter:
+    """Starts the real bot (BotProcess over HTTP) against the fakes; `stop` shuts one down
+    (those still running are shut down after the test)."""
+
+    def __init__(self, default_env: Callable[[], dict[str, str]], fake_slack) -> None:
+        self._default_env = default_env
+        self._fake_slack = fake_slack
+        self._running: list[BotProcess] = []
+
+    def __call__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        poll_interval: float | None = FAST_POLL,
+        **kwargs,
+    ) -> tuple[BotProcess, SlackDriver]:
+        """`env` defaults to Slack and Zoho Analytics only; BotProcess's own arguments
+        (`pace_slack=`, `clock=`, ...) pass through."""
+        kwargs.setdefault("pace_slack", False)
+        bot = BotProcess(fast_settings(env or self._default_env(), poll_interval), **kwargs)
+        self._running.append(bot)
+        bot.start()
+        port = bot.serve_http(background=True)
+        return bot, SlackDriver(f"http://127.0.0.1:{port}", self._fake_slack)
+
+    def stop(self, bot: BotProcess) -> None:
+        self._running.remove(bot)
+        bot.shutdown()
+
+    def stop_all(self) -> None:
+        while self._running:
+            self.stop(self._running[-1])
+
+
 @pytest.fixture
-def running(tmp_path, fake_slack, zoho_sim) -> Iterator[tuple[BotProcess, SlackDriver]]:
+def start_bot(tmp_path, fake_slack, zoho_sim, monkeypatch) -> Iterator[BotStarter]:
+    """Starts real bots on the fast tick, and shuts them down after the test."""
+    monkeypatch.setattr(poller, "TICK_SECONDS", FAST_TICK)
+    starter = BotStarter(lambda: bot_env(tmp_path, fake_slack, zoho_sim), fake_slack)
+    yield starter
+    starter.stop_all()
+
+
+@pytest.fixture
+def running(start_bot) -> tuple[BotProcess, SlackDriver]:
     """The real bot (BotProcess over HTTP) against the Slack and Zoho fakes, and a driver
     that sends it what Slack would."""
-    bot = BotProcess(Settings.from_env(bot_env(tmp_path, fake_slack, zoho_sim)))
-    bot.start()
-    port = bot.serve_http(background=True)
-    yield bot, SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
-    bot.shutdown()
+    return start_bot()
+
+
+def wait_for_ticks(bot: BotProcess, count: int, timeout: float = 10.0) -> None:
+    """Return once the poller has run `count` more whole ticks (so anything due was claimed)."""
+    from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+
+    done = threading.Semaphore(0)
+
+    def on_event(event) -> None:
+        if event.job_id == "poll-tick":
+            done.release()
+
+    scheduler = bot.poller._scheduler
+    scheduler.add_listener(on_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+    try:
+        deadline = time.monotonic() + timeout
+        for _ in range(count + 1):  # the tick running now may have started before
+            assert done.acquire(timeout=max(0.0, deadline - time.monotonic())), "no poll tick"
+    finally:
+        scheduler.remove_listener(on_event)

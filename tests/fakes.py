@@ -1,8 +1,14 @@
-"""Test doubles shared by several test modules: a fake clock and Zoho connection values."""
+"""Test doubles shared by several test modules: clocks, a scripted HTTP transport and Zoho
+connection values."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import httpx
 
 from bot.vendors.zoho_auth import ZohoConnection
 
@@ -27,6 +33,23 @@ class FakeClock:
         return self.now
 
 
+class SkippingClock:
+    """Real epoch seconds that a test can move forward. The bot's threads run as usual, and
+    what it waits for on this clock (backoff, vendor budgets, Slack's Retry-After) comes as
+    soon as the test skips ahead, instead of after that much real time."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
+
+
 def zoho_connection(**overrides: Any) -> ZohoConnection:
     """A Zoho connection on the reserved .test domain (a missed transport fails on DNS)."""
     values: dict[str, Any] = {
@@ -41,3 +64,65 @@ def zoho_connection(**overrides: Any) -> ZohoConnection:
         "crm_api_url": "https://crm.zoho.test",
     }
     return ZohoConnection(**(values | overrides))
+
+
+# -- scripted HTTP ----------------------------------------------------------------------------
+
+# What a scripted request gets: a response, an exception to raise (a transport failure such
+# as httpx.ConnectError), or a function of the request.
+Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
+
+
+def answer(reply: Reply, request: httpx.Request) -> httpx.Response:
+    if isinstance(reply, Exception):
+        raise reply
+    return reply(request) if callable(reply) else reply
+
+
+def zoho_token(n: int) -> httpx.Response:
+    """Zoho Accounts' answer to the n-th token refresh."""
+    return httpx.Response(200, json={"access_token": f"test-access-token-{n}", "expires_in": 3600})
+
+
+def zoho_accounts(request: httpx.Request) -> bool:
+    return request.url.host == "accounts.zoho.test"
+
+
+class ScriptedTransport(httpx.MockTransport):
+    """An httpx transport that answers `replies` in order and records every request in
+    `requests`. Token requests (`token_requests(request)` is true) are kept apart: recorded in
+    `token_posts` and answered from `tokens` first, then by `mint(n)`. Once the script is
+    used up, `then(n)` answers the n-th request; without it the request fails the test."""
+
+    def __init__(
+        self,
+        *replies: Reply,
+        token_requests: Callable[[httpx.Request], bool] | None = None,
+        tokens: Iterable[Reply] = (),
+        mint: Callable[[int], Reply] = zoho_token,
+        then: Callable[[int], Reply] | None = None,
+    ) -> None:
+        super().__init__(self._handle)
+        self.replies: list[Reply] = list(replies)
+        self.requests: list[httpx.Request] = []
+        self.tokens: list[Reply] = list(tokens)
+        self.token_posts: list[httpx.Request] = []
+        self._is_token = token_requests
+        self._mint = mint
+        self._then = then
+        self._lock = threading.Lock()
+
+    def _handle(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            if self._is_token is not None and self._is_token(request):
+                self.token_posts.append(request)
+                reply = self.tokens.pop(0) if self.tokens else self._mint(len(self.token_posts))
+            else:
+                self.requests.append(request)
+                if self.replies:
+                    reply = self.replies.pop(0)
+                elif self._then is not None:
+                    reply = self._then(len(self.requests))
+                else:
+                    raise AssertionError(f"no reply scripted for {request.method} {request.url}")
+        return answer(reply, request)

@@ -62,7 +62,6 @@ def test_minimal_env_gives_the_documented_defaults() -> None:
     assert settings.max_file_mb == 50
     assert settings.poll_interval is None
     assert settings.slack_api_url == "https://slack.com/api/"
-    assert settings.config_path is None
     assert not settings.socket_mode
     assert dict(settings.zoho) == {}
 
@@ -274,7 +273,6 @@ analytics_org_id = "20001"
 def test_toml_adds_named_connections_beside_the_env_one(tmp_path: Path) -> None:
     path = write_toml(tmp_path, EU_TEAM)
     settings = Settings.from_env({**ZOHO, "SYNCWATCH_CONFIG": path})
-    assert settings.config_path == path
     assert sorted(settings.zoho) == ["default", "eu-team"]
     conn = settings.zoho["eu-team"]
     assert conn.name == "eu-team"
@@ -289,7 +287,6 @@ def test_toml_adds_named_connections_beside_the_env_one(tmp_path: Path) -> None:
 def test_syncwatch_toml_in_the_working_directory_is_read_by_default(tmp_path: Path) -> None:
     write_toml(tmp_path, EU_TEAM, name="syncwatch.toml")
     settings = Settings.from_env({})
-    assert settings.config_path == "syncwatch.toml"
     assert list(settings.zoho) == ["eu-team"]
 
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from bot.demo import run_demo
 
 
+@pytest.mark.slow  # the demo as users run it: real one-second polls within vendor budgets
 def test_demo_prints_the_channel_and_threads_and_succeeds():
     out = io.StringIO()
     assert run_demo(fast=True, out=out, timeout=60) == 0

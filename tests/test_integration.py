@@ -13,18 +13,21 @@ import httpx
 import pytest
 
 from bot.simulators.zoho import steps_failure, steps_partial, steps_success
-from tests.conftest import SlackDriver, bot_env
+from tests.conftest import SlackDriver, bot_env, wait_for_ticks
 
 WS, JOB = "2480011000000498001", "2480011000000512007"
 
 
-def wait_until(condition, timeout: float = 15.0, what: str = "condition"):
-    """Poll a condition with a deadline (no fixed sleeps)."""
+def wait_until(condition, timeout: float = 15.0, what: str = "condition", meanwhile=None):
+    """Poll a condition with a deadline (no fixed sleeps); `meanwhile()` runs between checks
+    (e.g. to move an injected clock on)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
+        if meanwhile is not None:
+            meanwhile()
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -48,6 +51,14 @@ def test_healthz_and_metrics(running):
     assert httpx.get(f"{slack.base_url}/healthz").text == "ok\n"
     metrics = httpx.get(f"{slack.base_url}/metrics").text
     assert 'syncwatch_watches{status="active"} 0.0' in metrics
+
+
+def test_a_second_shutdown_is_harmless(start_bot):
+    bot, slack = start_bot()
+    start_bot.stop(bot)
+    bot.shutdown()  # e.g. a signal during shutdown: the sockets are already closed
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{slack.base_url}/healthz")
 
 
 def test_bad_signature_is_401_and_changes_nothing(running, fake_slack):
@@ -221,8 +232,9 @@ def test_stop_button_stops_polling_and_says_so_in_the_thread(running, fake_slack
     assert "<@U1>" in json.dumps(parents(fake_slack)[0].blocks)
     fake_slack.wait_for("respond/again")
     assert sum("Stopped watching" in (m.text or "") for m in replies(fake_slack)) == 1
+    bot.poller.drain()  # a poll claimed just before the stop may still be under way
     polls_at_stop = zoho_sim.polls(WS, JOB)
-    time.sleep(2.5)  # two ticks: a stopped watch must not be polled again
+    wait_for_ticks(bot, 3)  # a stopped watch must not be polled again
     assert zoho_sim.polls(WS, JOB) == polls_at_stop
     assert bot.store.get_watch(watch.id).status == "stopped"
 
@@ -243,6 +255,7 @@ def test_stop_command_and_list(running, fake_slack, zoho_sim):
     assert "no watch" in other.text
 
 
+@pytest.mark.slow  # two real `syncwatch run` processes, on the real one-second tick
 def test_watch_survives_a_kill_and_posts_exactly_one_terminal_reply(tmp_path, fake_slack, zoho_sim):
     """kill -9 mid-watch, start a new process on the same database: nothing lost, nothing
     doubled."""
@@ -289,7 +302,8 @@ def test_watch_survives_a_kill_and_posts_exactly_one_terminal_reply(tmp_path, fa
             timeout=20,
             what="terminal reply after restart",
         )
-        time.sleep(1.5)  # a further tick: nothing more may be sent
+        # nothing left to send: a double would have to come from the outbox
+        wait_until(lambda: _settled(tmp_path), what="an empty outbox")
     finally:
         os.killpg(second.pid, signal.SIGTERM)
         second.wait(timeout=15)
@@ -299,6 +313,17 @@ def test_watch_survives_a_kill_and_posts_exactly_one_terminal_reply(tmp_path, fa
     assert sum("<@U5>" in t for t in texts) == 1
     assert sum("succeeded" in t for t in texts) == 1
     assert len(fake_slack.calls_for("files.completeUploadExternal")) == 1
+
+
+def _settled(tmp_path) -> bool:
+    """No outbox row is left to deliver in the database under `tmp_path`."""
+    from storage import Store
+
+    store = Store(str(tmp_path / "syncwatch.db"))
+    try:
+        return store.outbox_backlog(0)[0] == 0
+    finally:
+        store.close()
 
 
 def _free_port() -> int:

@@ -8,7 +8,7 @@ import time
 import httpx
 
 from bot.simulators.zoho import steps_failure
-from tests.conftest import SlackDriver, signed_headers
+from tests.conftest import SlackDriver, signed_headers, wait_for_ticks
 from tests.test_integration import parents, replies, wait_until
 
 WS, JOB = "2480011000000498001", "2480011000000512007"
@@ -51,19 +51,20 @@ def home_click(slack: SlackDriver, action_id: str, value: str, user: str = "U1")
 
 
 def test_refresh_polls_sooner_and_only_the_clicker_hears_about_problems(
-    running, fake_slack, zoho_sim
+    start_bot, fake_slack, zoho_sim
 ):
-    bot, slack = running
+    # An hour between polls: within this test, only the click can bring the next poll.
+    bot, slack = start_bot(poll_interval=3600)
     zoho_sim.add_import_job(WS, JOB, RUNNING)
     slack.slash(f"watch za {WS}/{JOB}")
     wait_until(lambda: replies(fake_slack), what="first reply")
     (w,) = bot.store.list_watches()
-    bot.store.claim_due(time.time() + 10**6, "test", 1, 10)  # push the next poll far away
-    bot.store.release(w.id, "test")
     before = zoho_sim.polls(WS, JOB)
+    wait_for_ticks(bot, 2)
+    assert zoho_sim.polls(WS, JOB) == before  # not due by itself
     parent = parents(fake_slack)[0]
     assert slack.click("watch.refresh", w.id, parent.ts).status_code == 200
-    wait_until(lambda: zoho_sim.polls(WS, JOB) > before, what="the refreshed poll")
+    wait_until(lambda: zoho_sim.polls(WS, JOB) > before, timeout=5, what="the refreshed poll")
     other = slack.click("watch.refresh", w.id, parent.ts, channel="C2", key="elsewhere")
     assert other.status_code == 200
     assert "no watch" in fake_slack.wait_for("respond/elsewhere")[0].params["text"]

@@ -12,7 +12,7 @@ import pytest
 
 from bot.simulators.zoho import steps_success
 from tests.conftest import SlackDriver, bot_env
-from tests.test_integration import _free_port, _healthy, parents, replies, wait_until
+from tests.test_integration import _free_port, _healthy, _settled, parents, replies, wait_until
 
 WS, JOB = "2480011000000498001", "2480011000000512007"
 RUNNING = [{"jobCode": "1002", "jobStatus": "JOB IN PROGRESS"}]
@@ -36,6 +36,7 @@ def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
     proc.wait(timeout=20)
 
 
+@pytest.mark.slow  # real `syncwatch run` processes, on the real one-second tick
 @pytest.mark.parametrize("gap", ["chat.postMessage", "files.completeUploadExternal"])
 def test_kill_after_slack_acted_but_before_the_bot_heard_sends_nothing_twice(
     tmp_path, fake_slack, zoho_sim, gap
@@ -74,13 +75,3 @@ def test_kill_after_slack_acted_but_before_the_bot_heard_sends_nothing_twice(
     assert len(parents(fake_slack)) == 1
     assert sum("<@U5>" in (m.text or "") for m in thread) == 1  # the terminal reply, once
     assert sum(1 for m in thread if m.files) == 1  # the summary file, once
-
-
-def _settled(tmp_path) -> bool:
-    from storage import Store
-
-    store = Store(str(tmp_path / "syncwatch.db"))
-    try:
-        return store.outbox_backlog(0)[0] == 0
-    finally:
-        store.close()

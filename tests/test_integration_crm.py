@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from bot.config import Settings
 from bot.runtime import BotProcess
 from bot.simulators.zoho_crm import sample_result_csv, steps_with_skips
 from tests.conftest import SlackDriver, bot_env
@@ -17,13 +15,8 @@ JOB = "6120045000001938011"
 
 
 @pytest.fixture
-def running(tmp_path, fake_slack, zoho_sim, crm_sim) -> Iterator[tuple[BotProcess, SlackDriver]]:
-    settings = Settings.from_env(bot_env(tmp_path, fake_slack, zoho_sim, crm_sim=crm_sim))
-    bot = BotProcess(settings)
-    bot.start()
-    port = bot.serve_http(background=True)
-    yield bot, SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
-    bot.shutdown()
+def running(start_bot, tmp_path, fake_slack, zoho_sim, crm_sim) -> tuple[BotProcess, SlackDriver]:
+    return start_bot(bot_env(tmp_path, fake_slack, zoho_sim, crm_sim=crm_sim))
 
 
 def test_skipped_rows_make_a_partial_job_with_the_csv_and_summary(running, fake_slack, crm_sim):

@@ -7,16 +7,28 @@ import json
 
 from bot.simulators.zoho import steps_success
 from storage import PollResult
+from tests.fakes import SkippingClock
 from tests.test_integration import parents, replies, wait_until
 
 WS, JOB = "2480011000000498001", "2480011000000512007"
 IMPORTS = "/importjobs/"
 
 
+def time_passes(bot, clock: SkippingClock, seconds: float):
+    """Moves the bot's clock on by `seconds` each call, and lets the notifier see it."""
+
+    def step() -> None:
+        clock.advance(seconds)
+        bot.notifier.wake()
+
+    return step
+
+
 def test_vendor_garbage_is_survived_and_the_job_still_ends_truthfully(
-    running, fake_slack, zoho_sim
+    start_bot, fake_slack, zoho_sim
 ):
-    bot, slack = running
+    clock = SkippingClock()
+    bot, slack = start_bot(clock=clock)
     zoho_sim.add_import_job(WS, JOB, steps_success(total_rows=10, polls_queued=0))
     for status, body, kind in (
         (502, "<html>Bad Gateway</html>", "text/html"),
@@ -28,13 +40,14 @@ def test_vendor_garbage_is_survived_and_the_job_still_ends_truthfully(
     slack.slash(f"watch za {WS}/{JOB}", user="U5")
     (w,) = wait_until(lambda: bot.store.list_watches(statuses=None), what="the watch")
 
-    # Backoff after each fault would wait seconds to minutes: make the retry due at once,
-    # as time passing would, until the watch ends.
-    def nudged_done() -> bool:
-        bot.store.poll_soon(w.id, bot.clock())
-        return bot.store.get_watch(w.id).status == "done"
-
-    wait_until(nudged_done, timeout=30, what="the watch to end")
+    # Backoff after each fault waits seconds to minutes (and Zoho's budget a few seconds):
+    # let that time pass on the bot's clock until the watch ends.
+    wait_until(
+        lambda: bot.store.get_watch(w.id).status == "done",
+        timeout=30,
+        what="the watch to end",
+        meanwhile=time_passes(bot, clock, 5),
+    )
     wait_until(
         lambda: any("<@U5>" in (m.text or "") for m in replies(fake_slack)),
         what="the terminal reply",
@@ -45,18 +58,26 @@ def test_vendor_garbage_is_survived_and_the_job_still_ends_truthfully(
     assert len(parents(fake_slack)) == 1
 
 
-def test_slack_rate_limit_storm_delays_but_loses_and_doubles_nothing(running, fake_slack, zoho_sim):
-    _, slack = running
+def test_slack_rate_limit_storm_delays_but_loses_and_doubles_nothing(
+    start_bot, fake_slack, zoho_sim
+):
+    clock = SkippingClock()
+    bot, slack = start_bot(clock=clock)
     for _ in range(6):
         fake_slack.fail_next("chat.postMessage", "ratelimited", 429, {"Retry-After": "0"})
     zoho_sim.add_import_job(WS, JOB, steps_success(total_rows=5, polls_queued=0, polls_running=1))
     slack.slash(f"watch za {WS}/{JOB}", user="U6")
+    # each 429 holds the row back for (at least) a second of the bot's clock
     wait_until(
-        lambda: any("<@U6>" in (m.text or "") for m in replies(fake_slack)),
+        lambda: (
+            any("<@U6>" in (m.text or "") for m in replies(fake_slack))
+            and fake_slack.calls_for("files.completeUploadExternal")
+        ),
         timeout=30,
-        what="the terminal reply",
+        what="the terminal reply and the file",
+        meanwhile=time_passes(bot, clock, 1),
     )
-    wait_until(lambda: fake_slack.calls_for("files.completeUploadExternal"), what="the file")
+    assert len(fake_slack.calls_for("chat.postMessage")) > 6  # the storm happened
     assert len(parents(fake_slack)) == 1
     texts = [m.text or "" for m in replies(fake_slack)]
     assert len(texts) == len(set(texts))  # every reply once
@@ -69,13 +90,15 @@ def test_bot_removed_from_the_channel_pauses_the_watch(running, fake_slack, zoho
     wait_until(lambda: replies(fake_slack), what="first reply")
     (w,) = bot.store.list_watches()
     fake_slack.set_channel("C1", is_member=False)
-    bot.store.claim_due(bot.clock() + 10**6, "test", 1, 10)  # force a visible change
-    bot.store.apply_poll(
+    # Force a visible change, as a poll would: lease the watch away from the running poller
+    # (which may hold it for a moment) and apply a result under that lease.
+    wait_until(lambda: bot.store.claim_due(bot.clock() + 10**6, "test", 1, 10), what="the lease")
+    assert bot.store.apply_poll(
         w.id,
         "test",
         PollResult({"last_error": "x"}, None, True),
         bot.clock(),
-    )
+    ), "the result was not applied"
     bot.notifier.wake()
     wait_until(lambda: bot.store.get_watch(w.id).status == "paused", what="paused")
     paused = bot.store.get_watch(w.id)

@@ -5,12 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from bot.budget import MonthlyBudget
-from bot.config import Settings
 from bot.runtime import BotProcess
 from bot.simulators.micro import steps_partial
 from tests.conftest import SlackDriver, bot_env
@@ -20,13 +18,8 @@ JOB = "imp_8QmZ2vK4tR"
 
 
 @pytest.fixture
-def running(tmp_path, fake_slack, zoho_sim, micro_sim) -> Iterator[tuple[BotProcess, SlackDriver]]:
-    settings = Settings.from_env(bot_env(tmp_path, fake_slack, zoho_sim, micro_sim=micro_sim))
-    bot = BotProcess(settings)
-    bot.start()
-    port = bot.serve_http(background=True)
-    yield bot, SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
-    bot.shutdown()
+def running(start_bot, tmp_path, fake_slack, zoho_sim, micro_sim) -> tuple[BotProcess, SlackDriver]:
+    return start_bot(bot_env(tmp_path, fake_slack, zoho_sim, micro_sim=micro_sim))
 
 
 def test_partial_import_posts_the_per_row_csv_and_counts(running, fake_slack, micro_sim):

@@ -7,12 +7,11 @@ import logging
 import os
 
 from bot.config import Settings
-from bot.runtime import BotProcess
 from bot.simulators.micro import steps_partial
 from bot.simulators.zoho import steps_failure, sync_outcome_success
 from bot.simulators.zoho_crm import sample_result_csv, steps_with_skips
 from bot.simulators.zuora import FILE_IDS, steps_two_batches
-from tests.conftest import SlackDriver, bot_env
+from tests.conftest import bot_env
 from tests.test_integration import wait_until
 
 WS = "2480011000000498001"
@@ -20,7 +19,7 @@ SYNC_PASSWORD = "datasource-pw-never-shown"
 
 
 def test_secrets_stay_out_of_logs_slack_database_and_files(
-    tmp_path, fake_slack, zoho_sim, zuora_sim, micro_sim, crm_sim, caplog
+    start_bot, tmp_path, fake_slack, zoho_sim, zuora_sim, micro_sim, crm_sim, caplog
 ):
     caplog.set_level(logging.INFO)
     config = tmp_path / "syncwatch.toml"
@@ -39,31 +38,26 @@ def test_secrets_stay_out_of_logs_slack_database_and_files(
     micro_sim.add_job("imp_1", steps_partial("imp_1"))
     crm_sim.add_job("61", steps_with_skips("61", crm_sim.add_zip("r", sample_result_csv())))
 
-    bot = BotProcess(settings)
-    bot.start()
-    port = bot.serve_http(background=True)
-    slack = SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
-    try:
-        for text in (
-            f"watch za {WS}/11",
-            "watch zuora " + "ab" * 16,
-            "watch micro imp_1",
-            "watch crm 61",
-            f"sync {WS}/77",
-        ):
-            slack.slash(text)
-        # and someone pastes a token by mistake
-        slack.slash("watch za 1/2 token=" + settings.slack_bot_token + "abcdef")
-        wait_until(
-            lambda: (
-                len(bot.store.list_watches(statuses=("done",))) == 5
-                and bot.store.outbox_backlog(bot.clock())[0] == 0
-            ),
-            timeout=30,
-            what="every watch to finish",
-        )
-    finally:
-        bot.shutdown()
+    bot, slack = start_bot(env)
+    for text in (
+        f"watch za {WS}/11",
+        "watch zuora " + "ab" * 16,
+        "watch micro imp_1",
+        "watch crm 61",
+        f"sync {WS}/77",
+    ):
+        slack.slash(text)
+    # and someone pastes a token by mistake
+    slack.slash("watch za 1/2 token=" + settings.slack_bot_token + "abcdef")
+    wait_until(
+        lambda: (
+            len(bot.store.list_watches(statuses=("done",))) == 5
+            and bot.store.outbox_backlog(bot.clock())[0] == 0
+        ),
+        timeout=30,
+        what="every watch to finish",
+    )
+    start_bot.stop(bot)  # what shutting down logs is checked too
 
     slack_text = json.dumps([c.params for c in fake_slack.calls]) + json.dumps(
         [c.headers.get("content-type", "") for c in fake_slack.calls]

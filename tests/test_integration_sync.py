@@ -4,11 +4,9 @@ Retry sync, and schedules, through the real app over HTTP."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from bot.config import Settings
 from bot.runtime import BotProcess
 from bot.simulators.zoho import sync_outcome_failure, sync_outcome_success
 from tests.conftest import SlackDriver, bot_env
@@ -23,15 +21,10 @@ password = "pw-for-the-test-only"
 
 
 @pytest.fixture
-def running(tmp_path, fake_slack, zoho_sim) -> Iterator[tuple[BotProcess, SlackDriver]]:
+def running(start_bot, tmp_path, fake_slack, zoho_sim) -> tuple[BotProcess, SlackDriver]:
     path = tmp_path / "syncwatch.toml"
     path.write_text(CONFIG)
-    env = bot_env(tmp_path, fake_slack, zoho_sim) | {"SYNCWATCH_CONFIG": str(path)}
-    bot = BotProcess(Settings.from_env(env))
-    bot.start()
-    port = bot.serve_http(background=True)
-    yield bot, SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
-    bot.shutdown()
+    return start_bot(bot_env(tmp_path, fake_slack, zoho_sim) | {"SYNCWATCH_CONFIG": str(path)})
 
 
 def test_sync_triggers_with_configured_credentials_and_reports_success(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from bot.config import Settings
 from bot.runtime import BotProcess
 from bot.simulators.zuora import FILE_IDS, steps_failed, steps_two_batches
 from tests.conftest import SlackDriver, bot_env
@@ -19,13 +17,8 @@ PAYMENTS = b"Payment: Number,Payment: Amount\nP-1,5.00\nP-2,6.00\n"
 
 
 @pytest.fixture
-def running(tmp_path, fake_slack, zoho_sim, zuora_sim) -> Iterator[tuple[BotProcess, SlackDriver]]:
-    settings = Settings.from_env(bot_env(tmp_path, fake_slack, zoho_sim, zuora_sim))
-    bot = BotProcess(settings)
-    bot.start()
-    port = bot.serve_http(background=True)
-    yield bot, SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
-    bot.shutdown()
+def running(start_bot, tmp_path, fake_slack, zoho_sim, zuora_sim) -> tuple[BotProcess, SlackDriver]:
+    return start_bot(bot_env(tmp_path, fake_slack, zoho_sim, zuora_sim))
 
 
 def test_batch_files_are_uploaded_byte_for_byte_into_the_thread(running, fake_slack, zuora_sim):

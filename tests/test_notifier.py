@@ -183,7 +183,7 @@ def test_reply_without_a_parent_is_deferred_and_a_new_parent_is_queued(
     store.mark_dead(store.outbox_rows(w.id)[0].id, "gave up")  # the first post never made it
     store.claim_due(clock.now, "test-poller", 120, 10)
     note = PollResult({}, TransitionDraft(event="note", note="first news"))
-    store.apply_poll(w.id, "test-poller", note, clock.now)
+    assert store.apply_poll(w.id, "test-poller", note, clock.now)
     notifier.deliver_due()
     assert fake_slack.calls == []
     reply = next(r for r in store.outbox_rows(w.id) if r.kind == "reply")

@@ -111,7 +111,7 @@ def test_show_errors_posts_the_full_text_once(service, store, clock):
     (w,) = store.list_watches()
     store.claim_due(clock.now, "p", 60, 10)
     snap = JobSnapshot(State.FAILED, "1003", error_code="1003", error_message="row 1\nrow 2")
-    store.apply_poll(
+    assert store.apply_poll(
         w.id,
         "p",
         PollResult({"status": "done", "state": "failed", "snapshot": snap.to_json()}),
@@ -129,7 +129,7 @@ def test_long_error_lists_are_attached_as_csv(service, store, clock):
     store.claim_due(clock.now, "p", 60, 10)
     long_text = "\n".join(f"=row {i}: bad value" for i in range(400))
     snap = JobSnapshot(State.PARTIAL, "1004", error_message=long_text)
-    store.apply_poll(
+    assert store.apply_poll(
         w.id,
         "p",
         PollResult({"status": "done", "state": "partial", "snapshot": snap.to_json()}),
@@ -148,7 +148,7 @@ def test_refresh_makes_the_watch_due_now(service, store, clock):
     watch(service, "watch za 1/2")
     (w,) = store.list_watches()
     store.claim_due(clock.now, "p", 1, 10)
-    store.apply_poll(w.id, "p", PollResult({"next_poll_at": clock.now + 600}), clock.now)
+    assert store.apply_poll(w.id, "p", PollResult({"next_poll_at": clock.now + 600}), clock.now)
     clock.advance(5)
     assert service.refresh(w.id, ALICE) is None
     assert store.get_watch(w.id).next_poll_at == clock.now
@@ -250,7 +250,7 @@ def test_retry_sync_restarts_a_failed_sync_in_the_same_watch(service, store, clo
     (w,) = store.list_watches()
     store.claim_due(clock.now, "p", 60, 10)
     failed = PollResult({"status": "done", "state": "failed", "trigger_pending": 0})
-    store.apply_poll(w.id, "p", failed, clock.now)
+    assert store.apply_poll(w.id, "p", failed, clock.now)
     assert "can't be retried" not in str(service.retry_sync(w.id, ALICE))
     again = store.get_watch(w.id)
     assert (again.status, again.trigger_pending) == ("active", 1)

@@ -226,7 +226,7 @@ def test_apply_poll_queues_uploads(store):
         True,
         ({"filename": "a.csv", "content_b64": "YQ=="},),
     )
-    store.apply_poll(w.id, "p1", done, NOW + 1)
+    assert store.apply_poll(w.id, "p1", done, NOW + 1)
     uploads = [r.payload for r in store.outbox_rows(w.id) if r.kind == "upload"]
     assert uploads == [{"filename": "a.csv", "content_b64": "YQ=="}]
 
@@ -248,7 +248,7 @@ def test_stop_records_transition_and_queues_parent_and_reply(store):
 def test_stop_is_a_noop_on_a_done_watch(store):
     (w,) = make(store)
     store.claim_due(NOW, "p1", 120, 10)
-    store.apply_poll(w.id, "p1", PollResult({"status": DONE, "state": "succeeded"}), NOW)
+    assert store.apply_poll(w.id, "p1", PollResult({"status": DONE, "state": "succeeded"}), NOW)
     before = rows(store, w.id)
     assert store.stop_watch(w.id, "U2", NOW + 1) is None
     assert store.get_watch(w.id).status == DONE
@@ -276,7 +276,7 @@ def test_pause_marks_pending_rows_dead_and_stops_polling(store):
 def test_due_outbox_is_oldest_first(store):
     a, b = make(store, draft(ref="1/1"), draft(ref="1/2"))
     store.claim_due(NOW, "p1", 120, 10)
-    store.apply_poll(a.id, "p1", running(), NOW + 1)
+    assert store.apply_poll(a.id, "p1", running(), NOW + 1)
     due = store.due_outbox(NOW + 1)
     assert [(r.watch_id, r.kind) for r in due] == [
         (a.id, "parent"),
@@ -291,7 +291,7 @@ def test_due_outbox_is_oldest_first(store):
 def test_deferred_row_holds_back_its_watch_only(store):
     a, b = make(store, draft(ref="1/1"), draft(ref="1/2"))
     store.claim_due(NOW, "p1", 120, 10)
-    store.apply_poll(a.id, "p1", running(), NOW)
+    assert store.apply_poll(a.id, "p1", running(), NOW)
     first = store.outbox_rows(a.id)[0]
     store.defer(first.id, NOW + 30, "ratelimited")
     assert [r.watch_id for r in store.due_outbox(NOW + 1)] == [b.id]
@@ -307,7 +307,7 @@ def test_deferred_row_holds_back_its_watch_only(store):
 def test_deferred_reply_does_not_hold_back_a_later_parent_row(store):
     (w,) = make(store)
     store.claim_due(NOW, "p1", 120, 10)
-    store.apply_poll(w.id, "p1", running(), NOW)
+    assert store.apply_poll(w.id, "p1", running(), NOW)
     first_parent, parent, reply = store.outbox_rows(w.id)
     store.mark_sent(first_parent.id, NOW)
     store.defer(reply.id, NOW + 30, "waiting for the parent message")
@@ -322,7 +322,7 @@ def test_deferred_reply_does_not_hold_back_a_later_parent_row(store):
 def test_parent_rows_coalesce_up_to_the_newest(store):
     (w,) = make(store)
     store.claim_due(NOW, "p1", 120, 10)
-    store.apply_poll(w.id, "p1", running(), NOW)
+    assert store.apply_poll(w.id, "p1", running(), NOW)
     parents = [r.id for r in store.outbox_rows(w.id) if r.kind == "parent"]
     upto, watch = store.pending_parent_upto(w.id)
     assert upto == max(parents) and watch.state == "running"
@@ -335,7 +335,7 @@ def test_mark_parent_rows_sent_leaves_newer_rows_pending(store):
     (w,) = make(store)
     upto, _ = store.pending_parent_upto(w.id)
     store.claim_due(NOW, "p1", 120, 10)
-    store.apply_poll(w.id, "p1", running(), NOW)  # a newer parent row after the render
+    assert store.apply_poll(w.id, "p1", running(), NOW)  # a newer parent row after the render
     store.mark_parent_rows_sent(w.id, upto, NOW + 1)
     assert rows(store, w.id) == [("parent", "sent"), ("parent", "pending"), ("reply", "pending")]
 
@@ -365,7 +365,7 @@ def test_mark_sent_and_dead(store):
 def test_poll_soon_makes_an_active_watch_due_now(store):
     (w,) = make(store)
     store.claim_due(NOW, "p1", 120, 10)
-    store.apply_poll(w.id, "p1", running(), NOW)  # next poll at NOW + 10
+    assert store.apply_poll(w.id, "p1", running(), NOW)  # next poll at NOW + 10
     store.poll_soon(w.id, NOW + 2)
     assert store.get_watch(w.id).next_poll_at == NOW + 2
     assert [x.id for x in store.claim_due(NOW + 2, "p1", 120, 10)] == [w.id]
@@ -428,7 +428,7 @@ def test_next_outbox_at_skips_rows_blocked_behind_a_deferred_row(store):
     the notifier would spin on them until the blocker's time."""
     (w,) = make(store)
     store.claim_due(NOW, "p1", 120, 10)
-    store.apply_poll(w.id, "p1", running(), NOW)  # a reply row and a parent edit row
+    assert store.apply_poll(w.id, "p1", running(), NOW)  # a reply row and a parent edit row
     first, *later = store.outbox_rows(w.id)
     assert len(later) >= 1 and all(r.next_attempt_at <= NOW for r in later)
     store.postpone(first.id, NOW + 30)
@@ -442,7 +442,7 @@ def test_a_waiting_edit_of_the_top_message_does_not_hold_back_the_thread(store):
     (w,) = make(store)
     (first,) = store.outbox_rows(w.id)
     store.claim_due(NOW, "p1", 120, 10)
-    store.apply_poll(w.id, "p1", running(), NOW)  # queues a parent edit and a reply
+    assert store.apply_poll(w.id, "p1", running(), NOW)  # queues a parent edit and a reply
     edit = next(r for r in store.outbox_rows(w.id) if r.kind == "parent" and r.id != first.id)
     reply = next(r for r in store.outbox_rows(w.id) if r.kind == "reply")
     store.postpone(first.id, NOW + 30)

@@ -294,7 +294,6 @@ class VendorSpec:
     parse_ref: Callable[[str], str]
     schedule: tuple[tuple[float, float], ...]
     floor: float
-    ceiling: float
     family: str
     rate_per_minute: float
     build: Callable[[Connection, VendorContext], AnyVendor]

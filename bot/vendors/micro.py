@@ -421,7 +421,6 @@ SPEC = VendorSpec(
     parse_ref=parse_ref,
     schedule=((0, 60), (600, 300), (3600, 600)),
     floor=60,
-    ceiling=600,
     family="micro",
     rate_per_minute=600,
     build=lambda conn, ctx: MicroImports(connection_of(conn, MicroConnection), ctx),

@@ -394,7 +394,6 @@ SPEC = VendorSpec(
     parse_ref=parse_ref,
     schedule=((0, 30), (600, 120)),
     floor=30,
-    ceiling=300,
     family="zoho",
     rate_per_minute=45,
     build=lambda conn, ctx: ZohoAnalyticsSync(connection_of(conn, ZohoConnection), ctx),

@@ -333,7 +333,6 @@ SPEC = VendorSpec(
     parse_ref=parse_ref,
     schedule=((0, 10), (300, 30), (1800, 60)),
     floor=10,
-    ceiling=60,
     family="zoho",
     rate_per_minute=30,
     build=lambda conn, ctx: ZohoCrm(connection_of(conn, ZohoConnection), ctx),

@@ -93,7 +93,6 @@ class ResultSummary:
     statuses: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     columns: dict[str, Counter[str]] = field(default_factory=dict)
-    id_column: str | None = None
     failed_rows: int = 0
     failed_bytes: int = 0
 
@@ -121,7 +120,7 @@ class ResultSummary:
 
 
 def read_result_csv(path: str, failed_path: str | None = None, cap: int = 0) -> ResultSummary:
-    """Count a result CSV (headers in any case; `ID` or `RECORD_ID`). With `failed_path`, its
+    """Count a result CSV (headers in any case). With `failed_path`, its
     failed rows go there, formulas neutralized, up to `cap` bytes (`failed_bytes` tells if
     they fit). Raises ValueError or csv.Error when it can't be read."""
     summary = ResultSummary()
@@ -135,9 +134,6 @@ def read_result_csv(path: str, failed_path: str | None = None, cap: int = 0) -> 
             raise ValueError("it has no STATUS column")
         at_status = names.index("status")
         at_errors = names.index("errors") if "errors" in names else len(header) + 1
-        summary.id_column = next(
-            (header[names.index(n)] for n in ("id", "record_id") if n in names), None
-        )
         with open(failed_path or os.devnull, "wb") as out:
             sink = _CappedSink(out, cap if failed_path else 0)
             writer = csv.writer(sink)

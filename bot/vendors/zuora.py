@@ -441,7 +441,6 @@ SPEC = VendorSpec(
     parse_ref=parse_ref,
     schedule=((0, 10), (120, 30), (1800, 60)),
     floor=10,
-    ceiling=120,
     family="zuora",
     rate_per_minute=600,
     build=lambda conn, ctx: ZuoraAqua(connection_of(conn, ZuoraConnection), ctx),

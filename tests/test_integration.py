@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
 from bot.simulators.zoho import steps_failure, steps_partial, steps_success
+from storage import Store
 from tests.conftest import SlackDriver, bot_env, wait_for_ticks
+from tests.processes import clean_env, outbox_settled, spawn_bot, wait_until
 
 WS, JOB = "2480011000000498001", "2480011000000512007"
-
-
-def wait_until(condition, timeout: float = 15.0, what: str = "condition", meanwhile=None):
-    """Poll a condition with a deadline (no fixed sleeps); `meanwhile()` runs between checks
-    (e.g. to move an injected clock on)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if meanwhile is not None:
-            meanwhile()
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def responded(fake_slack, key: str) -> dict:
@@ -265,37 +250,19 @@ def test_watch_survives_a_kill_and_posts_exactly_one_terminal_reply(tmp_path, fa
         [{"jobCode": "1002", "jobStatus": "JOB IN PROGRESS"}] * 3
         + steps_success(total_rows=50, polls_queued=0, polls_running=0),
     )
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SYNCWATCH_", "ZOHO_"))
-    }
-    env.update(bot_env(tmp_path, fake_slack, zoho_sim))
-
-    def start(port: int) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
-            env={**env, "PORT": str(port)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-        wait_until(lambda: _healthy(port), what="bot health")
-        return proc
-
-    port = _free_port()
-    first = start(port)
+    env = clean_env(bot_env(tmp_path, fake_slack, zoho_sim))
+    first = spawn_bot(env, tmp_path)
     try:
-        slack = SlackDriver(f"http://127.0.0.1:{port}", fake_slack)
+        slack = SlackDriver(first.url, fake_slack)
         slack.slash(f"watch za {WS}/{JOB}", user="U5")
         wait_until(
             lambda: parents(fake_slack) and len(replies(fake_slack)) >= 1, what="first reply"
         )
     finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-        first.stderr.close()
+        first.stop(signal.SIGKILL)
     assert not any("<@U5>" in (m.text or "") for m in replies(fake_slack))
 
-    second = start(_free_port())
+    second = spawn_bot(env, tmp_path)
     try:
         wait_until(
             lambda: fake_slack.calls_for("files.completeUploadExternal"),
@@ -303,11 +270,9 @@ def test_watch_survives_a_kill_and_posts_exactly_one_terminal_reply(tmp_path, fa
             what="terminal reply after restart",
         )
         # nothing left to send: a double would have to come from the outbox
-        wait_until(lambda: _settled(tmp_path), what="an empty outbox")
+        wait_until(lambda: outbox_settled(tmp_path / "syncwatch.db"), what="an empty outbox")
     finally:
-        os.killpg(second.pid, signal.SIGTERM)
-        second.wait(timeout=15)
-        second.stderr.close()
+        second.stop(signal.SIGTERM)
     texts = [m.text or "" for m in replies(fake_slack)]
     assert len(parents(fake_slack)) == 1
     assert sum("<@U5>" in t for t in texts) == 1
@@ -315,74 +280,29 @@ def test_watch_survives_a_kill_and_posts_exactly_one_terminal_reply(tmp_path, fa
     assert len(fake_slack.calls_for("files.completeUploadExternal")) == 1
 
 
-def _settled(tmp_path) -> bool:
-    """No outbox row is left to deliver in the database under `tmp_path`."""
-    from storage import Store
-
-    store = Store(str(tmp_path / "syncwatch.db"))
-    try:
-        return store.outbox_backlog(0)[0] == 0
-    finally:
-        store.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_answers_the_acked_command_then_exits_0(tmp_path, fake_slack, zoho_sim, sig):
     """A deploy stops the bot while a command is acked but not yet answered (its membership
     check is still waiting on Slack): the person still gets the answer, the watch is kept,
     and the process exits 0 with no traceback, well within 10 s."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SYNCWATCH_", "ZOHO_"))
-    }
-    env.update(bot_env(tmp_path, fake_slack, zoho_sim))
     zoho_sim.add_import_job(WS, JOB, steps_success(10, polls_queued=5, polls_running=5))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
-        env={**env, "PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    bot = spawn_bot(clean_env(bot_env(tmp_path, fake_slack, zoho_sim)), tmp_path)
     try:
-        wait_until(lambda: _healthy(port), what="bot health")
         fake_slack.hang_after_next("conversations.info", 1.5)
-        response, key = SlackDriver(f"http://127.0.0.1:{port}", fake_slack).slash(
-            f"watch za {WS}/{JOB}", user="U5"
-        )
+        response, key = SlackDriver(bot.url, fake_slack).slash(f"watch za {WS}/{JOB}", user="U5")
         assert response.status_code == 200  # acked: the answer comes after the ack
         fake_slack.wait_for("conversations.info")  # the answer is being worked on now
         started = time.monotonic()
-        os.killpg(proc.pid, sig)
-        _, stderr = proc.communicate(timeout=15)
+        code = bot.stop(sig, timeout=15)
         took = time.monotonic() - started
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    assert proc.returncode == 0, stderr[-2000:]
+        bot.stop()
+    log = bot.output()
+    assert code == 0, log[-2000:]
     assert took < 10, f"shutdown took {took:.1f} s"
-    assert "Traceback" not in stderr, stderr[-2000:]
+    assert "Traceback" not in log and "shut down cleanly" in log, log[-2000:]
     answer = fake_slack.calls_for(f"respond/{key}")
     assert len(answer) == 1 and "Started a watch" in json.dumps(answer[0].params), answer
-    from storage import Store
-
     store = Store(str(tmp_path / "syncwatch.db"))
     try:
         watches = store.list_watches(statuses=None, limit=10)

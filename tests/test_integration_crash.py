@@ -3,37 +3,17 @@ heard back. The next process finds it instead of sending it again: exactly once.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
 from bot.simulators.zoho import steps_success
 from tests.conftest import SlackDriver, bot_env
-from tests.test_integration import _free_port, _healthy, _settled, parents, replies, wait_until
+from tests.processes import clean_env, outbox_settled, spawn_bot, wait_until
+from tests.test_integration import parents, replies
 
 WS, JOB = "2480011000000498001", "2480011000000512007"
 RUNNING = [{"jobCode": "1002", "jobStatus": "JOB IN PROGRESS"}]
-
-
-def start_bot(env: dict[str, str]) -> tuple[subprocess.Popen, SlackDriver, int]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run"],
-        env={**env, "PORT": str(port)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    wait_until(lambda: _healthy(port), what="bot health")
-    return proc, port
-
-
-def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    os.killpg(proc.pid, sig)
-    proc.wait(timeout=20)
 
 
 @pytest.mark.slow  # real `syncwatch run` processes, on the real one-second tick
@@ -41,23 +21,20 @@ def kill(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
 def test_kill_after_slack_acted_but_before_the_bot_heard_sends_nothing_twice(
     tmp_path, fake_slack, zoho_sim, gap
 ):
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "SYNCWATCH_", "ZOHO_"))
-    }
-    env |= bot_env(tmp_path, fake_slack, zoho_sim)
+    env = clean_env(bot_env(tmp_path, fake_slack, zoho_sim))
     zoho_sim.add_import_job(WS, JOB, RUNNING)
-    first, port = start_bot(env)
+    first = spawn_bot(env, tmp_path)
     try:
-        SlackDriver(f"http://127.0.0.1:{port}", fake_slack).slash(f"watch za {WS}/{JOB}", user="U5")
+        SlackDriver(first.url, fake_slack).slash(f"watch za {WS}/{JOB}", user="U5")
         wait_until(lambda: replies(fake_slack), what="the first reply")
         before = len(fake_slack.calls_for(gap))
         fake_slack.hang_after_next(gap, 30)  # Slack does it; the answer never arrives
         zoho_sim.add_import_job(WS, JOB, steps_success(10, polls_queued=0, polls_running=0))
         fake_slack.wait_for(gap, count=before + 1, timeout=15)
     finally:
-        kill(first)
+        first.stop(signal.SIGKILL)
 
-    second, _ = start_bot(env)
+    second = spawn_bot(env, tmp_path)
     try:
         wait_until(
             lambda: (
@@ -68,9 +45,11 @@ def test_kill_after_slack_acted_but_before_the_bot_heard_sends_nothing_twice(
             timeout=30,
             what="the second process to finish the job",
         )
-        wait_until(lambda: _settled(tmp_path), timeout=15, what="an empty outbox")
+        wait_until(
+            lambda: outbox_settled(tmp_path / "syncwatch.db"), timeout=15, what="an empty outbox"
+        )
     finally:
-        kill(second, signal.SIGTERM)
+        second.stop(signal.SIGTERM)
     thread = replies(fake_slack)
     assert len(parents(fake_slack)) == 1
     assert sum("<@U5>" in (m.text or "") for m in thread) == 1  # the terminal reply, once

@@ -3,11 +3,11 @@
 The real bot (BotProcess: poller + notifier) runs in this process; the fake vendor (20 ms per
 poll) and FakeSlackAPI run in child processes. The fake Slack answers chat.postMessage with
 429 (Retry-After: 1) when a channel goes over ~1 post/s (token bucket, 1/s, burst 3), as
-Slack's per-channel limit does (slack.md §10). The watches are in 100 channels (10 each;
+Slack's per-channel limit does. The watches are in 100 channels (10 each;
 `--channels 1` puts them all in one and stresses that limit). They start in steady state
 (first poll done, parents posted); after a short warm-up every job turns terminal at once.
 
-The budget is the connection's own setting, ZOHO_RATE_PER_MINUTE=100 (vendors.md §1.4), so
+The budget is the connection's own setting, ZOHO_RATE_PER_MINUTE=100, so
 the bot runs exactly as configured in production: one token bucket per vendor account.
 
 Reported, for the budgeted run and for an unconstrained run (same set-up, rate 10^9/min):

@@ -32,10 +32,11 @@ Work = Callable[[dict[str, Any], Respond, WebClient], None]
 # How long work after an ack may wait for the acks in flight to finish. Short: the person
 # is waiting for it too; it only has to let a burst of acks go first.
 QUIET_WAIT_S = 0.5
-# ...and how long no request must have been answered for the acks to count as given. A
-# burst reaches the request threads one request at a time (the server reads them in
-# turn), so "none in flight" alone is true between two acks of the same burst: measured,
-# half of a burst's work after the ack started before its last ack and delayed it.
+# ...and how long no request must have been answered for a burst of them to be over. A
+# burst reaches the request threads one request at a time (the server reads them in turn),
+# so "none in flight" alone is true between two acks of the same burst: measured, half of
+# a burst's work after the ack started before its last ack and delayed it. A request that
+# came alone (none in the QUIET_GAP_S before it) has its work go at once, as before.
 QUIET_GAP_S = 0.03
 # Few threads: under a burst of commands they compete with the acks for the interpreter,
 # and an ack is what Slack times. Each runs one Slack read, a few SQLite writes, respond().
@@ -44,17 +45,22 @@ WORKERS = 8
 
 class AckGate:
     """Counts the Slack requests being answered right now. Work after an ack waits until
-    none are and none has been for QUIET_GAP_S (at most QUIET_WAIT_S in all), so that under
-    a burst the acks get the interpreter first and the slower work follows."""
+    none are, and when several came close together (a burst), until none has been for
+    QUIET_GAP_S (at most QUIET_WAIT_S in all), so that under a burst the acks get the
+    interpreter first and the slower work follows."""
 
     def __init__(self) -> None:
         self._answering = 0
+        self._streak = 0  # requests since the last quiet spell of QUIET_GAP_S
         self._last_answered = float("-inf")  # monotonic time the last answer was given
         self._lock = threading.Lock()
 
     @contextmanager
     def answering(self) -> Iterator[None]:
         with self._lock:
+            if not self._answering and time.monotonic() - self._last_answered >= QUIET_GAP_S:
+                self._streak = 0
+            self._streak += 1
             self._answering += 1
         try:
             yield
@@ -64,16 +70,17 @@ class AckGate:
                 self._last_answered = time.monotonic()
 
     def wait_quiet(self, timeout: float = QUIET_WAIT_S) -> bool:
-        """True when no request is being answered and none was in the last QUIET_GAP_S
-        (waits up to `timeout`). Waiters look again after a gap rather than being woken by
-        each answer: under a burst that would wake them all between any two acks."""
+        """True when no request is being answered and either the last one came alone or
+        none was answered in the last QUIET_GAP_S (waits up to `timeout`). Waiters look
+        again after a gap rather than being woken by each answer: under a burst that would
+        wake them all between any two acks."""
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                busy, last = self._answering, self._last_answered
+                busy, streak, last = self._answering, self._streak, self._last_answered
             now = time.monotonic()
             idle = now - last
-            if not busy and idle >= QUIET_GAP_S:
+            if not busy and (streak <= 1 or idle >= QUIET_GAP_S):
                 return True
             if now >= deadline:
                 return False

@@ -572,36 +572,49 @@ def seed_watches(
 
 
 SEED_OWNER = "bench-seed"  # the lease the fixture helper holds while it sets watches up
+NOT_YET = 10**7  # seconds: "not due" while the helper works
 
 
-def spread_and_prime(store: Store, start: float, window: float, *, primed: bool) -> None:
+def spread_and_prime(store: Store, window: float, *, primed: bool) -> None:
     """The benchmarks' fixture helper, through the store's public API only (no SQL here):
     every active watch is claimed (`Store.claim_due`) and its poll applied
-    (`Store.apply_poll`) with its own due time, evenly over [start, start + window) in the
-    order the watches were seeded.
+    (`Store.apply_poll`) with its own due time, evenly over the `window` seconds from when
+    this helper finishes, in the order the watches were seeded.
 
-    With `primed`, each watch is also put in the steady state of a long-running job: its
+    With `primed`, each watch is first put in the steady state of a long-running job: its
     first poll done (the changes `lifecycle.decide` makes for the very snapshot the fake
     vendor's answer normalizes to, without the transition's thread reply) and its parent
     message posted (`Store.parent_posted`, a made-up ts), so no outbox row is pending. Polls
     then change nothing until the job ends, and the only Slack traffic is the terminal news."""
+    if primed:
+        snapshot = snapshot_from({"jobId": "0", **RUNNING})
+        spec = lookup(VENDOR)
+        assert spec is not None
+        now = time.time()
+        while batch := store.claim_due(now, SEED_OWNER, 3600.0, 1000):
+            for watch in batch:
+                changes = dict(lifecycle.decide(watch, snapshot, spec, now, random.random).changes)
+                changes["next_poll_at"] = now + NOT_YET
+                store.apply_poll(watch.id, SEED_OWNER, PollResult(changes), now)
+                upto, _ = store.pending_parent_upto(watch.id)
+                ts = f"1600000000.{seeded_index(watch):06d}"
+                store.parent_posted(watch.id, watch.channel_id, ts, upto, now)
+    # Due times last, and quickly (a claim and one UPDATE a watch), so that the run starts
+    # with the watches due evenly over the interval, not with the time seeding took overdue.
     now = time.time()
-    claimed: list[Watch] = []
-    while batch := store.claim_due(now, SEED_OWNER, 3600.0, 1000):
-        claimed += batch
-    claimed.sort(key=lambda w: w.requester_id)  # requesters are numbered in seeding order
-    snapshot = snapshot_from({"jobId": "0", **RUNNING})
-    spec = lookup(VENDOR)
-    assert spec is not None
-    for k, watch in enumerate(claimed):
-        changes: dict[str, Any] = {}
-        if primed:
-            changes = dict(lifecycle.decide(watch, snapshot, spec, now, random.random).changes)
-        changes["next_poll_at"] = start + window * k / len(claimed)
-        store.apply_poll(watch.id, SEED_OWNER, PollResult(changes), now)
-        if primed:
-            upto, _ = store.pending_parent_upto(watch.id)
-            store.parent_posted(watch.id, watch.channel_id, f"1600000000.{k:06d}", upto, now)
+    ids: list[tuple[int, str]] = []
+    while batch := store.claim_due(now, SEED_OWNER, 3600.0, 1000, early=2 * NOT_YET):
+        ids += [(seeded_index(watch), watch.id) for watch in batch]
+    ids.sort()
+    start = time.time()
+    for k, (_, watch_id) in enumerate(ids):
+        due = PollResult({"next_poll_at": start + window * k / len(ids)})
+        store.apply_poll(watch_id, SEED_OWNER, due, start)
+
+
+def seeded_index(watch: Watch) -> int:
+    """The seeding index of a watch (its requester is numbered with it, see `requester`)."""
+    return int(watch.requester_id[2:])
 
 
 def seed_store(
@@ -616,9 +629,8 @@ def seed_store(
     started = time.monotonic()
     store = Store(db_path)
     try:
-        now = time.time()
         seed_watches(store, count, interval=interval, channels=channels)
-        spread_and_prime(store, now, interval, primed=primed)
+        spread_and_prime(store, interval, primed=primed)
     finally:
         store.close()
     log(f"seeded {count} watches in {time.monotonic() - started:.1f}s ({db_size_mb(db_path)} MB)")

@@ -62,21 +62,17 @@ def parse_args() -> argparse.Namespace:
 
 
 def overdue(bot: BotProcess) -> int:
-    db = bot.store.pool.get()
-    query = "SELECT COUNT(*) FROM watches WHERE status = 'active' AND next_poll_at < ?"
-    return int(db.execute(query, [time.time() - 2]).fetchone()[0])
+    """Active watches more than 2 s past their due time."""
+    return bot.store.poll_backlog(time.time() - 2)[0]
 
 
-def finished_at(bot: BotProcess) -> dict[int, float]:
+def finished_at(bot: BotProcess, watches: int) -> dict[int, float]:
     """When the poll that saw the terminal state was applied, by watch index."""
-    rows = bot.store.pool.get().execute(
-        "SELECT requester_id, finished_at FROM watches WHERE finished_at IS NOT NULL"
-    )
     found = {}
-    for requester_id, at in rows:
-        index = index_of_requester(f"<@{requester_id}>")
-        if index is not None:
-            found[index] = at
+    for watch in bot.store.list_watches(statuses=None, limit=watches + 100):
+        index = index_of_requester(f"<@{watch.requester_id}>")
+        if index is not None and watch.finished_at is not None:
+            found[index] = watch.finished_at
     return found
 
 
@@ -89,7 +85,7 @@ def measure(bot: BotProcess, vendor: FakeVendor, slack: SlackFake, args: argpars
     wait_until(
         lambda: len(terminal_replies(slack.posts())) >= args.watches, args.timeout, every=1.0
     )
-    return flip_at, behind, slack.posts(), finished_at(bot)
+    return flip_at, behind, slack.posts(), finished_at(bot, args.watches)
 
 
 def report(

@@ -77,15 +77,7 @@ def poll_outcomes(bot: BotProcess) -> dict[str, float]:
 
 def behind_schedule(bot: BotProcess, now: float) -> dict[str, Any]:
     """Active watches whose poll is more than 2 s overdue, and the worst delay."""
-    count, oldest = (
-        bot.store.pool.get()
-        .execute(
-            "SELECT COUNT(*), MIN(next_poll_at) FROM watches "
-            "WHERE status = 'active' AND next_poll_at < ?",
-            [now - 2],
-        )
-        .fetchone()
-    )
+    count, oldest = bot.store.poll_backlog(now - 2)
     return {"overdue_watches": count, "max_overdue_s": round(now - oldest, 1) if oldest else 0.0}
 
 
@@ -113,9 +105,7 @@ def sustained_phase(bot: BotProcess, vendor: FakeVendor, args: argparse.Namespac
 
 def not_polled_since(bot: BotProcess, since: float) -> int:
     """Active watches still due at or before `since` (not yet polled in the drain)."""
-    db = bot.store.pool.get()
-    query = "SELECT COUNT(*) FROM watches WHERE status = 'active' AND next_poll_at <= ?"
-    return int(db.execute(query, [since]).fetchone()[0])
+    return bot.store.poll_backlog(since)[0]
 
 
 def drain_phase(bot: BotProcess, vendor: FakeVendor, args: argparse.Namespace) -> dict:
@@ -123,8 +113,7 @@ def drain_phase(bot: BotProcess, vendor: FakeVendor, args: argparse.Namespace) -
     polled once, or the phase's time limit)?"""
     log(f"drain phase: up to {args.drain:.0f}s")
     now = time.time()
-    with bot.store.pool.immediate() as db:
-        db.execute("UPDATE watches SET next_poll_at = ? WHERE status = 'active'", [now])
+    bot.store.poll_all_soon(now)
     polls0, cpu0, wall0 = vendor.stats()["polls"], time.process_time(), time.monotonic()
     drained = wait_until(lambda: not_polled_since(bot, now) == 0, args.drain, every=0.05)
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
@@ -140,6 +129,7 @@ def drain_phase(bot: BotProcess, vendor: FakeVendor, args: argparse.Namespace) -
         "first_to_last_poll_s": round(span, 2),
         "polls_per_s": round(len(times) / span, 1) if span > 0 else None,
         "cpu_share_of_one_core": round(cpu / wall, 3),
+        "cpu_ms_per_poll": round(cpu * 1000 / polls, 2) if polls else None,
     }
 
 
@@ -226,6 +216,12 @@ def main() -> None:
             "drain": drain,
             "bare_httpx": bare,
             "ratio_poller_to_bare": round(ratio, 3) if ratio is not None else None,
+            # CPU a poll (sustained) over CPU a bare request, both measured in this run.
+            "cpu_per_poll_over_bare": (
+                round(sustained["cpu_ms_per_poll"] / bare["cpu_ms_per_request"], 2)
+                if sustained["cpu_ms_per_poll"] and bare["cpu_ms_per_request"]
+                else None
+            ),
             "poll_outcomes": outcomes,
             "peak_rss_mb": peak_after_sustained,
             "db_mb": db_mb,

@@ -38,6 +38,12 @@ class ConnectionPool:
         self._local = threading.local()
         self._all: list[Database] = []
         self._lock = threading.Lock()
+        # Writers of this process queue here rather than in SQLite: a BEGIN IMMEDIATE that
+        # finds the write lock taken is retried by SQLite's busy handler after sleeping 1,
+        # 2, 5, 10 … ms however soon the lock is free again (16 poll threads draining 10k
+        # due watches: 0.72-0.74 of bare httpx's rate without this lock, 0.81-0.82 with
+        # it). Other processes (the CLI) are still waited for by busy_timeout.
+        self._write_lock = threading.Lock()
         self._memory: Database | None = open_database(path) if path == ":memory:" else None
 
     def get(self) -> Database:
@@ -58,14 +64,15 @@ class ConnectionPool:
         if db.conn.in_transaction:  # nested unit: join the outer transaction
             yield db
             return
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.conn.execute("ROLLBACK")
-            raise
-        else:
-            db.conn.execute("COMMIT")
+        with self._write_lock:
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.conn.execute("ROLLBACK")
+                raise
+            else:
+                db.conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

@@ -194,6 +194,27 @@ class Store:
                 [now, now, watch_id],
             )
 
+    def poll_all_soon(self, now: float) -> int:
+        """Make every active watch due now, in one statement (`poll_soon` for all of them:
+        an operator's "check everything", a benchmark's drain). Returns how many."""
+        with self.pool.immediate() as db:
+            cursor = db.execute(
+                "UPDATE watches SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?) "
+                "WHERE status = 'active'",
+                [now, now],
+            )
+            return cursor.rowcount
+
+    def poll_backlog(self, before: float) -> tuple[int, float | None]:
+        """(active watches due at or before `before`, the earliest due time among them):
+        how far behind the poller is (a leased watch counts until its poll is applied)."""
+        count, oldest = self._db.execute(
+            "SELECT COUNT(*), MIN(next_poll_at) FROM watches "
+            "WHERE status = 'active' AND next_poll_at <= ?",
+            [before],
+        ).fetchone()
+        return int(count), oldest
+
     def apply_poll(self, watch_id: str, owner: str, result: PollResult, now: float) -> bool:
         """Apply one poll's outcome if this poller still holds the lease and the watch is
         still active (a stop that landed mid-poll wins). Returns whether it was applied."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from bot.listeners import background
 from bot.listeners.background import AckGate, AfterAck
 
 
@@ -35,6 +36,17 @@ def test_the_wait_is_bounded_under_a_stream_of_requests():
     assert gate.wait_quiet(0.01)
     with gate.answering():
         assert gate.wait_quiet(0.05) is False  # gives up waiting; the work then runs anyway
+
+
+def test_work_after_a_lone_request_goes_at_once_after_a_burst_it_waits(monkeypatch):
+    monkeypatch.setattr(background, "QUIET_GAP_S", 60.0)  # a burst is never over in this test
+    gate = AckGate()
+    with gate.answering():
+        pass
+    assert gate.wait_quiet(0)  # it came alone
+    with gate.answering():  # a second one right after it: a burst
+        pass
+    assert gate.wait_quiet(0.01) is False
 
 
 def test_a_failure_is_answered_privately_with_a_reference_and_no_internals(caplog):

@@ -374,6 +374,21 @@ def test_poll_soon_makes_an_active_watch_due_now(store):
     assert store.get_watch(w.id).next_poll_at is None
 
 
+def test_poll_all_soon_and_the_poll_backlog(store):
+    a, b, c = make(store, draft(ref="1/1"), draft(ref="1/2"), draft(ref="1/3"))
+    store.claim_due(NOW, "p1", 120, 10)
+    for w in (a, b):
+        store.apply_poll(w.id, "p1", running(), NOW)  # next poll at NOW + 10
+    store.apply_poll(c.id, "p1", PollResult({"next_poll_at": NOW + 1}), NOW)
+    assert store.poll_backlog(NOW) == (0, None)
+    assert store.poll_backlog(NOW + 5) == (1, NOW + 1)
+    store.stop_watch(b.id, "U1", NOW + 2)
+    assert store.poll_all_soon(NOW + 3) == 2  # the stopped one stays as it is
+    assert store.poll_backlog(NOW + 3) == (2, NOW + 1)  # an earlier due time is kept
+    assert store.get_watch(a.id).next_poll_at == NOW + 3
+    assert store.get_watch(b.id).next_poll_at is None
+
+
 def test_outbox_backlog_counts_pending_and_ages_oldest(store):
     assert store.outbox_backlog(NOW) == (0, 0.0)
     make(store, draft(ref="1/1"))

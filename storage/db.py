@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -73,6 +74,15 @@ class ConnectionPool:
                 raise
             else:
                 db.conn.execute("COMMIT")
+
+    def write_one(self, sql: str, params: Sequence[Any]) -> int:
+        """One write statement on its own, in SQLite's implicit transaction (no BEGIN and
+        COMMIT round trips), queued like any other writer. Returns the rows changed."""
+        db = self.get()
+        if db.conn.in_transaction:
+            return db.execute(sql, params).rowcount
+        with self._write_lock:
+            return db.execute(sql, params).rowcount
 
     def close(self) -> None:
         with self._lock:

@@ -86,7 +86,7 @@ class Watch:
 
     @classmethod
     def from_row(cls, row: dict[str, Any] | sqlite3.Row) -> Watch:
-        data = dict(row)
+        data = row if isinstance(row, dict) else dict(row)
         values = {name: data.get(name) for name in _WATCH_COLUMNS}
         values["status"] = WatchStatus(values["status"])
         return cls(**values)

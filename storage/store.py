@@ -225,19 +225,21 @@ class Store:
             "lease_owner": None,
         }
         to = WatchStatus(changes.pop("status", ACTIVE))
+        # One conditional UPDATE instead of a read and sqlite-utils' update() (which reads
+        # the row and the schema again): this runs thousands of times a minute.
+        assignments = ", ".join(f"[{column}] = ?" for column in changes)
+        stay_active = (
+            f"UPDATE watches SET {assignments} WHERE id = ? AND status = ? AND lease_owner = ?",
+            [*changes.values(), watch_id, ACTIVE, owner],
+        )
+        quiet = not (result.transition or result.update_parent or result.notes or result.uploads)
+        if to is ACTIVE and quiet:  # most polls: nothing to announce, one statement alone
+            return self.pool.write_one(*stay_active) == 1
         with self.pool.immediate() as db:
             if to is not ACTIVE:
                 applied = self._move(db, watch_id, to, changes, owner=owner)
             else:
-                # One conditional UPDATE instead of a read and sqlite-utils' update() (which
-                # reads the row and the schema again): this runs thousands of times a minute.
-                assignments = ", ".join(f"[{column}] = ?" for column in changes)
-                cursor = db.execute(
-                    f"UPDATE watches SET {assignments} "
-                    "WHERE id = ? AND status = ? AND lease_owner = ?",
-                    [*changes.values(), watch_id, ACTIVE, owner],
-                )
-                applied = cursor.rowcount == 1
+                applied = db.execute(*stay_active).rowcount == 1
             if not applied:
                 return False
             self._record(db, watch_id, result.transition, result.update_parent, now)

@@ -19,7 +19,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Literal, Protocol, TypeVar
@@ -90,7 +90,21 @@ class JobSnapshot:
     notice: str | None = None  # said once in the thread when it first appears or changes
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        # Spelled out rather than dataclasses.asdict(), which deep-copies every field
+        # recursively: this runs on every poll. Same keys, same order, same JSON.
+        return json.dumps(
+            {
+                "state": self.state,
+                "raw_status": self.raw_status,
+                "progress": self.progress,
+                "facts": self.facts,
+                "error_code": self.error_code,
+                "error_message": self.error_message,
+                "expires_at": self.expires_at,
+                "files": [vars(f) for f in self.files],
+                "notice": self.notice,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str | None) -> JobSnapshot | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -20,6 +21,7 @@ class Metrics:
             ["vendor", "outcome"],
             registry=self.registry,
         )
+        self._poll_children: dict[tuple[str, str], Any] = {}
         self.slack_calls = Counter(
             "syncwatch_slack_deliveries",
             "Outbox deliveries to Slack by kind and outcome",
@@ -31,6 +33,16 @@ class Metrics:
             "When the last request from Slack arrived (a quiet Socket Mode link shows here)",
             registry=self.registry,
         )
+
+    def count_poll(self, vendor: str, outcome: str) -> None:
+        """One vendor poll and how it went. The labelled child is looked up once per pair:
+        `labels()` takes a lock and builds a key, on every poll (thousands a minute)."""
+        child = self._poll_children.get((vendor, outcome))
+        if child is None:
+            child = self._poll_children.setdefault(
+                (vendor, outcome), self.polls.labels(vendor, outcome)
+            )
+        child.inc()
 
     def watch_store(self, read: Callable[[], tuple[dict[str, int], int, float]]) -> None:
         """Report watch counts and outbox backlog from the database at scrape time."""

@@ -280,7 +280,7 @@ class Poller:
     def _commit(self, watch: Watch, result: PollResult, outcome: str | None) -> None:
         applied = self.store.apply_poll(watch.id, self.owner, result, self.clock())
         if outcome is not None:
-            self.metrics.polls.labels(watch.vendor, outcome).inc()
+            self.metrics.count_poll(watch.vendor, outcome)
         fields = {"watch_id": watch.id, "vendor": watch.vendor, "outcome": outcome}
         if applied and result.transition is not None:
             log.info(

@@ -88,11 +88,12 @@ class Watch:
     def from_row(cls, row: dict[str, Any] | sqlite3.Row) -> Watch:
         data = row if isinstance(row, dict) else dict(row)
         values = {name: data.get(name) for name in _WATCH_COLUMNS}
-        values["status"] = WatchStatus(values["status"])
+        values["status"] = _STATUS_OF[values["status"]]  # a dict look-up: one per claimed row
         return cls(**values)
 
 
 _WATCH_COLUMNS = tuple(f.name for f in fields(Watch))
+_STATUS_OF = {status.value: status for status in WatchStatus}
 
 
 @dataclass(frozen=True)

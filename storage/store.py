@@ -224,7 +224,7 @@ class Store:
             "lease_until": None,
             "lease_owner": None,
         }
-        to = WatchStatus(changes.pop("status", ACTIVE))
+        to = changes.pop("status", ACTIVE)
         # One conditional UPDATE instead of a read and sqlite-utils' update() (which reads
         # the row and the schema again): this runs thousands of times a minute.
         assignments = ", ".join(f"[{column}] = ?" for column in changes)
@@ -233,11 +233,11 @@ class Store:
             [*changes.values(), watch_id, ACTIVE, owner],
         )
         quiet = not (result.transition or result.update_parent or result.notes or result.uploads)
-        if to is ACTIVE and quiet:  # most polls: nothing to announce, one statement alone
+        if to == ACTIVE and quiet:  # most polls: nothing to announce, one statement alone
             return self.pool.write_one(*stay_active) == 1
         with self.pool.immediate() as db:
-            if to is not ACTIVE:
-                applied = self._move(db, watch_id, to, changes, owner=owner)
+            if to != ACTIVE:
+                applied = self._move(db, watch_id, WatchStatus(to), changes, owner=owner)
             else:
                 applied = db.execute(*stay_active).rowcount == 1
             if not applied:

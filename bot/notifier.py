@@ -35,6 +35,10 @@ FILE_POLICY = {
 }
 METADATA_EVENT = "syncwatch_outbox"  # message metadata that names the outbox row it came from
 MAX_ATTEMPTS = 25  # about two days of capped backoff; then the row is kept as dead
+# How far a look-up before a re-post reads: pages of history after the post's time. Slack
+# may answer with far fewer messages than asked (15 a page for apps outside its
+# Marketplace, docs/slack.md#posting-exactly-once), so a busy channel needs several pages.
+LOOKUP_PAGES = 40
 
 # Our own pace for Slack writes, under Slack's limits so that the notifier doesn't provoke
 # 429s (docs/slack.md#rate-limits): a row that must wait is postponed to its turn instead of being
@@ -366,24 +370,11 @@ class Notifier:
     def _shared_in_thread(self, channel: str, parent_ts: str, file_id: str) -> bool:
         """Did an earlier attempt share this file into the thread? (Only asked after an
         interrupted upload: conversations.replies is rate-limited hard.)"""
-        cursor = None
-        try:
-            while True:
-                page = self.client.conversations_replies(
-                    channel=channel, ts=parent_ts, limit=200, cursor=cursor
-                )
-                for message in page.get("messages") or []:
-                    if any(f.get("id") == file_id for f in message.get("files") or []):
-                        return True
-                cursor = (page.get("response_metadata") or {}).get("next_cursor")
-                if not cursor:
-                    return False
-        except SlackApiError as err:
-            # Without the history scope we can't tell; posting again beats losing the file.
-            log.warning(
-                "can't check the thread for file %s: %s", file_id, err.response.get("error")
-            )
-            return False
+        args = {"channel": channel, "ts": parent_ts, "limit": 200}
+        for message in self._history(self.client.conversations_replies, args):
+            if any(f.get("id") == file_id for f in message.get("files") or []):
+                return True
+        return False
 
     def _post_thread_note(self, row: OutboxRow, text: str, *, paced: bool = True) -> None:
         channel, parent_ts = self._parent_ts(row.watch_id)
@@ -442,18 +433,11 @@ class Notifier:
             "include_all_metadata": True,
             "limit": 200,
         }
-        try:
-            if thread_ts is None:
-                page = self.client.conversations_history(**args)
-            else:
-                page = self.client.conversations_replies(ts=thread_ts, **args)
-        except SlackApiError as err:
-            if _rate_limited(err) or getattr(err.response, "status_code", 0) >= 500:
-                raise  # can't tell *yet*: ask again later rather than risk a second post
-            # Can't ever tell (no history scope?): posting again beats losing the message.
-            log.warning("can't look for an earlier post: %s", err.response.get("error"))
-            return None
-        for message in page.get("messages") or []:
+        if thread_ts is None:
+            messages = self._history(self.client.conversations_history, args)
+        else:
+            messages = self._history(self.client.conversations_replies, {**args, "ts": thread_ts})
+        for message in messages:
             meta = message.get("metadata") or {}
             payload = meta.get("event_payload") or {}
             if meta.get("event_type") == METADATA_EVENT and all(
@@ -461,6 +445,28 @@ class Notifier:
             ):
                 return str(message["ts"])
         return None
+
+    def _history(
+        self, method: Callable[..., Any], args: dict[str, Any]
+    ) -> Iterator[dict[str, Any]]:
+        """The messages of a history or thread look-up, following `next_cursor` for up to
+        LOOKUP_PAGES pages. A 429 or 5xx propagates: we can't tell *yet*, so the row waits
+        and asks again rather than risk a second post. Any other refusal (no history
+        scope?) means we can never tell: then posting again beats losing the message."""
+        cursor = None
+        for _ in range(LOOKUP_PAGES):
+            try:
+                page = method(**args, cursor=cursor) if cursor else method(**args)
+            except SlackApiError as err:
+                if _rate_limited(err) or getattr(err.response, "status_code", 0) >= 500:
+                    raise
+                log.warning("can't look for an earlier post: %s", err.response.get("error"))
+                return
+            yield from page.get("messages") or []
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return
+        log.warning("look-up stopped after %d pages of history; sending again", LOOKUP_PAGES)
 
 
 class _NoParentYet(Exception):

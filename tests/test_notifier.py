@@ -585,3 +585,87 @@ def test_upload_url_refusing_the_bytes_retries_the_row_and_shares_once(
     notifier.deliver_due()
     shared = [m for m in fake_slack.thread("C1", parent_of(store, w.id)) if m.files]
     assert len(shared) == 1 and fake_slack.uploads[shared[0].files[0][0]] == b"a,b\n1,2\n"
+
+
+def chatter(client: WebClient, count: int, thread_ts: str | None = None) -> None:
+    """People talk after the bot's post: `count` messages with no metadata of ours."""
+    for n in range(count):
+        client.chat_postMessage(channel="C1", text=f"person {n}", thread_ts=thread_ts)
+
+
+def test_busy_channel_short_pages_parent_found_not_posted_again(notifier, store, clock, fake_slack):
+    """The post's answer was lost, then 250 people's messages came, and Slack serves 15
+    a page: the look-up follows the cursor and finds the parent instead of posting a
+    second one."""
+    fake_slack.page_cap = 15
+    w = watch(store, clock)
+    (row,) = store.outbox_rows(w.id)
+    store.mark_in_flight(row.id, clock.now)
+    posted = notifier.client.chat_postMessage(
+        channel="C1", text="parent", metadata=metadata_for({"watch_id": w.id, "kind": "parent"})
+    )
+    chatter(notifier.client, 250)
+    notifier.deliver_due()
+    ours = [m for m in fake_slack.messages("C1") if m.text != "parent" and "person" not in m.text]
+    assert ours == [] and store.parent_ref(w.id).ts == posted["ts"]
+    assert len(fake_slack.calls_for("conversations.history")) >= 17  # 251 / 15 pages
+
+
+def test_busy_thread_short_pages_reply_found_not_posted_again(notifier, store, clock, fake_slack):
+    fake_slack.page_cap = 15
+    w = watch(store, clock)
+    notifier.deliver_due()
+    poll(store, clock, w.id, RUNNING)
+    reply_row = next(r for r in store.outbox_rows(w.id) if r.kind == "reply")
+    store.mark_in_flight(reply_row.id, clock.now)
+    # Replies come oldest first: people talking in the thread just before ours (inside the
+    # look-up's window) push it off the first page.
+    chatter(notifier.client, 200, thread_ts=parent_of(store, w.id))
+    notifier.client.chat_postMessage(
+        channel="C1",
+        thread_ts=parent_of(store, w.id),
+        text="reply",
+        metadata=metadata_for({"outbox_id": reply_row.id}),
+    )
+    notifier.deliver_due()
+    thread = fake_slack.thread("C1", parent_of(store, w.id))
+    assert sum(1 for m in thread if "person" not in (m.text or "")) == 1
+    assert set(statuses(store, w.id)) == {"sent"}
+
+
+def test_busy_thread_short_pages_file_shared_once(notifier, store, clock, fake_slack, tmp_path):
+    fake_slack.page_cap = 15
+    w = watch(store, clock)
+    notifier.deliver_due()
+    poll(store, clock, w.id, SUCCEEDED, uploads=[spool_upload(tmp_path, b"a,b\n1,2\n")])
+    row = next(r for r in store.outbox_rows(w.id) if r.kind == "upload")
+    done = notifier.client.files_upload_v2(
+        channel="C1", thread_ts=parent_of(store, w.id), content=b"a,b\n1,2\n", filename="x.csv"
+    )
+    store.note_upload(row.id, done["files"][0]["id"], clock.now)
+    chatter(notifier.client, 200, thread_ts=parent_of(store, w.id))
+    notifier.deliver_due()
+    shared = [m for m in fake_slack.thread("C1", parent_of(store, w.id)) if m.files]
+    assert len(shared) == 1
+    assert store.outbox_rows(w.id)[-1].status == "sent"
+
+
+def test_a_thread_look_up_refused_for_now_waits_instead_of_sharing_again(
+    notifier, store, clock, fake_slack, tmp_path
+):
+    w = watch(store, clock)
+    notifier.deliver_due()
+    poll(store, clock, w.id, SUCCEEDED, uploads=[spool_upload(tmp_path, b"a,b\n1,2\n")])
+    row = next(r for r in store.outbox_rows(w.id) if r.kind == "upload")
+    done = notifier.client.files_upload_v2(
+        channel="C1", thread_ts=parent_of(store, w.id), content=b"a,b\n1,2\n", filename="x.csv"
+    )
+    store.note_upload(row.id, done["files"][0]["id"], clock.now)
+    fake_slack.fail_next("conversations.replies", "ratelimited", 429, {"Retry-After": "5"})
+    notifier.deliver_due()
+    assert len([m for m in fake_slack.thread("C1", parent_of(store, w.id)) if m.files]) == 1
+    assert next(r for r in store.outbox_rows(w.id) if r.id == row.id).status == "pending"
+    clock.advance(10)
+    notifier.deliver_due()
+    assert len([m for m in fake_slack.thread("C1", parent_of(store, w.id)) if m.files]) == 1
+    assert next(r for r in store.outbox_rows(w.id) if r.id == row.id).status == "sent"

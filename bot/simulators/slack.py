@@ -91,6 +91,7 @@ class FakeSlackAPI(LocalServer):
         self._view_seq = 0
         self._hangs: dict[str, list[float]] = {}
         self._hung_up = threading.Event()  # set on close: hung replies end at once
+        self.page_cap: int | None = None  # history pages hold at most this many messages
         super().__init__()
         self.api_url = self.root + "/api/"
 
@@ -444,15 +445,21 @@ class FakeSlackAPI(LocalServer):
         return self._page([parent, *self._replies(channel, parent.ts)], p)
 
     def _page(self, found: list[Message], p: dict[str, Any]) -> dict[str, Any]:
-        limit = _as_int(p.get("limit"))
-        has_more = bool(limit) and len(found) > limit
-        if limit:
-            found = found[:limit]
+        """One page of `found`, from `cursor` on: at most `limit` messages, and at most
+        `page_cap` when set (Slack may return fewer than asked, e.g. 15 for apps outside
+        its Marketplace); `next_cursor` names the rest."""
+        start = _as_int(str(p.get("cursor") or "").removeprefix("page:") or 0)
+        size = _as_int(p.get("limit")) or len(found) or 1
+        if self.page_cap:
+            size = min(size, self.page_cap)
+        page = found[start : start + size]
+        more = start + size < len(found)
         with_metadata = _truthy(p.get("include_all_metadata"))
         return {
             "ok": True,
-            "messages": [self._render(m, with_metadata=with_metadata) for m in found],
-            "has_more": has_more,
+            "messages": [self._render(m, with_metadata=with_metadata) for m in page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": f"page:{start + size}" if more else ""},
         }
 
     def _complete_upload(self, p: dict[str, Any], changes: _Changes) -> dict[str, Any]:

@@ -52,6 +52,33 @@ class RedactingFilter(logging.Filter):
         return self.TOKEN_SHAPES.sub("[redacted]", text)
 
 
+# Control characters in a logged value (a vendor's error, a request field) would start a
+# new line, or a terminal escape, that reads as a log record of its own: escape them.
+_CONTROLS = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x09: "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def escape_controls(text: str) -> str:
+    return text.translate(_CONTROLS)
+
+
+class TextFormatter(logging.Formatter):
+    """`HH:MM:SS LEVEL logger: message`, one line per record whatever the message holds;
+    a traceback (already redacted) follows on its own lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with the watch id and vendor when the record has them."""
 
@@ -74,11 +101,7 @@ def setup_logging(
     secrets: Sequence[str], level: int = logging.INFO, *, json_lines: bool = False
 ) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter()
-        if json_lines
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
-    )
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -10,8 +11,9 @@ from typing import Any
 from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
 
-from bot import listeners, texts
+from bot import inbound, listeners, texts
 from bot.config import Settings
 from bot.listeners import deps
 from bot.listeners.background import AckGate, AfterAck
@@ -91,11 +93,13 @@ def make_wsgi(
     render_metrics: Callable[[], bytes],
     healthy: Callable[[], bool],
     gate: AckGate | None = None,
+    signing_secret: str = "",
 ) -> Callable[..., Iterable[bytes]]:
     """WSGI app: Slack at /slack/events (HTTP mode only), /healthz and /metrics always.
     `gate` (the app's) counts the Slack requests being answered."""
     gate = gate or AckGate()
     slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -111,6 +115,13 @@ def make_wsgi(
             start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4")])
             return [body]
         if slack is not None and path == "/slack/events":
+            if verifier is not None:  # size, signature, shape: before Bolt parses a byte
+                screened = inbound.screen(environ, verifier)
+                if isinstance(screened, inbound.Refusal):
+                    start_response(screened.status, [("Content-Type", "text/plain")])
+                    return [screened.reason.encode() + b"\n"]
+                environ["wsgi.input"] = io.BytesIO(screened)
+                environ["CONTENT_LENGTH"] = str(len(screened))
             with gate.answering():
                 return slack(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])

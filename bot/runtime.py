@@ -19,6 +19,7 @@ from waitress.server import create_server
 from bot.app import HTTP_THREADS, create_app, make_wsgi
 from bot.budget import MonthlyBudget
 from bot.config import Settings
+from bot.inbound import MAX_BODY_BYTES
 from bot.lifecycle import PollPolicy
 from bot.listeners.background import AfterAck
 from bot.metrics import Metrics
@@ -168,7 +169,11 @@ class BotProcess:
 
     def _serve(self, app: Any, background: bool) -> int:
         wsgi = make_wsgi(
-            app, render_metrics=self.metrics.render, healthy=self.healthy, gate=self.after_ack.gate
+            app,
+            render_metrics=self.metrics.render,
+            healthy=self.healthy,
+            gate=self.after_ack.gate,
+            signing_secret=self.settings.slack_signing_secret,
         )
         self._server = create_server(
             wsgi,
@@ -177,6 +182,7 @@ class BotProcess:
             threads=HTTP_THREADS,
             backlog=1024,  # a burst of commands waits in the kernel queue, not refused
             connection_limit=1000,
+            max_request_body_size=MAX_BODY_BYTES,  # waitress refuses more with a 413
             ident="syncwatch",
         )
         port = int(self._server.effective_port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from bot.texts import COMMAND
@@ -116,9 +117,11 @@ def code(text: str) -> str:
     return f"`{text[:60]}{'…' if len(text) > 60 else ''}`"
 
 
-def parse(text: str) -> Request:
-    """Parse the text after `/syncwatch`. Raises CommandError; never returns partial work."""
-    if looks_like_credential(text):
+def parse(text: str, secrets: Collection[str] = ()) -> Request:
+    """Parse the text after `/syncwatch`. Raises CommandError; never returns partial work.
+    `secrets` are the configured credentials: a command quoting one is refused even when
+    it fits a job-ref shape (a Micro API key looks like any other id)."""
+    if looks_like_credential(text) or any(secret in text for secret in secrets):
         raise CommandError(
             "That looks like it contains a password or token, so I ignored the whole command "
             "and didn't store it. Credentials belong in syncwatch's configuration, never in "

@@ -59,6 +59,9 @@ class Service:
         self.on_change = on_change  # wakes the notifier after a commit
         self.on_schedules_changed = on_schedules_changed  # reloads the schedules' cron jobs
         self.policy = policy or lifecycle.PollPolicy.from_settings(settings)
+        # Configured credentials, refused wherever a command quotes one (short values would
+        # match ordinary words, and no credential of ours is that short).
+        self.known_secrets = tuple(s for s in settings.secrets() if len(s) >= 8)
 
     def handle(self, request: grammar.Request, who: Requester) -> blocks.Message:
         if isinstance(request, grammar.HelpRequest):

@@ -155,3 +155,17 @@ def test_app_home_opened_publishes_the_persons_watches(context):
     other = FakeClient()
     events.home_opened({"event": {"tab": "messages", "user": "U1"}}, Recorder(), other, context)
     assert other.published == []
+
+
+def test_a_command_quoting_a_configured_secret_is_refused_even_in_a_ref_shape(store, clock):
+    """`watch micro <MICRO_API_KEY>` fits Micro's job-ref shape: it must still be refused,
+    privately, without echoing the key, storing anything or posting."""
+    key = "mk_live_7f3a9c2e41b8"
+    env = {**ZOHO, "MICRO_API_KEY": key, "MICRO_TEAM_ID": "3b9e6f0a-2c4d-4e8b-9a71-5d0c2e8f1a64"}
+    service = Service(store, Settings.from_env(env), clock=clock)
+    context = {deps.SERVICE: service, deps.AFTER_ACK: InlineAfterAck()}
+    ack, respond = Recorder(), Recorder()
+    commands.answer(ack, command(f"watch micro {key}"), respond, FakeClient(), context)
+    assert "looks like it contains a password or token" in ack.text
+    assert key not in ack.text and respond.calls == []
+    assert store.list_watches(statuses=None) == []

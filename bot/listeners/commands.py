@@ -22,12 +22,12 @@ def answer(
 ) -> None:
     """The ack: usage errors, help, list and stop are answered in it (pure or SQLite
     only); a watch is acked empty and started after the ack (it asks Slack first)."""
+    service = service_of(context)
     try:
-        request = grammar.parse(command.get("text") or "")
+        request = grammar.parse(command.get("text") or "", service.known_secrets)
     except grammar.CommandError as err:
         ack(**blocks.render_usage_error(err).as_kwargs())  # the error *is* the ack
         return
-    service = service_of(context)
     if isinstance(request, grammar.WatchRequest):
         ack()
         work = partial(start_watch, service, request)

@@ -149,10 +149,11 @@ class BotProcess:
         """Delete result files no pending upload refers to (left by a crash mid-download,
         or by rows that died). Files of pending uploads stay: they are posted after start."""
         keep = self.store.pending_upload_paths()
-        for entry in os.scandir(self.spool_dir):
-            if entry.is_file() and entry.path not in keep:
-                with contextlib.suppress(OSError):
-                    os.remove(entry.path)
+        with os.scandir(self.spool_dir) as entries:
+            stale = [e.path for e in entries if e.is_file() and e.path not in keep]
+        for path in stale:
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
     def serve_http(self, *, background: bool = False) -> int:
         """Serve /slack/events, /healthz and /metrics on SYNCWATCH_HOST:PORT with waitress.

@@ -71,4 +71,4 @@ def test_secrets_stay_out_of_logs_slack_database_and_files(
         assert secret not in caplog.text, "a secret reached the logs"
         assert secret not in slack_text, "a secret reached Slack"
         assert secret.encode() not in stored, "a secret reached the database"
-    assert not any(os.scandir(bot.spool_dir)), "result files were left behind"
+    assert not os.listdir(bot.spool_dir), "result files were left behind"

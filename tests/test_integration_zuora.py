@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -42,9 +43,7 @@ def test_batch_files_are_uploaded_byte_for_byte_into_the_thread(running, fake_sl
     titles = [f[1] for m in thread for f in m.files]
     assert titles == ["Invoices", "Payments"]
     # the spool holds nothing once Slack has the files
-    wait_until(
-        lambda: not any(True for _ in __import__("os").scandir(bot.spool_dir)), what="spool emptied"
-    )
+    wait_until(lambda: not os.listdir(bot.spool_dir), what="spool emptied")
     assert all(
         r[2].get("authorization", "").startswith("Bearer ")
         for r in zuora_sim.requests

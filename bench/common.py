@@ -566,7 +566,7 @@ def seed_watches(
 
 def spread_due(store: Store, start: float, window: float) -> None:
     """Make the active watches due evenly over [start, start + window)."""
-    with store.pool.immediate() as db:
+    with store.engine.pool.immediate() as db:
         n = db.execute("SELECT COUNT(*) FROM watches WHERE status = 'active'").fetchone()[0]
         ids = [r[0] for r in db.execute("SELECT id FROM watches WHERE status = 'active'")]
         db.conn.executemany(
@@ -581,7 +581,7 @@ def prime_running(store: Store, now: float) -> None:
     message posted (a made-up ts) and every queued outbox row sent. Polls then change
     nothing until the job ends, and the only Slack traffic is the terminal news."""
     snapshot = snapshot_from({"jobId": "0", **RUNNING}).to_json()
-    with store.pool.immediate() as db:
+    with store.engine.pool.immediate() as db:
         db.execute(
             "UPDATE watches SET state = 'running', raw_status = ?, snapshot = ?, polls = 1 "
             "WHERE status = 'active'",

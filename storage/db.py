@@ -1,14 +1,16 @@
-"""Connections: one SQLite connection per thread, WAL, busy timeout, explicit transactions."""
+"""SQLite: one connection per thread, WAL, busy timeout, explicit transactions."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlite_utils import Database
+
+from .engine import Params, Result, rows_of
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -44,7 +46,7 @@ class ConnectionPool:
         # 2, 5, 10 … ms however soon the lock is free again (16 poll threads draining 10k
         # due watches: 0.72-0.74 of bare httpx's rate without this lock, 0.81-0.82 with
         # it). Other processes (the CLI) are still waited for by busy_timeout.
-        self._write_lock = threading.Lock()
+        self.write_lock = threading.Lock()
         self._memory: Database | None = open_database(path) if path == ":memory:" else None
 
     def get(self) -> Database:
@@ -65,7 +67,7 @@ class ConnectionPool:
         if db.conn.in_transaction:  # nested unit: join the outer transaction
             yield db
             return
-        with self._write_lock:
+        with self.write_lock:
             db.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -81,7 +83,7 @@ class ConnectionPool:
         db = self.get()
         if db.conn.in_transaction:
             return db.execute(sql, params).rowcount
-        with self._write_lock:
+        with self.write_lock:
             return db.execute(sql, params).rowcount
 
     def close(self) -> None:
@@ -91,3 +93,42 @@ class ConnectionPool:
             self._all.clear()
         if self._memory is not None:
             self._memory.conn.close()
+
+
+class SqliteEngine:
+    """The store's `Engine` on one SQLite file (or `:memory:` in tests)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.pool = ConnectionPool(path)
+
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        return list(rows_of(self.pool.get().conn.execute(sql, params)))
+
+    def row(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        return self.pool.get().conn.execute(sql, params).fetchone()
+
+    def execute(self, sql: str, params: Params = ()) -> Result:
+        conn = self.pool.get().conn
+        if conn.in_transaction:
+            return _result(conn.execute(sql, params))
+        with self.pool.write_lock:
+            return _result(conn.execute(sql, params))
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self.pool.immediate():
+            yield
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _result(cursor: sqlite3.Cursor) -> Result:
+    rows = list(rows_of(cursor))  # a RETURNING statement finishes only once read
+    return Result(len(rows) if rows else cursor.rowcount, rows)

@@ -12,10 +12,10 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlite_utils import Database
-
-from .db import ConnectionPool
+from .db import SqliteEngine
+from .engine import DatabaseURL, Engine, Result, integrity_errors, parse_database_url
 from .migrations import apply as apply_migrations
+from .migrations import apply_postgres
 from .records import (
     ACTIVE,
     DONE,
@@ -34,6 +34,11 @@ from .records import (
     Watch,
     WatchStatus,
 )
+
+INTEGRITY_ERRORS = integrity_errors()
+
+# next_poll_at moved up to a time (two parameters, both that time), never pushed back.
+_DUE_BY = "CASE WHEN next_poll_at IS NULL OR next_poll_at > ? THEN ? ELSE next_poll_at END"
 
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o/1/l: ids are read aloud and typed
 
@@ -59,22 +64,54 @@ class DuplicateWatchError(Exception):
 class Store:
     """The only door to the database. Safe to share across threads."""
 
-    def __init__(self, path: str) -> None:
-        self.pool = ConnectionPool(path)
-        with self.pool.immediate() as db:
-            apply_migrations(db)
+    def __init__(self, database: str | DatabaseURL, *, pool_size: int | None = None) -> None:
+        """Open (and migrate) the database `database` names: a SQLite path or URL, or a
+        PostgreSQL DSN (see `engine.parse_database_url`)."""
+        url = database if isinstance(database, DatabaseURL) else parse_database_url(database)
+        self.url = url
+        self.engine: Engine
+        if url.dialect == "postgresql":
+            from .postgres import DEFAULT_POOL_SIZE, PostgresEngine
+
+            self.engine = PostgresEngine(url.target, pool_size=pool_size or DEFAULT_POOL_SIZE)
+            try:
+                with self.engine.transaction():
+                    apply_postgres(lambda sql: [tuple(r.values()) for r in self.engine.query(sql)])
+            except BaseException:
+                self.engine.close()
+                raise
+        else:
+            engine = SqliteEngine(url.target)
+            self.engine = engine
+            try:
+                with engine.pool.immediate() as db:
+                    apply_migrations(db)
+            except BaseException:
+                engine.close()
+                raise
+        # Claims on PostgreSQL skip rows another replica's claim has locked, instead of
+        # queueing behind it (SQLite serializes writers anyway).
+        self._skip_locked = " FOR UPDATE SKIP LOCKED" if url.dialect == "postgresql" else ""
 
     def close(self) -> None:
-        self.pool.close()
-
-    @property
-    def _db(self) -> Database:
-        return self.pool.get()
+        self.engine.close()
 
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        cursor = self._db.execute(sql, params)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return self.engine.query(sql, params)
+
+    def _insert(self, table: str, values: dict[str, Any], *, returning: str = "") -> Result:
+        columns = ", ".join(f"[{c}]" for c in values)
+        marks = ", ".join("?" for _ in values)
+        tail = f" RETURNING {returning}" if returning else ""
+        return self.engine.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({marks}){tail}", list(values.values())
+        )
+
+    def _update(self, table: str, row_id: Any, values: dict[str, Any]) -> int:
+        assignments = ", ".join(f"[{c}] = ?" for c in values)
+        return self.engine.execute(
+            f"UPDATE {table} SET {assignments} WHERE id = ?", [*values.values(), row_id]
+        ).rowcount
 
     # -- watches ---------------------------------------------------------------------------
 
@@ -84,14 +121,29 @@ class Store:
         Raises DuplicateWatchError (nothing created) if any job is already actively
         watched in its channel.
         """
+        drafts = list(drafts)
         created = []
-        with self.pool.immediate() as db:
+        try:
+            created = self._create_watches(drafts, now)
+        except INTEGRITY_ERRORS:
+            # Two replicas created the same watch at once: the unique index let one through.
+            for draft in drafts:
+                existing = self.find_active(draft.vendor, draft.ref, draft.channel_id)
+                if existing is not None:
+                    raise DuplicateWatchError(existing) from None
+            raise
+        return created
+
+    def _create_watches(self, drafts: list[NewWatch], now: float) -> list[Watch]:
+        created = []
+        with self.engine.transaction():
             for draft in drafts:
                 existing = self.find_active(draft.vendor, draft.ref, draft.channel_id)
                 if existing is not None:
                     raise DuplicateWatchError(existing)
-                watch_id = self._new_id(db, "w", "watches")
-                db["watches"].insert(
+                watch_id = self._new_id("w", "watches")
+                self._insert(
+                    "watches",
                     {
                         "id": watch_id,
                         "vendor": draft.vendor,
@@ -110,18 +162,17 @@ class Store:
                         "deadline": draft.deadline,
                         "trigger_pending": int(draft.trigger),
                     },
-                    pk="id",
                 )
-                self._queue(db, watch_id, OutboxKind.PARENT, now)
+                self._queue(watch_id, OutboxKind.PARENT, now)
                 created.append(self.get_watch(watch_id))
         return [w for w in created if w is not None]
 
-    def _new_id(self, db: Database, prefix: str, table: str) -> str:
+    def _new_id(self, prefix: str, table: str) -> str:
         length = 3
         while True:
             for _ in range(8):
                 candidate = prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
-                if not db.execute(f"SELECT 1 FROM {table} WHERE id = ?", [candidate]).fetchone():
+                if not self.engine.row(f"SELECT 1 FROM {table} WHERE id = ?", [candidate]):
                     return candidate
             length += 1  # crowded at this length: grow rather than loop
 
@@ -169,12 +220,12 @@ class Store:
         poller) is reclaimable."""
         if limit <= 0:
             return []
-        with self.pool.immediate():
+        with self.engine.transaction():
             rows = self._rows(
                 "UPDATE watches SET lease_until = :lease, lease_owner = :owner "
                 "WHERE id IN (SELECT id FROM watches WHERE status = 'active' "
                 "AND next_poll_at <= :due AND (lease_until IS NULL OR lease_until < :now) "
-                "ORDER BY next_poll_at LIMIT :limit) RETURNING *",
+                f"ORDER BY next_poll_at LIMIT :limit{self._skip_locked}) RETURNING *",
                 {
                     "lease": now + lease_s,
                     "owner": owner,
@@ -187,20 +238,18 @@ class Store:
 
     def poll_soon(self, watch_id: str, now: float) -> None:
         """Make an active watch due now (the Refresh button); a leased poll is left alone."""
-        with self.pool.immediate() as db:
-            db.execute(
-                "UPDATE watches SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?) "
-                "WHERE id = ? AND status = 'active'",
+        with self.engine.transaction():
+            self.engine.execute(
+                f"UPDATE watches SET next_poll_at = {_DUE_BY} WHERE id = ? AND status = 'active'",
                 [now, now, watch_id],
             )
 
     def poll_all_soon(self, now: float) -> int:
         """Make every active watch due now, in one statement (`poll_soon` for all of them:
         an operator's "check everything", a benchmark's drain). Returns how many."""
-        with self.pool.immediate() as db:
-            cursor = db.execute(
-                "UPDATE watches SET next_poll_at = MIN(COALESCE(next_poll_at, ?), ?) "
-                "WHERE status = 'active'",
+        with self.engine.transaction():
+            cursor = self.engine.execute(
+                f"UPDATE watches SET next_poll_at = {_DUE_BY} WHERE status = 'active'",
                 [now, now],
             )
             return cursor.rowcount
@@ -208,11 +257,11 @@ class Store:
     def poll_backlog(self, before: float) -> tuple[int, float | None]:
         """(active watches due at or before `before`, the earliest due time among them):
         how far behind the poller is (a leased watch counts until its poll is applied)."""
-        count, oldest = self._db.execute(
+        count, oldest = self.engine.row(
             "SELECT COUNT(*), MIN(next_poll_at) FROM watches "
             "WHERE status = 'active' AND next_poll_at <= ?",
             [before],
-        ).fetchone()
+        )
         return int(count), oldest
 
     def apply_poll(self, watch_id: str, owner: str, result: PollResult, now: float) -> bool:
@@ -234,24 +283,23 @@ class Store:
         )
         quiet = not (result.transition or result.update_parent or result.notes or result.uploads)
         if to == ACTIVE and quiet:  # most polls: nothing to announce, one statement alone
-            return self.pool.write_one(*stay_active) == 1
-        with self.pool.immediate() as db:
+            return self.engine.execute(*stay_active).rowcount == 1
+        with self.engine.transaction():
             if to != ACTIVE:
-                applied = self._move(db, watch_id, WatchStatus(to), changes, owner=owner)
+                applied = self._move(watch_id, WatchStatus(to), changes, owner=owner)
             else:
-                applied = db.execute(*stay_active).rowcount == 1
+                applied = self.engine.execute(*stay_active).rowcount == 1
             if not applied:
                 return False
-            self._record(db, watch_id, result.transition, result.update_parent, now)
+            self._record(watch_id, result.transition, result.update_parent, now)
             for note in result.notes:
-                self._record(db, watch_id, TransitionDraft(event=Event.NOTE, note=note), False, now)
+                self._record(watch_id, TransitionDraft(event=Event.NOTE, note=note), False, now)
             for payload in result.uploads:
-                self._queue(db, watch_id, OutboxKind.UPLOAD, now, payload=payload)
+                self._queue(watch_id, OutboxKind.UPLOAD, now, payload=payload)
             return True
 
     def _move(
         self,
-        db: Database,
         watch_id: str,
         to: WatchStatus,
         columns: dict[str, Any],
@@ -272,17 +320,16 @@ class Store:
         if owner is not None:
             sql += " AND lease_owner = ?"
             params.append(owner)
-        return db.execute(sql, params).rowcount == 1
+        return self.engine.execute(sql, params).rowcount == 1
 
     def stop_watch(self, watch_id: str, by: str, now: float) -> Watch | None:
         """Stop an active or paused watch. Returns the stopped watch, or None if it was not
         running (already done or stopped)."""
-        with self.pool.immediate() as db:
+        with self.engine.transaction():
             current = self.get_watch(watch_id)
             if current is None:
                 return None
             moved = self._move(
-                db,
                 watch_id,
                 STOPPED,
                 {
@@ -299,7 +346,7 @@ class Store:
             draft = TransitionDraft(
                 event=Event.STOPPED, from_state=current.state, to_state=current.state, actor=by
             )
-            self._record(db, watch_id, draft, True, now)
+            self._record(watch_id, draft, True, now)
         return self.get_watch(watch_id)
 
     def restart_sync(
@@ -308,14 +355,13 @@ class Store:
         """ "Retry sync": make a finished sync watch active again, to trigger on its next
         poll, in the same message and thread (with `note`, by `by`). None if it isn't a
         finished watch or the same datasource is already being synced in that channel."""
-        with self.pool.immediate() as db:
+        with self.engine.transaction():
             current = self.get_watch(watch_id)
             if current is None or current.status != DONE:
                 return None
             if self.find_active(current.vendor, current.ref, current.channel_id) is not None:
                 return None
             moved = self._move(
-                db,
                 watch_id,
                 ACTIVE,
                 {
@@ -333,7 +379,7 @@ class Store:
             if not moved:
                 return None
             draft = TransitionDraft(event=Event.NOTE, actor=by, note=note)
-            self._record(db, watch_id, draft, True, now)
+            self._record(watch_id, draft, True, now)
         return self.get_watch(watch_id)
 
     def add_to_thread_once(
@@ -345,23 +391,22 @@ class Store:
     ) -> bool:
         """Post something extra into a watch's thread (a reply for `draft`, then `uploads`)
         unless an entry of the same event is already there: a double click does one thing."""
-        with self.pool.immediate() as db:
-            seen = db.execute(
+        with self.engine.transaction():
+            seen = self.engine.row(
                 "SELECT 1 FROM transitions WHERE watch_id = ? AND event = ?",
                 [watch_id, draft.event],
-            ).fetchone()
+            )
             if seen:
                 return False
-            self._record(db, watch_id, draft, False, now)
+            self._record(watch_id, draft, False, now)
             for payload in uploads:
-                self._queue(db, watch_id, OutboxKind.UPLOAD, now, payload=payload)
+                self._queue(watch_id, OutboxKind.UPLOAD, now, payload=payload)
             return True
 
     def pause_watch(self, watch_id: str, reason: str, now: float) -> None:
         """Stop polling and delivering: Slack says the channel is gone or closed to us."""
-        with self.pool.immediate() as db:
+        with self.engine.transaction():
             self._move(
-                db,
                 watch_id,
                 PAUSED,
                 {
@@ -372,7 +417,7 @@ class Store:
                     "lease_owner": None,
                 },
             )
-            db.execute(
+            self.engine.execute(
                 "UPDATE outbox SET status = 'dead', last_error = ? "
                 "WHERE watch_id = ? AND status = 'pending'",
                 [reason, watch_id],
@@ -380,7 +425,6 @@ class Store:
 
     def _record(
         self,
-        db: Database,
         watch_id: str,
         draft: TransitionDraft | None,
         update_parent: bool,
@@ -388,14 +432,13 @@ class Store:
     ) -> None:
         # Parent edit before the reply: the thread then never runs ahead of the message.
         if update_parent:
-            self._queue(db, watch_id, OutboxKind.PARENT, now)
+            self._queue(watch_id, OutboxKind.PARENT, now)
         if draft is not None:
-            transition_id = (
-                db["transitions"]
-                .insert({"watch_id": watch_id, "at": now, **draft.__dict__}, pk="id")
-                .last_pk
+            inserted = self._insert(
+                "transitions", {"watch_id": watch_id, "at": now, **draft.__dict__}, returning="id"
             )
-            self._queue(db, watch_id, OutboxKind.REPLY, now, transition_id=transition_id)
+            transition_id = inserted.rows[0]["id"]
+            self._queue(watch_id, OutboxKind.REPLY, now, transition_id=transition_id)
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -411,7 +454,6 @@ class Store:
 
     def _queue(
         self,
-        db: Database,
         watch_id: str,
         kind: str,
         now: float,
@@ -419,7 +461,8 @@ class Store:
         transition_id: int | None = None,
         payload: dict[str, Any] | None = None,
     ) -> None:
-        db["outbox"].insert(
+        self._insert(
+            "outbox",
             {
                 "watch_id": watch_id,
                 "kind": kind,
@@ -430,7 +473,6 @@ class Store:
                 "next_attempt_at": now,
                 "attempts": 0,
             },
-            pk="id",
         )
 
     # A row waits while an earlier row of the same watch is deferred past `now`, so each
@@ -460,64 +502,62 @@ class Store:
         """When the next row may go. Rows blocked behind a deferred row don't count (their
         blocker does): a blocked row that was due long ago must not make the notifier's
         loop spin until its blocker's time comes."""
-        row = self._db.execute(
+        row = self.engine.row(
             "SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.status = 'pending' "
             f"AND {self._NOT_BLOCKED}",
             {"now": now},
-        ).fetchone()
+        )
         return row[0] if row else None
 
     def pending_parent_upto(self, watch_id: str) -> tuple[int, Watch | None]:
         """The newest pending parent row id and the watch as of the same read, so a render
         from this watch covers every row up to that id (later rows stay pending)."""
-        with self.pool.immediate():
-            row = self._db.execute(
+        with self.engine.transaction():
+            row = self.engine.row(
                 "SELECT MAX(id) FROM outbox WHERE watch_id = ? AND kind = 'parent' "
                 "AND status = 'pending'",
                 [watch_id],
-            ).fetchone()
+            )
             return (row[0] or 0), self.get_watch(watch_id)
 
     def mark_sent(self, row_id: int, now: float, slack_ref: str | None = None) -> None:
-        with self.pool.immediate() as db:
-            db["outbox"].update(row_id, {"status": "sent", "sent_at": now, "slack_ref": slack_ref})
+        with self.engine.transaction():
+            self._update(
+                "outbox", row_id, {"status": "sent", "sent_at": now, "slack_ref": slack_ref}
+            )
 
     def note_upload(self, row_id: int, file_id: str, now: float) -> None:
         """Record the Slack file id before its bytes are sent (see `upload_file_id`)."""
-        with self.pool.immediate() as db:
-            db["outbox"].update(row_id, {"upload_file_id": file_id, "upload_started_at": now})
+        with self.engine.transaction():
+            self._update("outbox", row_id, {"upload_file_id": file_id, "upload_started_at": now})
 
     def pending_upload_paths(self) -> set[str]:
         """Spool files that pending upload rows still need."""
-        rows = self._db.execute(
-            "SELECT json_extract(payload, '$.path') FROM outbox "
-            "WHERE kind = 'upload' AND status = 'pending'"
-        ).fetchall()
-        return {path for (path,) in rows if path}
+        rows = self._rows("SELECT payload FROM outbox WHERE kind = 'upload' AND status = 'pending'")
+        paths = (json.loads(r["payload"] or "{}").get("path") for r in rows)
+        return {path for path in paths if path}
 
     def mark_in_flight(self, row_id: int, now: float) -> None:
-        with self.pool.immediate() as db:
-            db["outbox"].update(row_id, {"in_flight_at": now})
+        with self.engine.transaction():
+            self._update("outbox", row_id, {"in_flight_at": now})
 
     def clear_in_flight(self, row_id: int) -> None:
         """Slack answered that it did nothing (e.g. rate limited): no lookup needed."""
-        with self.pool.immediate() as db:
-            db["outbox"].update(row_id, {"in_flight_at": None})
+        with self.engine.transaction():
+            self._update("outbox", row_id, {"in_flight_at": None})
 
     def in_flight_since(self, row_id: int) -> float | None:
-        row = self._db.execute("SELECT in_flight_at FROM outbox WHERE id = ?", [row_id]).fetchone()
+        row = self.engine.row("SELECT in_flight_at FROM outbox WHERE id = ?", [row_id])
         return row[0] if row else None
 
     def upload_file_id(self, row_id: int) -> str | None:
         """The file id of an earlier, interrupted attempt at this upload row, if any."""
-        row = self._db.execute(
-            "SELECT upload_file_id FROM outbox WHERE id = ?", [row_id]
-        ).fetchone()
+        row = self.engine.row("SELECT upload_file_id FROM outbox WHERE id = ?", [row_id])
         return row[0] if row else None
 
     def mark_parent_rows_sent(self, watch_id: str, upto_id: int, now: float) -> None:
-        with self.pool.immediate() as db:
-            db.execute(
+        with self.engine.transaction():
+            self.engine.execute(
                 "UPDATE outbox SET status = 'sent', sent_at = ? WHERE watch_id = ? "
                 "AND kind = 'parent' AND status = 'pending' AND id <= ?",
                 [now, watch_id, upto_id],
@@ -526,24 +566,24 @@ class Store:
     def postpone(self, row_id: int, next_attempt_at: float) -> None:
         """Move a pending row's next attempt without counting a failed one: for waits where
         Slack did nothing (our own pacing, a 429). `last_error` keeps the last real error."""
-        with self.pool.immediate() as db:
-            db.execute(
+        with self.engine.transaction():
+            self.engine.execute(
                 "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND status = 'pending'",
                 [next_attempt_at, row_id],
             )
 
     def defer(self, row_id: int, next_attempt_at: float, error: str) -> None:
         """Retry a row later after a failed attempt (counts toward giving up)."""
-        with self.pool.immediate() as db:
-            db.execute(
+        with self.engine.transaction():
+            self.engine.execute(
                 "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ? "
                 "WHERE id = ?",
                 [next_attempt_at, error, row_id],
             )
 
     def mark_dead(self, row_id: int, error: str) -> None:
-        with self.pool.immediate() as db:
-            db["outbox"].update(row_id, {"status": "dead", "last_error": error})
+        with self.engine.transaction():
+            self._update("outbox", row_id, {"status": "dead", "last_error": error})
 
     def outbox_rows(self, watch_id: str) -> list[OutboxRow]:
         rows = self._rows("SELECT * FROM outbox WHERE watch_id = ? ORDER BY id", [watch_id])
@@ -551,9 +591,9 @@ class Store:
 
     def outbox_backlog(self, now: float) -> tuple[int, float]:
         """(pending rows, age in seconds of the oldest) for metrics."""
-        count, oldest = self._db.execute(
+        count, oldest = self.engine.row(
             "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
-        ).fetchone()
+        )
         return count, (now - oldest) if oldest is not None else 0.0
 
     # -- parent messages -------------------------------------------------------------------
@@ -570,36 +610,41 @@ class Store:
     ) -> None:
         """Store the parent's ts and mark the parent rows it covers sent, in one transaction,
         so replies can never be sent before the ts they thread under is known."""
-        with self.pool.immediate() as db:
-            db["slack_messages"].upsert(
-                {"watch_id": watch_id, "channel_id": channel_id, "ts": ts, "posted_at": now},
-                pk="watch_id",
+        with self.engine.transaction():
+            self.engine.execute(
+                "INSERT INTO slack_messages (watch_id, channel_id, ts, posted_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (watch_id) DO UPDATE SET "
+                "channel_id = excluded.channel_id, ts = excluded.ts, "
+                "posted_at = excluded.posted_at",
+                [watch_id, channel_id, ts, now],
             )
             self.mark_parent_rows_sent(watch_id, upto_id, now)
 
     def parent_not_editable(self, watch_id: str) -> None:
-        with self.pool.immediate() as db:
-            db.execute("UPDATE slack_messages SET editable = 0 WHERE watch_id = ?", [watch_id])
+        with self.engine.transaction():
+            self.engine.execute(
+                "UPDATE slack_messages SET editable = 0 WHERE watch_id = ?", [watch_id]
+            )
 
     def ensure_parent_row(self, watch_id: str, now: float) -> bool:
         """Queue a parent post/edit unless one is already pending (a reply whose parent row
         died must not wait forever). Returns whether a row was added."""
-        with self.pool.immediate() as db:
-            pending = db.execute(
+        with self.engine.transaction():
+            pending = self.engine.row(
                 "SELECT 1 FROM outbox WHERE watch_id = ? AND kind = 'parent' "
                 "AND status = 'pending'",
                 [watch_id],
-            ).fetchone()
+            )
             if pending:
                 return False
-            self._queue(db, watch_id, OutboxKind.PARENT, now)
+            self._queue(watch_id, OutboxKind.PARENT, now)
             return True
 
     def release_all_leases(self) -> int:
         """At start: leases left by a killed process would hold its watches back until they
         ran out. One process owns a database, so every lease found now is stale."""
-        with self.pool.immediate() as db:
-            cursor = db.execute(
+        with self.engine.transaction():
+            cursor = self.engine.execute(
                 "UPDATE watches SET lease_until = NULL, lease_owner = NULL "
                 "WHERE lease_owner IS NOT NULL"
             )
@@ -607,25 +652,26 @@ class Store:
 
     def release_owner(self, owner: str) -> None:
         """Give back every lease `owner` holds (a poller shutting down)."""
-        with self.pool.immediate() as db:
-            db.execute(
+        with self.engine.transaction():
+            self.engine.execute(
                 "UPDATE watches SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ?",
                 [owner],
             )
 
     def forget_parent(self, watch_id: str) -> None:
         """The parent was deleted in Slack: the next parent row posts a new one."""
-        with self.pool.immediate() as db:
-            db.execute("DELETE FROM slack_messages WHERE watch_id = ?", [watch_id])
+        with self.engine.transaction():
+            self.engine.execute("DELETE FROM slack_messages WHERE watch_id = ?", [watch_id])
 
     # -- schedules -------------------------------------------------------------------------
 
     def create_schedule(
         self, draft: NewWatch, cron: str, tz: str, next_run_at: float, now: float
     ) -> Schedule:
-        with self.pool.immediate() as db:
-            schedule_id = self._new_id(db, "s", "schedules")
-            db["schedules"].insert(
+        with self.engine.transaction():
+            schedule_id = self._new_id("s", "schedules")
+            self._insert(
+                "schedules",
                 {
                     "id": schedule_id,
                     "vendor": draft.vendor,
@@ -640,7 +686,6 @@ class Store:
                     "next_run_at": next_run_at,
                     "created_at": now,
                 },
-                pk="id",
             )
         found = self.get_schedule(schedule_id)
         assert found is not None
@@ -669,11 +714,12 @@ class Store:
         return [Schedule.from_row(r) for r in self._rows(sql + " ORDER BY id", params)]
 
     def stop_schedule(self, schedule_id: str, by: str, now: float) -> Schedule | None:
-        with self.pool.immediate() as db:
+        with self.engine.transaction():
             current = self.get_schedule(schedule_id)
             if current is None or current.status != ScheduleStatus.ACTIVE:
                 return None
-            db["schedules"].update(
+            self._update(
+                "schedules",
                 schedule_id,
                 {"status": ScheduleStatus.STOPPED.value, "stopped_by": by, "next_run_at": None},
             )
@@ -694,7 +740,7 @@ class Store:
         transaction. A run already recorded (its due time has passed on) returns None, so a
         restart or a double fire never doubles a run. `note` goes into the new run's thread;
         `skipped_note` into the running one's when the last run is still going."""
-        with self.pool.immediate() as db:
+        with self.engine.transaction():
             current = self.get_schedule(schedule_id)
             if (
                 current is None
@@ -702,34 +748,34 @@ class Store:
                 or current.next_run_at != due_at
             ):
                 return None
-            db["schedules"].update(schedule_id, {"next_run_at": next_run_at, "last_run_at": now})
+            self._update("schedules", schedule_id, {"next_run_at": next_run_at, "last_run_at": now})
             running = self.find_active(draft.vendor, draft.ref, draft.channel_id)
             if running is not None:  # still syncing from before: say so where people look
                 skipped = TransitionDraft(event=Event.NOTE, note=skipped_note)
-                self._record(db, running.id, skipped, False, now)
+                self._record(running.id, skipped, False, now)
                 return None
             (watch,) = self.create_watches([draft], now)
             if note:
-                self._record(db, watch.id, TransitionDraft(event=Event.NOTE, note=note), False, now)
+                self._record(watch.id, TransitionDraft(event=Event.NOTE, note=note), False, now)
             return watch
 
     # -- request budgets -------------------------------------------------------------------
 
     def spend_budget(self, key: str, period: str, count: int = 1) -> int:
         """Add `count` requests to `key`'s tally for `period`; returns the new total."""
-        with self.pool.immediate() as db:
-            row = db.execute(
+        with self.engine.transaction():
+            result = self.engine.execute(
                 "INSERT INTO request_budgets (key, period, used) VALUES (?, ?, ?) "
-                "ON CONFLICT (key, period) DO UPDATE SET used = used + excluded.used "
-                "RETURNING used",
+                "ON CONFLICT (key, period) DO UPDATE "
+                "SET used = request_budgets.used + excluded.used RETURNING used",
                 [key, period, count],
-            ).fetchone()
-        return int(row[0])
+            )
+        return int(result.rows[0]["used"])
 
     def budget_used(self, key: str, period: str) -> int:
-        row = self._db.execute(
+        row = self.engine.row(
             "SELECT used FROM request_budgets WHERE key = ? AND period = ?", [key, period]
-        ).fetchone()
+        )
         return int(row[0]) if row else 0
 
     # -- operators -------------------------------------------------------------------------
@@ -738,11 +784,11 @@ class Store:
         self, *, channel_id: str | None = None, requester_id: str | None = None
     ) -> int:
         column, value = ("channel_id", channel_id) if channel_id else ("requester_id", requester_id)
-        row = self._db.execute(
+        row = self.engine.row(
             f"SELECT COUNT(*) FROM watches WHERE status = 'active' AND {column} = ?", [value]
-        ).fetchone()
+        )
         return int(row[0])
 
     def count_by_status(self) -> dict[str, int]:
-        rows = self._db.execute("SELECT status, COUNT(*) FROM watches GROUP BY status").fetchall()
-        return {status: count for status, count in rows}
+        rows = self._rows("SELECT status, COUNT(*) AS n FROM watches GROUP BY status")
+        return {r["status"]: int(r["n"]) for r in rows}

@@ -7,8 +7,10 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from urllib.parse import urlencode
 
@@ -24,6 +26,7 @@ from bot.simulators.zoho import ZohoSimulator
 from bot.simulators.zoho_crm import ZohoCrmSimulator
 from bot.simulators.zuora import ZuoraSimulator
 from storage import Store
+from storage.engine import DatabaseURL, safe_dsn
 from tests.fakes import FakeClock
 
 
@@ -35,6 +38,50 @@ def clock() -> FakeClock:
 @pytest.fixture
 def store(tmp_path) -> Iterator[Store]:
     s = Store(str(tmp_path / "syncwatch.db"))
+    yield s
+    s.close()
+
+
+PG_SKIP = (
+    "PostgreSQL tests skipped: set SYNCWATCH_TEST_PG to a DSN "
+    "(e.g. postgresql://postgres@127.0.0.1/test) to run them"
+)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    dsn = os.environ.get("SYNCWATCH_TEST_PG")
+    return f"PostgreSQL tests: {safe_dsn(dsn)}" if dsn else PG_SKIP
+
+
+@pytest.fixture
+def pg_url() -> Iterator[DatabaseURL]:
+    """A DatabaseURL for a fresh, empty schema of the SYNCWATCH_TEST_PG database, dropped
+    afterwards; each test (and each xdist worker) gets its own. Without the variable the
+    test is skipped; with it, a server that can't be reached is an error, not a skip."""
+    dsn = os.environ.get("SYNCWATCH_TEST_PG")
+    if not dsn:
+        pytest.skip(PG_SKIP)
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield DatabaseURL("postgresql", make_conninfo(dsn, options=f"-csearch_path={schema}"))
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
+    """The store on each engine in turn: the store's contract holds on both."""
+    if request.param == "postgresql":
+        url: str | DatabaseURL = request.getfixturevalue("pg_url")
+    else:
+        url = str(tmp_path / "syncwatch.db")
+    s = Store(url)
     yield s
     s.close()
 

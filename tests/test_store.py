@@ -21,6 +21,14 @@ from storage import (
 from storage.migrations import migrations
 
 NOW = 1_767_225_600.0
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Every test here runs on SQLite and on PostgreSQL (skipped without SYNCWATCH_TEST_PG)."""
+    return any_store
+
+
 REF = "2480011000000498001/2480011000000512007"
 WATCH_ID = re.compile(r"^w[abcdefghijkmnpqrstuvwxyz23456789]{3,}$")
 
@@ -65,16 +73,21 @@ def test_migrations_are_idempotent_across_reopen(tmp_path):
     second = Store(path)
     try:
         assert second.get_watch(w.id) == w
-        applied = second.pool.get().execute("SELECT name FROM _sqlite_migrations").fetchall()
+        db = second.engine.pool.get()
+        applied = db.execute("SELECT name FROM _sqlite_migrations").fetchall()
         names = [name for (name,) in applied]
         assert names[0] == "m001_initial" and len(names) == len(set(names))  # each once
-        assert migrations.pending(second.pool.get()) == []
+        assert migrations.pending(db) == []
     finally:
         second.close()
 
 
-def test_database_runs_in_wal_mode(store):
-    (mode,) = store.pool.get().execute("PRAGMA journal_mode").fetchone()
+def test_database_runs_in_wal_mode(tmp_path):
+    store = Store(str(tmp_path / "wal.db"))
+    try:
+        (mode,) = store.engine.row("PRAGMA journal_mode")
+    finally:
+        store.close()
     assert mode == "wal"
 
 
@@ -131,7 +144,7 @@ def test_job_can_be_watched_again_after_stop(store):
 
 
 def set_next_poll(store: Store, watch_id: str, at: float) -> None:
-    store.pool.get().execute("UPDATE watches SET next_poll_at = ? WHERE id = ?", [at, watch_id])
+    store.engine.execute("UPDATE watches SET next_poll_at = ? WHERE id = ?", [at, watch_id])
 
 
 def test_claim_due_takes_only_active_due_watches(store):
@@ -165,8 +178,9 @@ def test_lease_blocks_a_second_claim_until_it_expires(store):
     assert [(x.id, x.lease_owner) for x in reclaimed] == [(w.id, "p2")]
 
 
-def test_concurrent_claims_never_share_a_watch(tmp_path):
-    path = str(tmp_path / "race.db")
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_concurrent_claims_never_share_a_watch(engine, tmp_path, request):
+    path = request.getfixturevalue("pg_url") if engine == "postgresql" else str(tmp_path / "r.db")
     setup = Store(path)
     make(setup, *(draft(ref=f"1/{i}") for i in range(60)))
     setup.close()
@@ -431,8 +445,8 @@ def test_postpone_moves_a_row_without_counting_a_failed_attempt(store):
         store.postpone(row.id, NOW + 10 + step)
     (after,) = store.outbox_rows(w.id)
     assert (after.attempts, after.next_attempt_at) == (1, NOW + 39)
-    last_error = store._db.execute("SELECT last_error FROM outbox WHERE id = ?", [row.id])
-    assert last_error.fetchone()[0] == "HTTP 503"  # the last real error stays visible
+    last_error = store.engine.row("SELECT last_error FROM outbox WHERE id = ?", [row.id])
+    assert last_error[0] == "HTTP 503"  # the last real error stays visible
     store.mark_dead(row.id, "gave up")
     store.postpone(row.id, NOW + 100)  # a finished row stays as it was
     assert store.outbox_rows(w.id)[0].next_attempt_at == NOW + 39

@@ -1,0 +1,113 @@
+"""PostgreSQL: a psycopg 3 connection pool shared by every thread of the process.
+
+Connections run in autocommit; `transaction()` borrows one connection for the thread and
+opens a transaction on it, and every statement the thread runs meanwhile goes there (the
+store reads inside its own write transactions). Statements are rewritten from the store's
+SQLite spelling once each (`engine.to_postgres`) and prepared by psycopg after a few uses.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .engine import Params, Result, redact, rows_of, safe_dsn, to_postgres
+
+# Enough for the poll workers, the notifier, the HTTP threads and the schedule runner of
+# one process to each hold a connection at the busiest moment; the server's default
+# max_connections (100) then allows several replicas (docs/operations.md#scaling-out).
+DEFAULT_POOL_SIZE = 20
+CONNECT_TIMEOUT_S = 10.0
+
+
+class DatabaseUnavailableError(Exception):
+    """The PostgreSQL server can't be reached or refused us. Never quotes a password."""
+
+
+class PostgresEngine:
+    """The store's `Engine` on a PostgreSQL database."""
+
+    dialect = "postgresql"
+
+    def __init__(self, dsn: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+        self.dsn = dsn
+        self._local = threading.local()
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max(1, pool_size),
+            kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT_S)},
+            open=False,
+            name="syncwatch",
+            timeout=30.0,  # a borrower waits this long for a free connection
+        )
+        try:
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        except PoolTimeout:
+            reason = self._why_not()
+            self._pool.close()
+            raise DatabaseUnavailableError(
+                f"can't connect to PostgreSQL at {safe_dsn(dsn)}: {reason}"
+            ) from None
+
+    def _why_not(self) -> str:
+        """The server's own reason for refusing a connection (wrong password, no such
+        database, connection refused), from one direct attempt."""
+        try:
+            psycopg.connect(self.dsn, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
+        except psycopg.Error as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[-1]
+            return redact(first.strip(), self.dsn)
+        return "timed out"
+
+    def _conn(self) -> psycopg.Connection[Any] | None:
+        return getattr(self._local, "conn", None)
+
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        conn = self._conn()
+        if conn is not None:
+            return list(rows_of(conn.execute(to_postgres(sql), params)))
+        with self._pool.connection() as conn:
+            return list(rows_of(conn.execute(to_postgres(sql), params)))
+
+    def row(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        conn = self._conn()
+        if conn is not None:
+            return conn.execute(to_postgres(sql), params).fetchone()
+        with self._pool.connection() as conn:
+            return conn.execute(to_postgres(sql), params).fetchone()
+
+    def execute(self, sql: str, params: Params = ()) -> Result:
+        conn = self._conn()
+        if conn is not None:
+            return _result(conn.execute(to_postgres(sql), params))
+        with self._pool.connection() as conn:
+            return _result(conn.execute(to_postgres(sql), params))
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self._conn() is not None:  # nested unit: join the outer transaction
+            yield
+            return
+        with self._pool.connection() as conn, conn.transaction():
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _result(cursor: psycopg.Cursor[Any]) -> Result:
+    rows = list(rows_of(cursor))
+    return Result(cursor.rowcount, rows)

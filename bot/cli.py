@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -170,7 +171,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         failures += 1
     if settings.slack_bot_token:
         failures += _check_slack(settings)
-    print(f"database   {settings.db_path}")
+    failures += _check_database(settings)
     for name, conn in settings.zoho.items():
         print(
             f"zoho       [{name}] dc={conn.dc} accounts={conn.accounts_url} "
@@ -192,6 +193,51 @@ def cmd_check(args: argparse.Namespace) -> int:
     finally:
         pool.close()
     return 1 if failures else 0
+
+
+def _check_database(settings: Settings) -> int:
+    from storage.maintenance import inspect
+
+    report = inspect(settings.database)
+    print(f"{'ok        ' if report.ok else 'FAIL      '} database: {report.detail}")
+    return 0 if report.ok else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from storage.maintenance import inspect, migrate
+
+    settings = _settings_or_exit()
+    try:
+        migrate(settings.database)
+    except Exception as err:  # unreachable server, newer schema, unreadable file
+        print(f"syncwatch: can't migrate {settings.database}: {err}", file=sys.stderr)
+        return 1
+    print(inspect(settings.database).detail)
+    return 0
+
+
+def cmd_copy_db(args: argparse.Namespace) -> int:
+    from storage.engine import DatabaseURLError, parse_database_url
+    from storage.maintenance import copy_database
+
+    try:
+        source, destination = parse_database_url(args.source), parse_database_url(args.dest)
+    except DatabaseURLError as err:
+        print(f"syncwatch: {str(err).replace('SYNCWATCH_DB: ', '')}", file=sys.stderr)
+        return 2
+    if source.dialect == "sqlite" and not os.path.exists(source.target):
+        print(f"syncwatch: {source.target} doesn't exist", file=sys.stderr)
+        return 2
+    print(f"copying {source} → {destination}")
+    try:
+        copied = copy_database(
+            source, destination, progress=lambda table, n: print(f"  {table:<16} {n:>8} rows")
+        )
+    except Exception as err:  # CopyError, unreachable server, newer schema...
+        print(f"syncwatch: nothing copied: {err}", file=sys.stderr)
+        return 1
+    print(f"done: {sum(copied.values())} rows; point SYNCWATCH_DB at {destination} and start")
+    return 0
 
 
 def _check_slack(settings: Settings) -> int:
@@ -256,6 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("check", help="validate configuration and try each vendor's credentials")
     p.set_defaults(func=cmd_check)
+    p = sub.add_parser("migrate", help="bring the database's schema up to date, then exit")
+    p.set_defaults(func=cmd_migrate)
+    p = sub.add_parser(
+        "copy-db",
+        help="copy every watch, schedule, pending message and budget into an empty database",
+        description="Copy SRC into the empty database DST in one transaction (ids kept), e.g. "
+        "syncwatch copy-db ./syncwatch.db postgresql://syncwatch@db/syncwatch. "
+        "Stop the bot first; nothing is copied if anything fails.",
+    )
+    p.add_argument("source", metavar="SRC", help="file path, sqlite:///path or postgresql://…")
+    p.add_argument("dest", metavar="DST", help="file path, sqlite:///path or postgresql://…")
+    p.set_defaults(func=cmd_copy_db)
     p = sub.add_parser("watches", help="list watches from the database (operators)")
     p.add_argument("--all", action="store_true", help="include finished and stopped watches")
     p.add_argument("--limit", type=int, default=200, help="at most this many rows (200)")

@@ -19,6 +19,13 @@ from bot.vendors.micro import MicroConnection
 from bot.vendors.zoho_auth import ZOHO_DCS, ZohoConnection
 from bot.vendors.zuora import API_SANDBOX_HOSTS, ZUORA_ENVS, ZuoraConnection
 from storage import DEFAULT_CONNECTION
+from storage.engine import (
+    DEFAULT_DATABASE,
+    DatabaseURL,
+    DatabaseURLError,
+    database_password,
+    parse_database_url,
+)
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
@@ -91,10 +98,15 @@ class Settings:
 
     def __repr__(self) -> str:
         return (
-            f"Settings(db_path={self.db_path!r}, port={self.port}, host={self.host!r}, "
+            f"Settings(database={str(self.database)!r}, port={self.port}, host={self.host!r}, "
             f"socket_mode={self.socket_mode}, zoho={sorted(self.zoho)}, "
             f"zuora={sorted(self.zuora)}, micro={sorted(self.micro)})"
         )
+
+    @property
+    def database(self) -> DatabaseURL:
+        """SYNCWATCH_DB read as a SQLite file or a PostgreSQL DSN (checked in `from_env`)."""
+        return parse_database_url(self.db_path)
 
     @property
     def socket_mode(self) -> bool:
@@ -124,6 +136,7 @@ class Settings:
         found += [s for conn in self.zuora.values() for s in ZUORA.secrets(conn)]
         found += [s for conn in self.micro.values() for s in MICRO.secrets(conn)]
         found += [t.options.password for t in self.syncs.values() if t.options.password]
+        found.append(database_password(self.db_path))
         return [s for s in found if s]
 
     def problems_for_run(self) -> list[str]:
@@ -169,7 +182,7 @@ class Settings:
             slack_signing_secret=get.text("SLACK_SIGNING_SECRET"),
             slack_app_token=get.text("SLACK_APP_TOKEN"),
             slack_api_url=get.url("SLACK_API_URL", DEFAULT_SLACK_API_URL, origin_only=False),
-            db_path=get.text("SYNCWATCH_DB") or "./syncwatch.db",
+            db_path=get.database("SYNCWATCH_DB"),
             port=int(get.number("PORT", 3000, minimum=0, maximum=65535, integer=True)),
             host=get.text("SYNCWATCH_HOST") or "0.0.0.0",
             poll_interval=get.optional_number("SYNCWATCH_POLL_INTERVAL", minimum=1),
@@ -254,6 +267,16 @@ class _Reader:
 
     def text(self, name: str) -> str:
         return self.env.get(name, "").strip()
+
+    def database(self, name: str) -> str:
+        """A database URL or path; a malformed one is a problem (its password unquoted)."""
+        raw = self.text(name) or DEFAULT_DATABASE
+        try:
+            parse_database_url(raw)
+        except DatabaseURLError as err:
+            self.problems.append(str(err))
+            return DEFAULT_DATABASE
+        return raw
 
     def number(
         self,

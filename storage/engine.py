@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 Params = Sequence[Any] | dict[str, Any]
 Dialect = Literal["sqlite", "postgresql"]
@@ -100,6 +100,24 @@ def _port_or_none(parts: Any) -> int | None:
         return parts.port
     except ValueError:
         return None
+
+
+def database_password(value: str) -> str:
+    """The password a PostgreSQL URL or conninfo carries ("" if none): a secret like any
+    other, redacted from logs."""
+    url = value.strip()
+    if not url.lower().startswith(("postgresql://", "postgres://")):
+        return ""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    if password:
+        return unquote(password)
+    from urllib.parse import parse_qs
+
+    query = parse_qs(urlsplit(url).query)
+    return (query.get("password") or [""])[0]
 
 
 def redact(text: str, dsn: str) -> str:

@@ -21,6 +21,19 @@ migrations = Migrations("syncwatch")
 POSTGRES: dict[str, Sequence[str]] = {}
 
 
+# Every table that holds data, parents before children (foreign keys): what a copy moves.
+DATA_TABLES = (
+    "watches",
+    "transitions",
+    "outbox",
+    "slack_messages",
+    "request_budgets",
+    "schedules",
+)
+# Tables whose integer `id` the database numbers (a copy sets the counter past the last).
+IDENTITY_TABLES = ("transitions", "outbox")
+
+
 class SchemaTooNewError(Exception):
     """The database was migrated by a newer syncwatch than this one."""
 

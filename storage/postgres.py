@@ -37,6 +37,14 @@ class PostgresEngine:
     def __init__(self, dsn: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.dsn = dsn
         self._local = threading.local()
+        # One direct attempt first: a wrong password or a server that isn't there is then
+        # one clear error at once, instead of the pool's retries and their warnings.
+        try:
+            psycopg.connect(dsn, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
+        except psycopg.Error as err:
+            raise DatabaseUnavailableError(
+                f"can't connect to PostgreSQL at {safe_dsn(dsn)}: {redact(libpq_reason(err), dsn)}"
+            ) from None
         self._pool = ConnectionPool(
             dsn,
             min_size=1,
@@ -49,21 +57,10 @@ class PostgresEngine:
         try:
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
         except PoolTimeout:
-            reason = self._why_not()
             self._pool.close()
             raise DatabaseUnavailableError(
-                f"can't connect to PostgreSQL at {safe_dsn(dsn)}: {reason}"
+                f"can't connect to PostgreSQL at {safe_dsn(dsn)}: timed out"
             ) from None
-
-    def _why_not(self) -> str:
-        """The server's own reason for refusing a connection (wrong password, no such
-        database, connection refused), from one direct attempt."""
-        try:
-            psycopg.connect(self.dsn, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
-        except psycopg.Error as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[-1]
-            return redact(first.strip(), self.dsn)
-        return "timed out"
 
     def _conn(self) -> psycopg.Connection[Any] | None:
         return getattr(self._local, "conn", None)
@@ -106,6 +103,21 @@ class PostgresEngine:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def libpq_reason(err: BaseException) -> str:
+    """libpq's multi-line error as one short line: `connection to server at "h", port 1
+    failed: Connection refused` → `Connection refused`; `… failed: FATAL:  database "x"
+    does not exist` → `database "x" does not exist`."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    line = next((x for x in lines if "failed: " in x), lines[0])
+    reason = line.rsplit("failed: ", 1)[1] if "failed: " in line else line
+    for prefix in ("FATAL:", "ERROR:"):
+        if reason.startswith(prefix):
+            reason = reason[len(prefix) :].strip()
+    return reason
 
 
 def _result(cursor: psycopg.Cursor[Any]) -> Result:

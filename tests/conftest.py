@@ -48,8 +48,12 @@ PG_SKIP = (
 )
 
 
+# Read once: fixtures that clear SYNCWATCH_* for a bot's environment must not turn it off.
+TEST_PG = os.environ.get("SYNCWATCH_TEST_PG", "").strip()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
-    dsn = os.environ.get("SYNCWATCH_TEST_PG")
+    dsn = TEST_PG
     return f"PostgreSQL tests: {safe_dsn(dsn)}" if dsn else PG_SKIP
 
 
@@ -58,7 +62,7 @@ def pg_url() -> Iterator[DatabaseURL]:
     """A DatabaseURL for a fresh, empty schema of the SYNCWATCH_TEST_PG database, dropped
     afterwards; each test (and each xdist worker) gets its own. Without the variable the
     test is skipped; with it, a server that can't be reached is an error, not a skip."""
-    dsn = os.environ.get("SYNCWATCH_TEST_PG")
+    dsn = TEST_PG
     if not dsn:
         pytest.skip(PG_SKIP)
     import psycopg

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -66,13 +67,19 @@ class Notifier:
         metrics: Metrics | None = None,
         workers: int = 4,
         paced: bool = True,
+        owner: str | None = None,
+        claim_seconds: float = 120.0,
     ) -> None:
-        """`paced=False` only for a Slack with no limits (the demo's local stand-in)."""
+        """`paced=False` only for a Slack with no limits (the demo's local stand-in).
+        `owner` names this process's claims on watches' deliveries (its replica id); a
+        claim lasts `claim_seconds` unless the replica's heartbeat renews it."""
         self.store = store
         self.client = client
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.credentials_ok = True
+        self.owner = owner or f"notifier-{secrets.token_hex(4)}"
+        self.claim_seconds = claim_seconds
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -109,14 +116,15 @@ class Notifier:
                 self.deliver_due()
             except Exception:
                 log.exception("outbox delivery round failed")
-            next_at = self.store.next_outbox_at(self.clock())
+            next_at = self.store.next_outbox_at(self.clock(), self.owner)
             delay = 1.0 if next_at is None else min(1.0, max(0.0, next_at - self.clock()))
             self._wake.wait(delay)
             self._wake.clear()
 
     def deliver_due(self) -> int:
-        """Send every row that is due now, one thread per watch at a time. Returns rows tried."""
-        rows = self.store.due_outbox(self.clock())
+        """Send every row that is due now, one thread per watch at a time. Returns rows tried.
+        Each watch is claimed first: with several replicas, one writes a thread at a time."""
+        rows = self.store.claim_outbox(self.clock(), self.owner, self.claim_seconds)
         by_watch: dict[str, list[OutboxRow]] = defaultdict(list)
         for row in rows:
             by_watch[row.watch_id].append(row)
@@ -130,15 +138,19 @@ class Notifier:
         # thread (replies, files). A row that must wait holds back the rest of its own
         # queue; a held-back edit holds back the thread only while there is no top message.
         held: set[str] = set()
-        with self._locks[hash(rows[0].watch_id) % len(self._locks)]:
-            for row in rows:
-                queue = "parent" if row.kind == OutboxKind.PARENT else "thread"
-                if queue in held:
-                    continue
-                if not self._deliver(row):
-                    held.add(queue)
-                    if queue == "parent" and self.store.parent_ref(row.watch_id) is None:
-                        held.add("thread")
+        watch_id = rows[0].watch_id
+        try:
+            with self._locks[hash(watch_id) % len(self._locks)]:
+                for row in rows:
+                    queue = "parent" if row.kind == OutboxKind.PARENT else "thread"
+                    if queue in held:
+                        continue
+                    if not self._deliver(row):
+                        held.add(queue)
+                        if queue == "parent" and self.store.parent_ref(watch_id) is None:
+                            held.add("thread")
+        finally:
+            self.store.release_outbox(self.owner, watch_id)
 
     # -- one row ---------------------------------------------------------------------------
 

@@ -52,7 +52,10 @@ class Poller:
         max_workers: int = 16,
         lease_seconds: float = 120.0,
         rand: Callable[[], float] = random.random,
+        owner: str | None = None,
     ) -> None:
+        """`owner` names this process's leases (its replica id); a lease lasts
+        `lease_seconds` unless the replica's heartbeat renews it."""
         self.store = store
         self.vendors = vendors
         self.policy = policy
@@ -62,7 +65,7 @@ class Poller:
         self.max_workers = max_workers
         self.lease_seconds = lease_seconds
         self.rand = rand
-        self.owner = f"poller-{secrets.token_hex(4)}"
+        self.owner = owner or f"poller-{secrets.token_hex(4)}"
         self.buckets = Buckets(clock)
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="poll")
         self._in_flight: set[Future[None]] = set()

@@ -25,12 +25,14 @@ from bot.listeners.background import AfterAck
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.poller import Poller
+from bot.replica import LEASE_SECONDS, Replica
 from bot.schedules import ScheduleRunner
 from bot.service import Service
 from bot.slack import build_slack_client
 from bot.vendors import SyncOptions, VendorContext, build_http_client
 from bot.vendors.pool import VendorPool
 from storage import Store
+from storage.engine import DatabaseURL
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +41,18 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 7.0
 
 
-def spool_dir_for(db_path: str) -> str:
-    """Result files wait beside the database they belong to (same disk, same lifetime)."""
-    path = f"{os.path.abspath(db_path)}.files"
+# A spool file younger than this may belong to a download another process on this host
+# (the old one, during a rolling deploy) has not yet recorded: the start-up sweep spares it.
+SWEEP_SPARES_S = 900.0
+
+
+def spool_dir_for(database: DatabaseURL) -> str:
+    """Where result files wait for their upload: beside a SQLite database (same disk, same
+    lifetime); for PostgreSQL, `./syncwatch-files` in the working directory."""
+    if database.dialect == "sqlite":
+        path = f"{os.path.abspath(database.target)}.files"
+    else:
+        path = os.path.abspath("syncwatch-files")
     os.makedirs(path, exist_ok=True)
     return path
 
@@ -63,8 +74,8 @@ class BotProcess:
         self.settings = settings
         self.clock = clock
         self.metrics = Metrics()
-        self.store = Store(settings.db_path)
-        self.spool_dir = spool_dir_for(settings.db_path)
+        self.store = Store(settings.database)
+        self.spool_dir = spool_dir_for(settings.database)
         ctx = VendorContext(
             http=build_http_client(vendor_transport),
             clock=clock,
@@ -79,8 +90,15 @@ class BotProcess:
         writer = slack_client or build_slack_client(
             settings.slack_bot_token, settings.slack_api_url, for_writes=True
         )
+        self.replica = Replica(self.store, clock=clock)
         self.notifier = Notifier(
-            self.store, writer, clock=clock, metrics=self.metrics, paced=pace_slack
+            self.store,
+            writer,
+            clock=clock,
+            metrics=self.metrics,
+            paced=pace_slack,
+            owner=self.replica.id,
+            claim_seconds=LEASE_SECONDS,
         )
         policy = PollPolicy.from_settings(settings)
         self.schedules = ScheduleRunner(
@@ -101,6 +119,8 @@ class BotProcess:
             clock=clock,
             on_change=self.notifier.wake,
             metrics=self.metrics,
+            owner=self.replica.id,
+            lease_seconds=LEASE_SECONDS,
         )
         self.after_ack = AfterAck()  # acks first, then the work after them
         self.app = create_app(
@@ -136,9 +156,8 @@ class BotProcess:
 
     def start(self) -> None:
         """Start polling and delivering (rows left by a previous process resume here)."""
-        freed = self.store.release_all_leases()
-        if freed:
-            log.info("freed %d watch leases left by a previous process", freed)
+        self.replica.join()
+        self.replica.start()
         self._sweep_spool()
         self.notifier.start()
         self.poller.start()
@@ -149,8 +168,13 @@ class BotProcess:
         """Delete result files no pending upload refers to (left by a crash mid-download,
         or by rows that died). Files of pending uploads stay: they are posted after start."""
         keep = self.store.pending_upload_paths()
+        spare_after = time.time() - SWEEP_SPARES_S
         with os.scandir(self.spool_dir) as entries:
-            stale = [e.path for e in entries if e.is_file() and e.path not in keep]
+            stale = [
+                e.path
+                for e in entries
+                if e.is_file() and e.path not in keep and e.stat().st_mtime < spare_after
+            ]
         for path in stale:
             with contextlib.suppress(OSError):
                 os.remove(path)
@@ -254,6 +278,7 @@ class BotProcess:
         self.schedules.shutdown()
         self.poller.shutdown(timeout=left())
         self.notifier.shutdown(timeout=left())
+        self.replica.leave()
         self.vendors.close()
         self.store.close()
         log.info("shut down cleanly")

@@ -29,6 +29,7 @@ DATA_TABLES = (
     "slack_messages",
     "request_budgets",
     "schedules",
+    "schedule_runs",
 )
 # Tables whose integer `id` the database numbers (a copy sets the counter past the last).
 IDENTITY_TABLES = ("transitions", "outbox")
@@ -244,6 +245,41 @@ def m007_outbox_in_flight(db: Database) -> None:
     # Set just before a message is sent: a row found with it after a crash or an ambiguous
     # failure is looked up in Slack (by its metadata) before it is sent again.
     db["outbox"].add_column("in_flight_at", float)
+
+
+@migration(
+    postgresql=(
+        "CREATE TABLE replicas (id TEXT PRIMARY KEY, host TEXT, pid BIGINT, "
+        "started_at DOUBLE PRECISION, heartbeat_at DOUBLE PRECISION)",
+        "ALTER TABLE watches ADD COLUMN outbox_owner TEXT",
+        "ALTER TABLE watches ADD COLUMN outbox_until DOUBLE PRECISION",
+        "CREATE INDEX idx_watches_lease_owner ON watches (lease_owner)",
+        "CREATE INDEX idx_watches_outbox_owner ON watches (outbox_owner)",
+        "CREATE TABLE schedule_runs (schedule_id TEXT NOT NULL REFERENCES schedules (id), "
+        "due_at DOUBLE PRECISION NOT NULL, watch_id TEXT, ran_at DOUBLE PRECISION, "
+        "PRIMARY KEY (schedule_id, due_at))",
+    )
+)
+def m008_replicas(db: Database) -> None:
+    # Several processes on one database (docs/architecture.md#replicas): each registers
+    # itself and beats; its poll leases and its claim on a watch's Slack deliveries
+    # (outbox_owner/outbox_until) are renewed by that beat and lapse when it stops.
+    db["replicas"].create(
+        {"id": str, "host": str, "pid": int, "started_at": float, "heartbeat_at": float},
+        pk="id",
+    )
+    db["watches"].add_column("outbox_owner", str)
+    db["watches"].add_column("outbox_until", float)
+    db["watches"].create_index(["lease_owner"])
+    db["watches"].create_index(["outbox_owner"])
+    # One row per schedule occurrence: the primary key makes a double fire impossible,
+    # whichever replica's timer goes off.
+    db["schedule_runs"].create(
+        {"schedule_id": str, "due_at": float, "watch_id": str, "ran_at": float},
+        pk=("schedule_id", "due_at"),
+        not_null={"schedule_id", "due_at"},
+        foreign_keys=[("schedule_id", "schedules", "id")],
+    )
 
 
 def apply(db: Database) -> None:

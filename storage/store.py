@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .db import SqliteEngine
@@ -498,14 +498,53 @@ class Store:
         )
         return [OutboxRow.from_row(r) for r in rows]
 
-    def next_outbox_at(self, now: float) -> float | None:
+    # A watch's Slack deliveries belong to one replica at a time (its claim lapses unless
+    # renewed by that replica's heartbeat), so each thread is written in order by one writer.
+    _FREE_FOR = "(w.outbox_until IS NULL OR w.outbox_until < :now OR w.outbox_owner = :owner)"
+
+    def claim_outbox(
+        self, now: float, owner: str, lease_s: float, limit: int = 200
+    ) -> list[OutboxRow]:
+        """Claim up to `limit` watches that have rows due now (and no other live claim),
+        and return those watches' due rows, oldest first, each thread read in order. The
+        claim is given back with `release_outbox` or lapses after `lease_s`."""
+        with self.engine.transaction():
+            claimed = self.engine.execute(
+                "UPDATE watches SET outbox_owner = :owner, outbox_until = :until "
+                "WHERE id IN (SELECT w.id FROM watches w WHERE w.id IN ("
+                "SELECT o.watch_id FROM outbox o WHERE o.status = 'pending' "
+                f"AND o.next_attempt_at <= :now AND {self._NOT_BLOCKED}) "
+                f"AND {self._FREE_FOR} LIMIT :limit{self._skip_locked}) RETURNING id",
+                {"owner": owner, "until": now + lease_s, "now": now, "limit": limit},
+            )
+            ids = [r["id"] for r in claimed.rows]
+            if not ids:
+                return []
+            marks = ", ".join("?" for _ in ids)
+            rows = self._rows(
+                f"SELECT * FROM outbox o WHERE o.watch_id IN ({marks}) AND o.status = 'pending' "
+                f"AND o.next_attempt_at <= ? AND {self._NOT_BLOCKED.replace(':now', '?')} "
+                "ORDER BY o.id",
+                [*ids, now, now],
+            )
+        return [OutboxRow.from_row(r) for r in rows]
+
+    def release_outbox(self, owner: str, watch_id: str) -> None:
+        """Give back the claim on a watch's deliveries (its round is over)."""
+        self.engine.execute(
+            "UPDATE watches SET outbox_owner = NULL, outbox_until = NULL "
+            "WHERE id = ? AND outbox_owner = ?",
+            [watch_id, owner],
+        )
+
+    def next_outbox_at(self, now: float, owner: str = "") -> float | None:
         """When the next row may go. Rows blocked behind a deferred row don't count (their
-        blocker does): a blocked row that was due long ago must not make the notifier's
-        loop spin until its blocker's time comes."""
+        blocker does), nor rows of watches another replica is delivering: neither may make
+        the notifier's loop spin until their time comes."""
         row = self.engine.row(
-            "SELECT MIN(o.next_attempt_at) FROM outbox o WHERE o.status = 'pending' "
-            f"AND {self._NOT_BLOCKED}",
-            {"now": now},
+            "SELECT MIN(o.next_attempt_at) FROM outbox o JOIN watches w ON w.id = o.watch_id "
+            f"WHERE o.status = 'pending' AND {self._NOT_BLOCKED} AND {self._FREE_FOR}",
+            {"now": now, "owner": owner},
         )
         return row[0] if row else None
 
@@ -640,18 +679,83 @@ class Store:
             self._queue(watch_id, OutboxKind.PARENT, now)
             return True
 
-    def release_all_leases(self) -> int:
-        """At start: leases left by a killed process would hold its watches back until they
-        ran out. One process owns a database, so every lease found now is stale."""
+    # -- replicas --------------------------------------------------------------------------
+
+    def join(self, replica: str, host: str, pid: int, now: float) -> None:
+        """Register a process that is about to poll and deliver (see `beat`)."""
+        self.engine.execute(
+            "INSERT INTO replicas (id, host, pid, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?)",
+            [replica, host, pid, now, now],
+        )
+
+    def beat(self, replica: str, now: float, lease_s: float) -> int:
+        """The replica is alive: renew its poll leases and delivery claims to `now +
+        lease_s`. Returns how many it holds. A replica that stops beating loses them all
+        within `lease_s`, and the others pick its watches up."""
+        until = now + lease_s
         with self.engine.transaction():
-            cursor = self.engine.execute(
-                "UPDATE watches SET lease_until = NULL, lease_owner = NULL "
-                "WHERE lease_owner IS NOT NULL"
-            )
-            return cursor.rowcount
+            seen = self.engine.execute(
+                "UPDATE replicas SET heartbeat_at = ? WHERE id = ?", [now, replica]
+            ).rowcount
+            if not seen:  # forgotten as stale after a long stall: it is back
+                self.engine.execute(
+                    "INSERT INTO replicas (id, heartbeat_at, started_at) VALUES (?, ?, ?)",
+                    [replica, now, now],
+                )
+            leases = self.engine.execute(
+                "UPDATE watches SET lease_until = ? WHERE lease_owner = ? "
+                "AND lease_until IS NOT NULL",
+                [until, replica],
+            ).rowcount
+            claims = self.engine.execute(
+                "UPDATE watches SET outbox_until = ? WHERE outbox_owner = ?", [until, replica]
+            ).rowcount
+        return leases + claims
+
+    def leave(self, replica: str) -> None:
+        """A replica shutting down gives back everything it holds and unregisters."""
+        with self.engine.transaction():
+            self._free(replica)
+            self.engine.execute("DELETE FROM replicas WHERE id = ?", [replica])
+
+    def _free(self, replica: str) -> int:
+        leases = self.engine.execute(
+            "UPDATE watches SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ?",
+            [replica],
+        ).rowcount
+        claims = self.engine.execute(
+            "UPDATE watches SET outbox_until = NULL, outbox_owner = NULL WHERE outbox_owner = ?",
+            [replica],
+        ).rowcount
+        return leases + claims
+
+    def free_dead_replicas(
+        self, host: str, alive: Callable[[int], bool], *, stale_before: float
+    ) -> int:
+        """At start: free what processes on this host that no longer exist held (a killed
+        predecessor), at once instead of after their leases lapse, and forget replicas
+        silent since `stale_before` (their leases have long lapsed). A process that is
+        alive, here or elsewhere, is never touched. Returns leases and claims freed."""
+        freed = 0
+        with self.engine.transaction():
+            here = self._rows("SELECT id, pid FROM replicas WHERE host = ?", [host])
+            for replica in here:
+                if replica["pid"] is not None and not alive(int(replica["pid"])):
+                    freed += self._free(replica["id"])
+                    self.engine.execute("DELETE FROM replicas WHERE id = ?", [replica["id"]])
+            self.engine.execute("DELETE FROM replicas WHERE heartbeat_at < ?", [stale_before])
+        return freed
+
+    def replicas(self, since: float) -> list[dict[str, Any]]:
+        """Replicas that have beaten since `since` (operators, /metrics)."""
+        return self._rows(
+            "SELECT id, host, pid, started_at, heartbeat_at FROM replicas "
+            "WHERE heartbeat_at >= ? ORDER BY started_at",
+            [since],
+        )
 
     def release_owner(self, owner: str) -> None:
-        """Give back every lease `owner` holds (a poller shutting down)."""
+        """Give back every poll lease `owner` holds (a poller shutting down)."""
         with self.engine.transaction():
             self.engine.execute(
                 "UPDATE watches SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = ?",
@@ -748,13 +852,29 @@ class Store:
                 or current.next_run_at != due_at
             ):
                 return None
-            self._update("schedules", schedule_id, {"next_run_at": next_run_at, "last_run_at": now})
+            # The occurrence's own row decides, whichever replica fired: its primary key
+            # lets one insert through; the others find it taken and do nothing.
+            first = self.engine.execute(
+                "INSERT INTO schedule_runs (schedule_id, due_at, ran_at) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING schedule_id",
+                [schedule_id, due_at, now],
+            )
+            if not first.rows:
+                return None
+            self.engine.execute(
+                "UPDATE schedules SET next_run_at = ?, last_run_at = ? WHERE id = ?",
+                [next_run_at, now, schedule_id],
+            )
             running = self.find_active(draft.vendor, draft.ref, draft.channel_id)
             if running is not None:  # still syncing from before: say so where people look
                 skipped = TransitionDraft(event=Event.NOTE, note=skipped_note)
                 self._record(running.id, skipped, False, now)
                 return None
             (watch,) = self.create_watches([draft], now)
+            self.engine.execute(
+                "UPDATE schedule_runs SET watch_id = ? WHERE schedule_id = ? AND due_at = ?",
+                [watch.id, schedule_id, due_at],
+            )
             if note:
                 self._record(watch.id, TransitionDraft(event=Event.NOTE, note=note), False, now)
             return watch

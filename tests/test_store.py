@@ -429,14 +429,6 @@ def test_poll_notes_become_their_own_thread_replies(store, clock):
     assert [r.kind for r in store.outbox_rows(w.id)] == ["parent", "parent", "reply", "reply"]
 
 
-def test_leases_left_by_a_killed_process_are_freed_at_start(store, clock):
-    (w,) = make(store)
-    assert store.claim_due(clock.now, "dead-process", 120, 10)
-    assert store.claim_due(clock.now, "new-process", 120, 10) == []  # held by the dead one
-    assert store.release_all_leases() == 1
-    assert [x.id for x in store.claim_due(clock.now, "new-process", 120, 10)] == [w.id]
-
-
 def test_postpone_moves_a_row_without_counting_a_failed_attempt(store):
     (w,) = make(store)
     (row,) = store.outbox_rows(w.id)

@@ -1,0 +1,92 @@
+"""This process as a replica: it registers, beats, frees only dead predecessors of its own
+host, gives everything back when it stops, and spares files another live process just
+downloaded."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from bot.replica import LEASE_SECONDS, Replica
+from storage import Store
+from tests.test_integration import parents, wait_until
+from tests.test_store import NOW, draft, make
+
+
+def test_joining_frees_a_dead_predecessor_of_this_host_only(store):
+    (w,) = make(store)
+    store.join("h:41:aa", "h", 41, NOW)
+    assert store.claim_due(NOW, "h:41:aa", LEASE_SECONDS, 10)
+    replica = Replica(store, clock=lambda: NOW + 1, host="h", pid=99, alive=lambda pid: False)
+    assert replica.join() == 1
+    assert [x.id for x in store.claim_due(NOW + 1, replica.id, LEASE_SECONDS, 10)] == [w.id]
+
+
+def test_a_live_process_keeps_its_work_when_another_one_starts(store):
+    make(store)
+    store.join("h:41:aa", "h", 41, NOW)
+    assert store.claim_due(NOW, "h:41:aa", LEASE_SECONDS, 10)
+    replica = Replica(store, clock=lambda: NOW + 1, host="h", pid=99, alive=lambda pid: True)
+    assert replica.join() == 0
+    assert store.claim_due(NOW + 1, replica.id, LEASE_SECONDS, 10) == []
+
+
+def test_a_predecessor_that_had_our_pid_is_dead(store):
+    """Containers reuse pids across restarts: the old process with our pid is gone."""
+    make(store)
+    store.join("h:1:aa", "h", 1, NOW)
+    store.claim_due(NOW, "h:1:aa", LEASE_SECONDS, 10)
+    replica = Replica(store, clock=lambda: NOW + 1, host="h", pid=1, alive=lambda pid: True)
+    assert replica.join() == 1
+
+
+def test_a_beat_renews_and_leaving_gives_back(store):
+    (w,) = make(store)
+    now = [NOW]
+    replica = Replica(store, clock=lambda: now[0], host="h", pid=5)
+    replica.join()
+    store.claim_due(NOW, replica.id, LEASE_SECONDS, 10)
+    now[0] = NOW + 25
+    replica.beat()
+    assert store.claim_due(NOW + LEASE_SECONDS + 5, "other", LEASE_SECONDS, 10) == []
+    replica.leave()
+    assert [x.id for x in store.claim_due(NOW + 26, "other", LEASE_SECONDS, 10)] == [w.id]
+
+
+def test_two_processes_on_one_database_post_each_watch_once(start_bot, fake_slack, tmp_path):
+    """A rolling deploy: old and new process overlap on one SQLite file."""
+    old, old_driver = start_bot()
+    new, _ = start_bot()
+    assert old.replica.id != new.replica.id
+    for i in range(6):
+        response, _ = old_driver.slash(f"watch za 2480011000000498001/{i}")
+        assert response.status_code == 200
+    wait_until(lambda: len(parents(fake_slack)) == 6, what="six parent messages")
+    start_bot.stop(old)  # the old one leaves; the new one carries on alone
+    replicas = new.store.replicas(since=0)
+    assert [r["id"] for r in replicas] == [new.replica.id]
+    assert len(parents(fake_slack)) == 6  # each watch has exactly one parent
+
+
+def test_start_up_sweep_spares_a_file_another_process_just_downloaded(running, tmp_path):
+    bot, _ = running
+    fresh = os.path.join(bot.spool_dir, "result-fresh")
+    old = os.path.join(bot.spool_dir, "result-old")
+    for path in (fresh, old):
+        with open(path, "wb") as fh:
+            fh.write(b"x")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    bot._sweep_spool()
+    assert os.path.exists(fresh) and not os.path.exists(old)
+
+
+def test_two_stores_see_one_replica_list(tmp_path):
+    path = str(tmp_path / "r.db")
+    a, b = Store(path), Store(path)
+    try:
+        a.join("one", "h", 1, NOW)
+        assert [r["id"] for r in b.replicas(since=0)] == ["one"]
+        make(a, draft(ref="1/9"))
+    finally:
+        a.close()
+        b.close()

@@ -1,0 +1,160 @@
+"""Several processes on one database: heartbeats keep leases and delivery claims alive,
+a dead process's work passes on, a live one's never does, and a schedule occurrence runs
+once whoever fires it. Every test runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from storage import NewWatch, Store
+from tests.test_store import NOW, draft, make
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    return any_store
+
+
+@pytest.fixture
+def second(store: Store, tmp_path) -> Store:
+    """Another process's view of the same database (its own connections)."""
+    other = Store(store.url)
+    yield other
+    other.close()
+
+
+def test_a_beat_keeps_a_replicas_leases_and_claims_alive(store, second):
+    (w,) = make(store)
+    store.join("r1", "host-a", 101, NOW)
+    assert store.claim_due(NOW, "r1", 30, 10)
+    assert [r.watch_id for r in store.claim_outbox(NOW, "r1", 30)] == [w.id]
+    for beat_at in (NOW + 10, NOW + 20, NOW + 30, NOW + 40):
+        assert store.beat("r1", beat_at, 30) == 2  # one lease, one delivery claim
+    # long past the first lease's end, the other replica still can't take either
+    assert second.claim_due(NOW + 60, "r2", 30, 10) == []
+    assert second.claim_outbox(NOW + 60, "r2", 30) == []
+
+
+def test_a_replica_that_stops_beating_loses_its_work_within_the_lease(store, second):
+    (w,) = make(store)
+    store.join("r1", "host-a", 101, NOW)
+    store.claim_due(NOW, "r1", 30, 10)
+    store.claim_outbox(NOW, "r1", 30)
+    store.beat("r1", NOW + 10, 30)  # then it is killed: no more beats
+    assert second.claim_due(NOW + 39, "r2", 30, 10) == []
+    taken = second.claim_due(NOW + 40.5, "r2", 30, 10)
+    assert [(x.id, x.lease_owner) for x in taken] == [(w.id, "r2")]
+    assert [r.watch_id for r in second.claim_outbox(NOW + 40.5, "r2", 30)] == [w.id]
+
+
+def test_at_start_only_dead_processes_on_this_host_are_freed(store):
+    make(store, draft(ref="1/1"), draft(ref="1/2"), draft(ref="1/3"))
+    for replica, host, pid in (("dead", "h", 1), ("alive", "h", 2), ("elsewhere", "g", 1)):
+        store.join(replica, host, pid, NOW)
+        assert len(store.claim_due(NOW, replica, 30, 1)) == 1
+    freed = store.free_dead_replicas("h", alive=lambda pid: pid == 2, stale_before=NOW - 3600)
+    assert freed == 1
+    taken = store.claim_due(NOW + 1, "new", 30, 10)
+    assert len(taken) == 1  # the dead one's watch only: the others are still held
+    assert {r["id"] for r in store.replicas(since=NOW - 1)} == {"alive", "elsewhere"}
+
+
+def test_replicas_silent_for_long_are_forgotten(store):
+    store.join("old", "h", 7, NOW - 7200)
+    store.join("new", "h", 8, NOW)
+    store.free_dead_replicas("other-host", alive=lambda pid: True, stale_before=NOW - 3600)
+    assert [r["id"] for r in store.replicas(since=0)] == ["new"]
+
+
+def test_leaving_gives_everything_back(store, second):
+    (w,) = make(store)
+    store.join("r1", "h", 1, NOW)
+    store.claim_due(NOW, "r1", 30, 10)
+    store.claim_outbox(NOW, "r1", 30)
+    store.leave("r1")
+    assert [x.id for x in second.claim_due(NOW, "r2", 30, 10)] == [w.id]
+    assert [r.watch_id for r in second.claim_outbox(NOW, "r2", 30)] == [w.id]
+    assert store.replicas(since=0) == []
+
+
+def test_one_watchs_deliveries_belong_to_one_replica_at_a_time(store, second):
+    first, other = make(store, draft(ref="1/1"), draft(ref="1/2"))
+    mine = store.claim_outbox(NOW, "r1", 30, limit=1)
+    assert len(mine) == 1
+    theirs = second.claim_outbox(NOW, "r2", 30)
+    assert {r.watch_id for r in theirs} == {first.id, other.id} - {mine[0].watch_id}
+    for row in theirs:
+        second.mark_sent(row.id, NOW)
+    # nothing is due for r2 any more: its loop must not spin on r1's rows
+    assert second.next_outbox_at(NOW, "r2") is None
+    assert store.next_outbox_at(NOW, "r1") == NOW
+    store.release_outbox("r1", mine[0].watch_id)
+    assert [r.watch_id for r in second.claim_outbox(NOW, "r2", 30)] == [mine[0].watch_id]
+
+
+def test_concurrent_delivery_claims_never_share_a_watch(store):
+    make(store, *(draft(ref=f"1/{i}") for i in range(40)))
+    stores = [Store(store.url), Store(store.url)]
+    got: dict[str, list[str]] = {"a": [], "b": []}
+    start = threading.Barrier(2)
+
+    def claim(name: str, s: Store) -> None:
+        start.wait()
+        while batch := s.claim_outbox(NOW, name, 30, limit=3):
+            got[name] += sorted({r.watch_id for r in batch})
+            for row in batch:  # delivered
+                s.mark_sent(row.id, NOW)
+
+    threads = [
+        threading.Thread(target=claim, args=(n, s)) for n, s in zip(got, stores, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    for s in stores:
+        s.close()
+    assert not set(got["a"]) & set(got["b"])
+    assert len(got["a"]) + len(got["b"]) == 40
+
+
+def _sync_draft() -> NewWatch:
+    return NewWatch(
+        vendor="zoho-analytics-sync",
+        ref="111/222",
+        connection="default",
+        channel_id="C1",
+        requester_id="U1",
+        interval_s=10.0,
+        deadline=NOW + 86400,
+        trigger=True,
+    )
+
+
+def test_a_schedule_occurrence_runs_once_whichever_replica_fires_it(store):
+    schedule = store.create_schedule(_sync_draft(), "0 6 * * *", "UTC", NOW, NOW - 60)
+    stores = [Store(store.url) for _ in range(4)]
+    started: list[object] = []
+    start = threading.Barrier(len(stores))
+
+    def fire(s: Store) -> None:
+        start.wait()
+        watch = s.record_schedule_run(
+            schedule.id, NOW, NOW + 86400, _sync_draft(), None, NOW, skipped_note="busy"
+        )
+        if watch is not None:
+            started.append(watch)
+
+    threads = [threading.Thread(target=fire, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    for s in stores:
+        s.close()
+    assert len(started) == 1
+    runs = store.engine.query("SELECT schedule_id, due_at, watch_id FROM schedule_runs")
+    assert runs == [{"schedule_id": schedule.id, "due_at": NOW, "watch_id": started[0].id}]  # type: ignore[attr-defined]
+    assert len(store.list_watches()) == 1

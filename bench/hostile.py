@@ -64,6 +64,11 @@ from common import (
     wait_until,
 )
 
+import bot
+
+# The checkout whose `bot` package this process imported (PYTHONPATH=<checkout> to measure
+# another one, bench/README.md): the bot subprocess is given the same.
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(bot.__file__)))
 CHANNEL = "CBENCH01"
 PATH = "/slack/events"
 PIECE = 64 * 1024
@@ -367,6 +372,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             rate_per_minute=UNLIMITED_RATE,
             port=port,
         )
+        env["PYTHONPATH"] = CHECKOUT  # the bot runs the code this bench imported
         log_path = os.path.join(tmp, "bot.log")
         with open(log_path, "wb") as err:
             bot = subprocess.Popen(
@@ -456,6 +462,20 @@ def stop(bot: subprocess.Popen) -> None:
         bot.wait(timeout=10)
 
 
+def code_version() -> dict[str, Any]:
+    """Which checkout the bot ran, at which commit (and whether it had changes on top)."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", "-C", CHECKOUT, *argv], capture_output=True, text=True)
+        return done.stdout.strip()
+
+    return {
+        "checkout": CHECKOUT,
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "uncommitted_changes": bool(git("status", "--porcelain", "--", "bot", "storage")),
+    }
+
+
 # -- the report -----------------------------------------------------------------------------
 
 
@@ -499,6 +519,7 @@ def report(
         "bench": "hostile",
         "quick": args.quick,
         "machine": machine(),
+        "code": code_version(),
         "params": {
             "senders": args.senders,
             "variants": args.variants,

@@ -19,6 +19,7 @@ from waitress.server import create_server
 from bot.app import HTTP_THREADS, create_app, make_wsgi
 from bot.budget import MonthlyBudget
 from bot.config import Settings
+from bot.framing import bound_chunked_framing
 from bot.inbound import MAX_BODY_BYTES
 from bot.lifecycle import PollPolicy
 from bot.listeners.background import AfterAck
@@ -186,6 +187,8 @@ class BotProcess:
             max_request_body_size=MAX_BODY_BYTES,  # waitress refuses more with a 413
             ident="syncwatch",
         )
+        # A chunk-size line or trailer that never ends: 400, not 1 MiB of re-scans.
+        bound_chunked_framing(self._server)
         port = int(self._server.effective_port)
         log.info("listening on http://%s:%s", self.settings.host, port)
         if background:

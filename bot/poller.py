@@ -28,7 +28,7 @@ from bot import lifecycle, texts
 from bot.metrics import Metrics
 from bot.ratelimit import Buckets
 from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
-from bot.vendors.base import AnyVendor, VendorClient
+from bot.vendors.base import AnyVendor, VendorClient, VendorSpec
 from bot.vendors.pool import UnknownConnectionError, VendorPool
 from storage import PollResult, Store, Watch
 
@@ -194,6 +194,8 @@ class Poller:
             outcome: JobSnapshot | VendorError = self._ask(vendor, watch)
         except VendorError as err:
             outcome = err
+        except RecursionError:
+            outcome = self._too_deep(watch, spec)
         uploads: list[dict[str, Any]] = []
         if isinstance(outcome, JobSnapshot) and outcome.state.terminal:
             try:
@@ -201,6 +203,8 @@ class Poller:
             except TransientError as err:
                 # The files are the point of the watch: end it only once they are in hand.
                 outcome = err
+            except RecursionError:
+                outcome = self._too_deep(watch, spec)
             except OSError as err:  # disk full, spool unwritable: ours, and worth a retry
                 log.error("watch %s: can't store its result files: %s", watch.id, err)
                 reason = err.strerror or type(err).__name__
@@ -213,6 +217,13 @@ class Poller:
             min_interval=_min_interval(vendor),
             extra={"trigger_pending": 0} if triggered else None,
         )
+
+    def _too_deep(self, watch: Watch, spec: VendorSpec) -> TransientError:
+        """A vendor reply nested deeper than Python can walk (decoding is caught in
+        `common.json_object`; this is the rest, e.g. a decoded value encoded again): as
+        unusable as one that doesn't parse, so a garbage reply, retried later like one."""
+        log.warning("watch %s: %s sent a reply nested too deeply", watch.id, spec.key)
+        return TransientError(texts.vendor_reply_too_deep(spec.label))
 
     def _ask(self, vendor: AnyVendor, watch: Watch) -> JobSnapshot:
         """One vendor call: a job poll, or for a sync its trigger (first) or its outcome.

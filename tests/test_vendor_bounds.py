@@ -152,6 +152,27 @@ def test_retry_after_zero_does_not_mean_a_poll_a_second(tmp_path):
 # -- huge text, many statuses ---------------------------------------------------------------
 
 
+def test_a_ten_megabyte_status_is_stored_clipped(tmp_path):
+    """A vendor's 10 MB unknown status reaches the watch, its snapshot and its history
+    clipped to the documented limit."""
+    from bot.vendors.boundary import STATUS_CHARS
+
+    huge = "NEW STATUS " + "x" * 10_000_000
+    polled, (history,) = poll_once(
+        tmp_path,
+        FakeClock(),
+        lambda _: httpx.Response(200, json={"status": "success", "data": {"jobStatus": huge}}),
+    )
+    assert polled.state == "unknown"
+    shown = polled.raw_status or ""
+    assert len(shown) == STATUS_CHARS
+    assert shown.startswith("NEW STATUS xxx") and shown.endswith("…")
+    assert len(polled.snapshot or "") < 2 * STATUS_CHARS
+    assert history.raw_status == shown
+    stored = sum(p.stat().st_size for p in tmp_path.iterdir() if p.name.startswith("syncwatch.db"))
+    assert stored < 2_000_000
+
+
 def test_unknown_statuses_are_remembered_in_a_bounded_window(caplog):
     """5,000 made-up statuses: each is warned about once while it is in the window, and the
     window holds at most SEEN_KEYS_KEPT keys (a 10 MB status costs no more than a short one)."""

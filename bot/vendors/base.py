@@ -28,6 +28,8 @@ from typing import Literal, Protocol, TypeVar
 
 import httpx
 
+from bot.redaction import Redactor
+
 Clock = Callable[[], float]
 
 
@@ -295,7 +297,8 @@ class VendorContext:
     Downloads go to `spool_dir` (created by the runtime; files there survive a restart
     until posted) and stop at `max_file_bytes` (SYNCWATCH_MAX_FILE_MB). `shared` holds the
     token caches by (kind, origin, credentials digest), created under `shared_lock`;
-    `seen` remembers what was already logged once.
+    `seen` remembers what was already logged once. `redactor` knows every secret to keep out
+    of vendor text: the configured ones and each access token a token cache mints.
     """
 
     http: httpx.Client
@@ -306,6 +309,7 @@ class VendorContext:
     budget: RequestBudget | None = None
     shared_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     seen: SeenKeys = field(default_factory=SeenKeys, repr=False)
+    redactor: Redactor = field(default_factory=Redactor, repr=False)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def test_the_spellings_a_vendor_echoes_are_redacted(echoed):
 def test_bytes_without_a_secret_come_back_unchanged():
     r = Redactor([SECRET])
     data = "naïve,café\r\n1,2\n".encode("utf-16")  # not even UTF-8
-    assert r.redact_bytes(data) is data or r.redact_bytes(data) == data
+    assert r.redact_bytes(data) == data
     assert r.redact_bytes(f"x,{SECRET}\n".encode()) == b"x,[redacted]\n"
 
 

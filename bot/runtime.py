@@ -26,6 +26,7 @@ from bot.listeners.background import AfterAck
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.poller import Poller
+from bot.redaction import Redactor
 from bot.schedules import ScheduleRunner
 from bot.service import Service
 from bot.slack import build_slack_client
@@ -60,8 +61,11 @@ class BotProcess:
         slack_client: WebClient | None = None,
         authorize: Callable[..., Any] | None = None,
         pace_slack: bool = True,
+        redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
+        # The log filter's, when `syncwatch run` made one: then logs also learn the tokens.
+        self.redactor = redactor or Redactor(settings.secrets())
         self.clock = clock
         self.metrics = Metrics()
         self.store = Store(settings.db_path)
@@ -72,6 +76,7 @@ class BotProcess:
             spool_dir=self.spool_dir,
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
             budget=MonthlyBudget(self.store, clock),
+            redactor=self.redactor,
         )
         self.vendors = VendorPool(settings.connections, ctx, self._sync_options)
         self.slack = slack_client or build_slack_client(

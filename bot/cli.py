@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings
+from bot.redaction import Redactor
 from storage import ACTIVE, PAUSED
 
 log = logging.getLogger("syncwatch")
@@ -27,9 +28,11 @@ class RedactingFilter(logging.Filter):
     # Query strings can carry credentials (Zoho's sync CONFIG holds a password): drop them.
     QUERY = re.compile(r"(https?://[^\s?#\"']+)\?[^\s\"']*")
 
-    def __init__(self, secrets: Sequence[str]) -> None:
+    def __init__(self, secrets: Redactor | Sequence[str]) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        # The process's one Redactor when given (it also learns the access tokens minted at
+        # run time), so logs and vendor text are redacted alike.
+        self.redactor = secrets if isinstance(secrets, Redactor) else Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -47,8 +50,7 @@ class RedactingFilter(logging.Filter):
         return True
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
+        text = self.redactor.redact(text)
         text = self.QUERY.sub(r"\1?[redacted]", text)
         return self.TOKEN_SHAPES.sub("[redacted]", text)
 
@@ -99,7 +101,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(
-    secrets: Sequence[str], level: int = logging.INFO, *, json_lines: bool = False
+    secrets: Redactor | Sequence[str], level: int = logging.INFO, *, json_lines: bool = False
 ) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
@@ -130,11 +132,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  - {problem}", file=sys.stderr)
         print("Run `syncwatch check` for details.", file=sys.stderr)
         return 1
-    setup_logging(settings.secrets(), json_lines=settings.log_format == "json")
+    redactor = Redactor(settings.secrets())
+    setup_logging(redactor, json_lines=settings.log_format == "json")
     from bot.runtime import BotProcess
 
     try:
-        bot = BotProcess(settings)
+        bot = BotProcess(settings, redactor=redactor)
     except Exception as err:  # e.g. Slack rejected the token during auth.test
         log.error("startup failed: %s", err)
         return 1
@@ -179,16 +182,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
         if not conn.analytics_org_id:
             print("WARN       ZOHO_ANALYTICS_ORG_ID is not set: Zoho Analytics polls will fail")
-    pool = VendorPool(settings.connections, VendorContext(build_http_client(), time.time))
+    redactor = Redactor(settings.secrets())
+    ctx = VendorContext(build_http_client(), time.time, redactor=redactor)
+    pool = VendorPool(settings.connections, ctx)
     try:
         for spec in SPECS.values():
             for name in settings.connections(spec.family):
                 try:
-                    detail = pool.get(spec, name).check()
+                    detail = redactor.redact(pool.get(spec, name).check())
                     rate = pool.budget(spec, name)[1]  # the account's token bucket
                     print(f"ok         {spec.key} [{name}]: {detail}; ≤ {rate:g} requests/min")
                 except VendorError as err:
-                    print(f"FAIL       {spec.key} [{name}]: {err.message}")
+                    print(f"FAIL       {spec.key} [{name}]: {redactor.redact(err.message)}")
                     failures += 1
     finally:
         pool.close()

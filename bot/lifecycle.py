@@ -89,10 +89,17 @@ def transient_delay(interval: float, failures: int, rand: Random) -> float:
     return base * (1 + 0.1 * rand())
 
 
-def rate_limit_delay(retry_after: float | None, failures: int, rand: Random) -> float:
-    """Vendor throttling: its Retry-After plus 0–10 %, else 60 s doubling to 10 min."""
+def rate_limit_delay(
+    retry_after: float | None, failures: int, rand: Random, interval: float = 0.0
+) -> float:
+    """Vendor throttling: its Retry-After plus 0–10 %, else 60 s doubling to 10 min.
+
+    A Retry-After of 0 (or negative, or tiny) would mean a poll a second at a vendor that
+    just refused one: the wait is at least what any failed poll waits, the transient
+    backoff from `interval` (docs/vendors.md#backoff)."""
     if retry_after is not None:
-        return retry_after * (1 + 0.1 * rand()) + 0.05
+        floor = min(600.0, max(interval, 5.0 * 2 ** (failures - 1)))
+        return max(floor, retry_after) * (1 + 0.1 * rand()) + 0.05  # floor first: NaN loses
     base = min(600.0, 60.0 * 2 ** (failures - 1))
     # Equal jitter rather than full jitter: throttled watches spread out, yet none comes
     # back within seconds to hit the same throttle again.
@@ -207,12 +214,12 @@ def _on_transient(
     watch: Watch, err: TransientError, spec: VendorSpec, now: float, rand: Random
 ) -> PollResult:
     failures = watch.attempts + 1
+    # Back off from the interval the job's age calls for, not the (shorter) start one.
+    interval = interval_at(spec, watch.interval_s, now - watch.created_at)
     if isinstance(err, RateLimitedError):
-        delay = rate_limit_delay(err.retry_after, failures, rand)
+        delay = rate_limit_delay(err.retry_after, failures, rand, interval)
         shown = f"{err.message} (waiting {int(delay)}s before the next check)"
     else:
-        # Back off from the interval the job's age calls for, not the (shorter) start one.
-        interval = interval_at(spec, watch.interval_s, now - watch.created_at)
         delay = transient_delay(interval, failures, rand)
         shown = err.message
     changes = {

@@ -28,7 +28,8 @@ from bot import lifecycle, texts
 from bot.metrics import Metrics
 from bot.ratelimit import Buckets
 from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
-from bot.vendors.base import AnyVendor, VendorClient
+from bot.vendors.base import AnyVendor, VendorClient, VendorSpec
+from bot.vendors.boundary import VendorBoundary
 from bot.vendors.pool import UnknownConnectionError, VendorPool
 from storage import PollResult, Store, Watch
 
@@ -67,6 +68,7 @@ class Poller:
         self.rand = rand
         self.owner = owner or f"poller-{secrets.token_hex(4)}"
         self.buckets = Buckets(clock)
+        self.boundary = VendorBoundary(vendors.ctx.redactor)
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="poll")
         self._in_flight: set[Future[None]] = set()
         self._lock = threading.Lock()
@@ -193,17 +195,23 @@ class Poller:
         except UnknownConnectionError as err:
             self._apply(watch, VendorError(f"{err} in syncwatch's config"))
             return
+        # Past here vendor text is redacted and bounded (bot/vendors/boundary.py): what is
+        # decided, stored and posted, and the snapshot the vendor's results() gets, too.
         try:
-            outcome: JobSnapshot | VendorError = self._ask(vendor, watch)
+            outcome: JobSnapshot | VendorError = self.boundary.snapshot(self._ask(vendor, watch))
         except VendorError as err:
-            outcome = err
+            outcome = self.boundary.error(err)
+        except RecursionError:
+            outcome = self._too_deep(watch, spec)
         uploads: list[dict[str, Any]] = []
         if isinstance(outcome, JobSnapshot) and outcome.state.terminal:
             try:
                 uploads = self._result_uploads(vendor, watch, outcome)
             except TransientError as err:
                 # The files are the point of the watch: end it only once they are in hand.
-                outcome = err
+                outcome = self.boundary.error(err)
+            except RecursionError:
+                outcome = self._too_deep(watch, spec)
             except OSError as err:  # disk full, spool unwritable: ours, and worth a retry
                 log.error("watch %s: can't store its result files: %s", watch.id, err)
                 reason = err.strerror or type(err).__name__
@@ -216,6 +224,13 @@ class Poller:
             min_interval=_min_interval(vendor),
             extra={"trigger_pending": 0} if triggered else None,
         )
+
+    def _too_deep(self, watch: Watch, spec: VendorSpec) -> TransientError:
+        """A vendor reply nested deeper than Python can walk (decoding is caught in
+        `common.json_object`; this is the rest, e.g. a decoded value encoded again): as
+        unusable as one that doesn't parse, so a garbage reply, retried later like one."""
+        log.warning("watch %s: %s sent a reply nested too deeply", watch.id, spec.key)
+        return TransientError(texts.vendor_reply_too_deep(spec.label))
 
     def _ask(self, vendor: AnyVendor, watch: Watch) -> JobSnapshot:
         """One vendor call: a job poll, or for a sync its trigger (first) or its outcome.
@@ -236,9 +251,17 @@ class Poller:
         except TransientError:
             raise
         except VendorError as err:
-            log.warning("watch %s: result files unavailable: %s", watch.id, err.message)
-            return [{"note": texts.result_file_unavailable(err.message), "warning": True}]
-        return [self._upload_payload(f) for f in files]
+            message = self.boundary.error(err).message
+            log.warning("watch %s: result files unavailable: %s", watch.id, message)
+            return [{"note": texts.result_file_unavailable(message), "warning": True}]
+        try:
+            return [self._upload_payload(self.boundary.result(f)) for f in files]
+        except BaseException:
+            for rf in files:  # the poll is retried whole: leave no download behind
+                if rf.path:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(rf.path)
+            raise
 
     def _upload_payload(self, rf: ResultFile) -> dict[str, Any]:
         """Describe one result for the outbox: a note, a spool file, or small inline bytes

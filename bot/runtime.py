@@ -19,12 +19,14 @@ from waitress.server import create_server
 from bot.app import HTTP_THREADS, create_app, make_wsgi
 from bot.budget import MonthlyBudget
 from bot.config import Settings
+from bot.framing import bound_chunked_framing
 from bot.inbound import MAX_BODY_BYTES
 from bot.lifecycle import PollPolicy
 from bot.listeners.background import AfterAck
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.poller import Poller
+from bot.redaction import Redactor
 from bot.replica import LEASE_SECONDS, Replica
 from bot.schedules import ScheduleRunner
 from bot.service import Service
@@ -70,8 +72,11 @@ class BotProcess:
         slack_client: WebClient | None = None,
         authorize: Callable[..., Any] | None = None,
         pace_slack: bool = True,
+        redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
+        # The log filter's, when `syncwatch run` made one: then logs also learn the tokens.
+        self.redactor = redactor or Redactor(settings.secrets())
         self.clock = clock
         self.metrics = Metrics()
         self.store = Store(settings.database)
@@ -82,6 +87,7 @@ class BotProcess:
             spool_dir=self.spool_dir,
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
             budget=MonthlyBudget(self.store, clock),
+            redactor=self.redactor,
         )
         self.vendors = VendorPool(settings.connections, ctx, self._sync_options)
         self.slack = slack_client or build_slack_client(
@@ -210,6 +216,8 @@ class BotProcess:
             max_request_body_size=MAX_BODY_BYTES,  # waitress refuses more with a 413
             ident="syncwatch",
         )
+        # A chunk-size line or trailer that never ends: 400, not 1 MiB of re-scans.
+        bound_chunked_framing(self._server)
         port = int(self._server.effective_port)
         log.info("listening on http://%s:%s", self.settings.host, port)
         if background:

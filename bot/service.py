@@ -14,6 +14,7 @@ from typing import Any
 
 from bot import blocks, grammar, lifecycle, texts
 from bot.config import Settings
+from bot.redaction import MIN_SECRET_CHARS
 from bot.schedules import next_run, parse_schedule
 from bot.vendors import JobSnapshot, VendorSpec, lookup
 from bot.vendors.common import csv_bytes
@@ -61,7 +62,7 @@ class Service:
         self.policy = policy or lifecycle.PollPolicy.from_settings(settings)
         # Configured credentials, refused wherever a command quotes one (short values would
         # match ordinary words, and no credential of ours is that short).
-        self.known_secrets = tuple(s for s in settings.secrets() if len(s) >= 8)
+        self.known_secrets = tuple(s for s in settings.secrets() if len(s) >= MIN_SECRET_CHARS)
 
     def handle(self, request: grammar.Request, who: Requester) -> blocks.Message:
         if isinstance(request, grammar.HelpRequest):

@@ -247,6 +247,10 @@ def cant_save_result_file(reason: str) -> str:
     return f"couldn't save the result file here ({reason})"
 
 
+def vendor_reply_too_deep(vendor: str) -> str:
+    return f"{vendor} sent an unreadable reply (nested too deeply)"
+
+
 def internal_check_error(ref: str) -> str:
     return f"internal error while checking (ref {ref})"
 

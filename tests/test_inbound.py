@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import select
+import socket
 import time
-from urllib.parse import quote
+from collections.abc import Iterable
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -85,3 +88,84 @@ def test_a_signed_body_just_over_the_cap_is_413(running):
         f"{slack.base_url}/slack/events", content=body, headers=signed_headers(body), timeout=10
     )
     assert response.status_code == 413
+
+
+# -- chunked bodies (no Content-Length: the server counts what it reads) --------------------
+
+
+def chunked_exchange(base_url: str, headers: dict[str, str], pieces: Iterable[bytes]) -> bytes:
+    """POST a chunked body, piece by piece, on a raw socket; stop writing as soon as the
+    server answers or closes. Returns the answer (b"" if none came within 5 s)."""
+    url = urlsplit(base_url)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request_head = (
+        f"POST /slack/events HTTP/1.1\r\nHost: {url.netloc}\r\n{head}"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    got = b""
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        try:
+            sock.sendall(request_head.encode())
+            for piece in pieces:
+                if select.select([sock], [], [], 0)[0]:
+                    break
+                sock.sendall(piece)
+        except OSError:
+            pass  # closed on us: the answer is already on its way
+        try:
+            while chunk := sock.recv(65536):
+                got += chunk
+        except TimeoutError:
+            pass  # no answer: the server is still waiting for the line to end
+        except OSError:
+            pass
+    return got
+
+
+def chunks(body: bytes, size: int) -> list[bytes]:
+    return [
+        f"{len(body[i : i + size]):x}\r\n".encode() + body[i : i + size] + b"\r\n"
+        for i in range(0, len(body), size)
+    ] + [b"0\r\n\r\n"]
+
+
+def test_a_signed_command_sent_chunked_is_answered(running):
+    _, slack = running
+    form = {
+        "command": "/syncwatch",
+        "text": "help",
+        "team_id": "T1",
+        "user_id": "U1",
+        "channel_id": "C1",
+        "response_url": "http://127.0.0.1:9/r",
+        "trigger_id": "t1",
+    }
+    body = urlencode(form)
+    pieces = chunks(body.encode(), 40)
+    pieces[0] = pieces[0].replace(b"\r\n", b";name=value\r\n", 1)  # an extension is fine
+    answer = chunked_exchange(slack.base_url, signed_headers(body), pieces)
+    assert answer.startswith(b"HTTP/1.1 200") and b"syncwatch" in answer
+
+
+def test_a_chunked_body_over_the_cap_is_413(running):
+    _, slack = running
+    answer = chunked_exchange(slack.base_url, {}, chunks(b"x" * (1100 * 1024), 64 * 1024))
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+ENDLESS_FRAMING = {
+    # Each re-scanned in full on every read until the 1 MiB cap: quadratic CPU on the one
+    # thread that reads every connection.
+    "a chunk-size line that never ends": [b"1" * 8192] * 8,
+    "a trailer that never ends": [b"0\r\nX-Trailer: "] + [b"x" * 8192] * 8,
+}
+
+
+@pytest.mark.parametrize("pieces", ENDLESS_FRAMING.values(), ids=ENDLESS_FRAMING.keys())
+def test_endless_chunked_framing_is_400_within_a_few_kib(running, pieces):
+    _, slack = running
+    answer = chunked_exchange(slack.base_url, {}, pieces)  # 64 KiB, far under the body cap
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"too long" in answer
+    answer, _ = slack.slash("help")  # and the bot still answers signed commands
+    assert answer.status_code == 200 and "syncwatch" in answer.text

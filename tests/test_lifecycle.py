@@ -301,6 +301,23 @@ def test_rate_limit_waits_for_retry_after():
     assert "waiting 90s" in r.changes["last_error"]
 
 
+@pytest.mark.parametrize("retry_after", [0.0, -5.0, 0.001, float("nan")])
+def test_a_retry_after_of_nothing_waits_at_least_the_backoff_of_a_failed_poll(retry_after):
+    """`Retry-After: 0` at every poll must not mean a poll a second: the wait is at least
+    the transient backoff, `min(600, max(interval, 5·2^(n-1)))`, and doubles like it."""
+    young = decide(seen(RUNNING), RateLimitedError("429", retry_after=retry_after), SPEC, NOW, zero)
+    assert young.changes["next_poll_at"] == pytest.approx(NOW + 10, abs=0.1)  # the interval
+    old = seen(RUNNING, created_at=NOW - 40 * MIN, attempts=5)  # 60 s interval, 6th failure
+    r = decide(old, RateLimitedError("429", retry_after=retry_after), SPEC, NOW, zero)
+    assert r.changes["next_poll_at"] == pytest.approx(NOW + 160, abs=0.1)  # 5·2^5
+    assert rate_limit_delay(retry_after, 9, zero, 10) == pytest.approx(600, abs=0.1)
+
+
+def test_a_longer_retry_after_than_the_floor_is_kept():
+    assert rate_limit_delay(45, 1, zero, 10) == pytest.approx(45, abs=0.1)
+    assert rate_limit_delay(3, 1, zero, 10) == pytest.approx(10, abs=0.1)
+
+
 # -- timeout ------------------------------------------------------------------------------
 
 

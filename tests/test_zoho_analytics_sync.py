@@ -593,3 +593,25 @@ def test_check_uses_the_orgs_call() -> None:
     zoho = Zoho(httpx.Response(200, json=orgs))
     assert "org 55522777 found" in zoho.vendor().check()
     assert zoho.shape() == [("GET", f"{API}/restapi/v2/orgs")]
+
+
+def test_a_table_list_cut_at_the_vendor_boundary_is_a_note_not_a_crash() -> None:
+    """Thousands of tables, or a huge cell: each cell is clipped by the vendor, and a list the
+    boundary still had to cut (no longer JSON) gives a note instead of the CSV."""
+    from bot.redaction import Redactor
+    from bot.vendors.boundary import FACT_CHARS, VALUE_CHARS, VendorBoundary
+
+    details = [
+        {"viewName": f"t{n}", "viewId": n, "syncStatus": "S" * 10_000, "lastSyncTime": T1}
+        for n in range(400)
+    ]
+    zoho, first = started(listing(source(time=T1, tableDetails=details)))
+    vendor = zoho.vendor()
+    snap = VendorBoundary(Redactor()).snapshot(vendor.fetch(REF, first))
+    tables = dict(snap.facts)["tables"]
+    assert len(tables) == FACT_CHARS and snap.state is State.FAILED
+    assert f'"{"S" * (VALUE_CHARS - 1)}…"' in tables
+    [note] = vendor.results(REF, snap)
+    assert note.note == (
+        "The table list was too long to keep; see the datasource in Zoho Analytics."
+    )

@@ -13,11 +13,13 @@ Exception tree (what the poller does with each)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -25,6 +27,8 @@ from enum import StrEnum
 from typing import Literal, Protocol, TypeVar
 
 import httpx
+
+from bot.redaction import Redactor
 
 Clock = Callable[[], float]
 
@@ -253,20 +257,36 @@ class RequestBudget(Protocol):
         ...
 
 
+SEEN_KEYS_KEPT = 1_000
+
+
 class SeenKeys:
     """Keys already seen, thread-safe: e.g. an unknown vendor status is logged the first time
-    it shows up, not on every poll. Owned by a VendorContext, so each pool starts afresh."""
+    it shows up, not on every poll. Owned by a VendorContext, so each pool starts afresh.
 
-    def __init__(self) -> None:
-        self._seen: set[Hashable] = set()
+    Bounded, since the keys are vendor text: the `limit` most recently seen keys are kept
+    (least recently seen goes first), each as a digest, so a vendor that invents a new
+    status on every poll (or a 10 MB one) can't grow it. A key that fell out is said again."""
+
+    def __init__(self, limit: int = SEEN_KEYS_KEPT) -> None:
+        self.limit = limit
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
 
-    def first(self, key: Hashable) -> bool:
-        """True the first time `key` is given, False after."""
+    def __len__(self) -> int:
         with self._lock:
-            if key in self._seen:
+            return len(self._seen)
+
+    def first(self, key: Hashable) -> bool:
+        """True the first time `key` is given (within the last `limit` keys), False after."""
+        digest = hashlib.blake2b(repr(key).encode("utf-8", "replace"), digest_size=16).digest()
+        with self._lock:
+            if digest in self._seen:
+                self._seen.move_to_end(digest)
                 return False
-            self._seen.add(key)
+            self._seen[digest] = None
+            if len(self._seen) > self.limit:
+                self._seen.popitem(last=False)
             return True
 
 
@@ -277,7 +297,8 @@ class VendorContext:
     Downloads go to `spool_dir` (created by the runtime; files there survive a restart
     until posted) and stop at `max_file_bytes` (SYNCWATCH_MAX_FILE_MB). `shared` holds the
     token caches by (kind, origin, credentials digest), created under `shared_lock`;
-    `seen` remembers what was already logged once.
+    `seen` remembers what was already logged once. `redactor` knows every secret to keep out
+    of vendor text: the configured ones and each access token a token cache mints.
     """
 
     http: httpx.Client
@@ -288,6 +309,7 @@ class VendorContext:
     budget: RequestBudget | None = None
     shared_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     seen: SeenKeys = field(default_factory=SeenKeys, repr=False)
+    redactor: Redactor = field(default_factory=Redactor, repr=False)
 
 
 @dataclass(frozen=True)

@@ -130,10 +130,12 @@ def send(
 
 
 def json_object(response: httpx.Response) -> dict[str, Any] | None:
-    """The reply's body when it is a JSON object; else None."""
+    """The reply's body when it is a JSON object; else None, which every caller treats as a
+    garbage reply (docs/vendors.md#counts-and-codes): not JSON, not in a Unicode encoding,
+    nested deeper than Python's decoder goes (RecursionError), or not an object."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     return body if isinstance(body, dict) else None
 

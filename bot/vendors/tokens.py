@@ -35,6 +35,10 @@ class TokenSource(Protocol):
     def invalidate(self, token: str) -> None: ...
 
 
+def _ignore(token: str) -> None:
+    pass
+
+
 class TokenCache:
     """One cached access token, minted single-flight: the lock is held across `mint`, so
     callers that find the token missing or due wait for one request instead of each sending
@@ -46,8 +50,11 @@ class TokenCache:
     and pass their own token request as `mint`.
     """
 
-    def __init__(self, mint: Mint, clock: Clock, margin: float) -> None:
+    def __init__(
+        self, mint: Mint, clock: Clock, margin: float, on_mint: Callable[[str], None] = _ignore
+    ) -> None:
         self._mint = mint
+        self._on_mint = on_mint  # told each new token (the redactor: vendors may echo it)
         self._clock = clock
         self._margin = margin
         self._lock = threading.Lock()  # held across the mint: that is the single flight
@@ -71,6 +78,7 @@ class TokenCache:
                 if self._token is not None and now < self._expires_at:
                     return self._token
                 raise
+            self._on_mint(token)  # before any request can carry it, so any echo is redacted
             self._refresh_at = now + max(lifetime - self._margin, lifetime / 2)
             self._expires_at = now + lifetime
             self._token = token

@@ -24,6 +24,7 @@ from .base import (
     connection_of,
     status_key,
 )
+from .boundary import VALUE_CHARS, clip
 from .common import (
     as_code,
     as_count,
@@ -111,13 +112,17 @@ def _dicts(value: object) -> list[dict[str, Any]]:
 
 
 def _tables(entry: dict[str, Any]) -> list[list[str]]:
-    """[name, view id, status, last sync time] per table, as vendor text."""
+    """[name, view id, status, last sync time] per table, as vendor text, each clipped like a
+    name at the vendor boundary: the list travels as one fact, which must stay whole JSON."""
     return [
         [
-            as_text(t.get("viewName") or t.get("sourceName")).strip(),
-            as_code(t.get("viewId")),
-            as_text(t.get("syncStatus")).strip(),
-            as_text(t.get("lastSyncTime")).strip(),
+            clip(cell, VALUE_CHARS)
+            for cell in (
+                as_text(t.get("viewName") or t.get("sourceName")).strip(),
+                as_code(t.get("viewId")),
+                as_text(t.get("syncStatus")).strip(),
+                as_text(t.get("lastSyncTime")).strip(),
+            )
         ]
         for t in _dicts(entry.get("tableDetails"))
     ]
@@ -254,10 +259,16 @@ class ZohoAnalyticsSync:
 
     def results(self, ref: str, snapshot: JobSnapshot) -> list[ResultFile]:
         # "tables" is our own fact, written by fetch() as [name, view, status, time] rows.
-        tables = json.loads(dict(snapshot.facts).get("tables") or "[]")
-        if not snapshot.state.terminal or not tables:
+        try:
+            tables = json.loads(dict(snapshot.facts).get("tables") or "[]")
+        except ValueError:  # a list longer than the vendor boundary keeps, so cut
+            tables = None
+        if not snapshot.state.terminal or tables == []:
             return []
         ds = parse_ref(ref).split("/")[1]  # the filename takes our validated id, not vendor text
+        if tables is None:
+            note = "The table list was too long to keep; see the datasource in Zoho Analytics."
+            return [ResultFile(f"sync-{ds}.csv", f"Sync result for datasource {ds}", note=note)]
         ok = sum(status_key(row[2]) == "success" for row in tables)
         return [
             ResultFile(

@@ -98,7 +98,12 @@ class ZohoAuth(TokenCache):
     """
 
     def __init__(self, conn: ZohoConnection, ctx: VendorContext) -> None:
-        super().__init__(self._refresh, ctx.clock, REFRESH_MARGIN_S)
+        super().__init__(
+            self._refresh,
+            ctx.clock,
+            REFRESH_MARGIN_S,
+            on_mint=lambda token: ctx.redactor.remember(("zoho", conn.name), token),
+        )
         self._conn = conn
         self._ctx = ctx
         self._paused_until = 0.0  # mint throttle: no refresh request before this time

@@ -355,8 +355,9 @@ class ZuoraAqua:
         return line
 
     def _redact(self, text: str) -> str:
-        secrets = (self._conn.client_secret, self._conn.client_id, *self._auth.recent)
-        return redact_secrets(text, secrets)
+        # The context's redactor knows the tokens this client's cache minted.
+        secrets = (self._conn.client_secret, self._conn.client_id)
+        return self._ctx.redactor.redact(redact_secrets(text, secrets))
 
     def _get(self, path: str) -> dict[str, Any]:
         """GET with the shared token; on a 401 mint once and retry once

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import deque
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -52,10 +51,14 @@ class ZuoraAuth(TokenCache):
     """
 
     def __init__(self, conn: ZuoraConnection, ctx: VendorContext) -> None:
-        super().__init__(self._mint_token, ctx.clock, REFRESH_MARGIN_S)
+        super().__init__(
+            self._mint_token,
+            ctx.clock,
+            REFRESH_MARGIN_S,
+            on_mint=lambda token: ctx.redactor.remember(("zuora", conn.name), token),
+        )
         self._conn = conn
         self._ctx = ctx
-        self.recent: deque[str] = deque(maxlen=4)  # tokens a vendor reply might echo: redact them
 
     def __repr__(self) -> str:
         return f"ZuoraAuth(connection={self._conn.name!r})"
@@ -86,7 +89,6 @@ class ZuoraAuth(TokenCache):
         token = body.get("access_token") if body else None
         if status == 200 and isinstance(token, str) and token:
             lifetime = as_count((body or {}).get("expires_in")) or 0
-            self.recent.append(token)
             log.info("minted a Zuora access token for connection %r", self._conn.name)
             return token, lifetime if lifetime > 0 else DEFAULT_EXPIRES_IN_S
         if status < 300:

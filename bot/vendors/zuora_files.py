@@ -279,7 +279,7 @@ def _read_capped(resp: httpx.Response) -> bytes:
 def _reasons_of(body: bytes) -> str:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # garbage, as in common.json_object
         return ""
     return reasons_text(data) if isinstance(data, dict) else ""
 

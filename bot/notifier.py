@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks, texts
 from bot.metrics import Metrics
-from bot.ratelimit import Pace
+from bot.ratelimit import Pace, RateLedger, SharedPace
 from bot.slack import UploadSource, build_upload_client
 from storage import OutboxKind, OutboxRow, Store
 
@@ -69,10 +69,12 @@ class Notifier:
         paced: bool = True,
         owner: str | None = None,
         claim_seconds: float = 120.0,
+        shared: RateLedger | None = None,
     ) -> None:
         """`paced=False` only for a Slack with no limits (the demo's local stand-in).
         `owner` names this process's claims on watches' deliveries (its replica id); a
-        claim lasts `claim_seconds` unless the replica's heartbeat renews it."""
+        claim lasts `claim_seconds` unless the replica's heartbeat renews it. With `shared`
+        (the store), the paces live in the database and hold for every replica together."""
         self.store = store
         self.client = client
         self.clock = clock
@@ -87,8 +89,18 @@ class Notifier:
         self._upload_http = build_upload_client()
         # Striped locks: one watch is never delivered by two threads at once.
         self._locks = [threading.Lock() for _ in range(64)]
-        self._channel_pace = Pace(CHANNEL_POSTS_PER_MIN, CHANNEL_BURST, clock) if paced else None
-        self._update_pace = Pace(UPDATES_PER_MIN, UPDATE_BURST, clock) if paced else None
+        self._channel_pace: Pace | SharedPace | None = None
+        self._update_pace: Pace | SharedPace | None = None
+        if paced and shared is not None:
+            self._channel_pace = SharedPace(
+                shared, "slack-post", CHANNEL_POSTS_PER_MIN, CHANNEL_BURST, clock
+            )
+            self._update_pace = SharedPace(
+                shared, "slack-update", UPDATES_PER_MIN, UPDATE_BURST, clock
+            )
+        elif paced:
+            self._channel_pace = Pace(CHANNEL_POSTS_PER_MIN, CHANNEL_BURST, clock)
+            self._update_pace = Pace(UPDATES_PER_MIN, UPDATE_BURST, clock)
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -261,7 +273,7 @@ class Notifier:
         self.store.parent_posted(watch.id, channel, ts, upto, self.clock())
 
     @contextlib.contextmanager
-    def _turn(self, pace: Pace | None, key: str, row_id: int) -> Iterator[None]:
+    def _turn(self, pace: Pace | SharedPace | None, key: str, row_id: int) -> Iterator[None]:
         """Wrap one Slack write: wait for this row's turn under `pace` (raises _Paced when it
         isn't yet: nothing was sent), and after a 429 hold the key back for Retry-After so
         the key's other rows are paced instead of refused one by one. No pace: just go."""

@@ -26,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot import lifecycle, texts
 from bot.metrics import Metrics
-from bot.ratelimit import Buckets
+from bot.ratelimit import Buckets, SharedBuckets
 from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
 from bot.vendors.base import AnyVendor, VendorClient, VendorSpec
 from bot.vendors.boundary import VendorBoundary
@@ -54,6 +54,7 @@ class Poller:
         lease_seconds: float = 120.0,
         rand: Callable[[], float] = random.random,
         owner: str | None = None,
+        buckets: Buckets | SharedBuckets | None = None,
     ) -> None:
         """`owner` names this process's leases (its replica id); a lease lasts
         `lease_seconds` unless the replica's heartbeat renews it."""
@@ -67,7 +68,8 @@ class Poller:
         self.lease_seconds = lease_seconds
         self.rand = rand
         self.owner = owner or f"poller-{secrets.token_hex(4)}"
-        self.buckets = Buckets(clock)
+        # Vendor budgets: per process unless shared through the database (replicas).
+        self.buckets = buckets or Buckets(clock)
         self.boundary = VendorBoundary(vendors.ctx.redactor)
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="poll")
         self._in_flight: set[Future[None]] = set()

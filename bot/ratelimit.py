@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 
 class TokenBucket:
@@ -51,10 +52,7 @@ class Buckets:
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
-                burst = max(1.0, min(10.0, rate_per_minute / 6))
-                # Refill at the limit less the burst: a full bucket spent at once plus a
-                # minute of refill then still stays within the limit in any 60 s window.
-                refill = max(rate_per_minute - burst, rate_per_minute / 2)
+                burst, refill = _bucket_shape(rate_per_minute)
                 bucket = self._buckets[key] = TokenBucket(refill, burst, self.clock)
             wait = bucket.take()
             if wait <= 0:
@@ -121,4 +119,103 @@ class Pace:
         with self._lock:
             self._held[key] = max(self._held.get(key, until), until)
             self._next[key] = max(self._next.get(key, until), until)
+            self._turns.pop(key, None)
+
+
+class RateLedger(Protocol):
+    """Where shared limits keep their state: the database (`storage.Store`), so that every
+    replica on it draws from the same limits (docs/architecture.md#rate-limits)."""
+
+    def rate_take(self, key: str, interval: float, tolerance: float, now: float) -> float: ...
+
+    def rate_reserve(self, key: str, interval: float, now: float) -> tuple[float, float]: ...
+
+    def rate_hold(self, key: str, until: float) -> None: ...
+
+
+def _bucket_shape(rate_per_minute: float) -> tuple[float, float]:
+    """(burst, refill per minute) of a vendor account's budget. Refill at the limit less
+    the burst: a full bucket spent at once plus a minute of refill then still stays within
+    the limit in any 60 s window."""
+    burst = max(1.0, min(10.0, rate_per_minute / 6))
+    return burst, max(rate_per_minute - burst, rate_per_minute / 2)
+
+
+class SharedBuckets:
+    """`Buckets` with its state in the database: every replica on it draws on one budget
+    per vendor account. The come-back hints (a queue of slots per key) stay per process:
+    they spread this process's callers out; the budget itself is what is shared."""
+
+    def __init__(self, ledger: RateLedger, clock: Callable[[], float]) -> None:
+        self.ledger = ledger
+        self.clock = clock
+        self._queue_end: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple[str, ...], rate_per_minute: float) -> float:
+        """0 when granted; else the seconds until this caller should ask again."""
+        burst, refill = _bucket_shape(rate_per_minute)
+        interval = 60.0 / refill
+        now = self.clock()
+        wait = self.ledger.rate_take(
+            "vendor:" + "/".join(key), interval, (burst - 1) * interval, now
+        )
+        if wait <= 0:
+            return 0.0
+        with self._lock:
+            slot = max(now + wait, self._queue_end.get(key, 0.0))
+            self._queue_end[key] = slot + interval
+        return slot - now
+
+
+class SharedPace:
+    """`Pace` with its state in the database, so that replicas together post into one
+    channel no faster than one process would. A caller that must wait reserves its turn
+    in the shared schedule; the turn is remembered here, and when the caller comes back
+    at its turn it goes at once (that call was already counted)."""
+
+    _SLACK = Pace._SLACK
+
+    def __init__(
+        self,
+        ledger: RateLedger,
+        name: str,
+        per_minute: float,
+        burst: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.ledger = ledger
+        self.name = name
+        self.interval = 60.0 / (per_minute - burst)
+        self.tolerance = (burst - 1) * self.interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._turns: dict[str, dict[int, float]] = {}
+
+    def take(self, key: str, caller: int) -> float | None:
+        """None: go now. Otherwise the time of `caller`'s turn; ask again then."""
+        now = self.clock()
+        with self._lock:
+            turns = self._turns.setdefault(key, {})
+            for first, turn in list(turns.items()):  # lapsed turns: their caller queues anew
+                if turn + self.interval < now:
+                    del turns[first]
+            turn = turns.get(caller)
+            if turn is not None:
+                if now + self._SLACK < turn:
+                    return turn
+                del turns[caller]
+                return None
+        theoretical, held = self.ledger.rate_reserve(f"{self.name}:{key}", self.interval, now)
+        at = max(theoretical - self.tolerance, held)
+        if at <= now + self._SLACK:
+            return None
+        with self._lock:
+            self._turns.setdefault(key, {})[caller] = at
+        return at
+
+    def hold(self, key: str, until: float) -> None:
+        """Slack said 429: nothing for `key` before `until`, for every replica."""
+        self.ledger.rate_hold(f"{self.name}:{key}", until)
+        with self._lock:
             self._turns.pop(key, None)

@@ -26,6 +26,7 @@ from bot.listeners.background import AfterAck
 from bot.metrics import Metrics
 from bot.notifier import Notifier
 from bot.poller import Poller
+from bot.ratelimit import SharedBuckets
 from bot.redaction import Redactor
 from bot.replica import LEASE_SECONDS, Replica
 from bot.schedules import ScheduleRunner
@@ -105,6 +106,7 @@ class BotProcess:
             paced=pace_slack,
             owner=self.replica.id,
             claim_seconds=LEASE_SECONDS,
+            shared=self.store,
         )
         policy = PollPolicy.from_settings(settings)
         self.schedules = ScheduleRunner(
@@ -127,6 +129,7 @@ class BotProcess:
             metrics=self.metrics,
             owner=self.replica.id,
             lease_seconds=LEASE_SECONDS,
+            buckets=SharedBuckets(self.store, clock),
         )
         self.after_ack = AfterAck()  # acks first, then the work after them
         self.app = create_app(

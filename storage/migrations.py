@@ -258,6 +258,8 @@ def m007_outbox_in_flight(db: Database) -> None:
         "CREATE TABLE schedule_runs (schedule_id TEXT NOT NULL REFERENCES schedules (id), "
         "due_at DOUBLE PRECISION NOT NULL, watch_id TEXT, ran_at DOUBLE PRECISION, "
         "PRIMARY KEY (schedule_id, due_at))",
+        "CREATE TABLE rate_limits (key TEXT PRIMARY KEY, tat DOUBLE PRECISION NOT NULL, "
+        "held_until DOUBLE PRECISION NOT NULL DEFAULT 0)",
     )
 )
 def m008_replicas(db: Database) -> None:
@@ -279,6 +281,14 @@ def m008_replicas(db: Database) -> None:
         pk=("schedule_id", "due_at"),
         not_null={"schedule_id", "due_at"},
         foreign_keys=[("schedule_id", "schedules", "id")],
+    )
+    # Rate limits the replicas share (vendor budgets, Slack's per-channel pace): per key,
+    # GCRA's theoretical time of the next call, and nothing before `held_until` (a 429).
+    db["rate_limits"].create(
+        {"key": str, "tat": float, "held_until": float},
+        pk="key",
+        not_null={"tat", "held_until"},
+        defaults={"held_until": 0.0},
     )
 
 

@@ -879,6 +879,59 @@ class Store:
                 self._record(watch.id, TransitionDraft(event=Event.NOTE, note=note), False, now)
             return watch
 
+    # -- shared rate limits -----------------------------------------------------------------
+    # GCRA (docs/architecture.md#rate-limits): per key, the theoretical time `tat` of the
+    # next call; a call may go once `tat - tolerance` has come, and each call moves `tat` on
+    # by `interval`. One conditional statement each, so replicas share a limit exactly.
+
+    _TAT = "(CASE WHEN tat > :now THEN tat ELSE :now END)"
+
+    def rate_take(self, key: str, interval: float, tolerance: float, now: float) -> float:
+        """Take a call under `key` if one may go now (0.0); else nothing is taken and the
+        seconds until one may go are returned."""
+        for _ in range(2):
+            taken = self.engine.execute(
+                f"UPDATE rate_limits SET tat = {self._TAT} + :interval WHERE key = :key "
+                f"AND {self._TAT} - :tolerance <= :now AND held_until <= :now RETURNING tat",
+                {"key": key, "interval": interval, "tolerance": tolerance, "now": now},
+            )
+            if taken.rows:
+                return 0.0
+            row = self.engine.row("SELECT tat, held_until FROM rate_limits WHERE key = ?", [key])
+            if row is not None:
+                tat, held = row
+                return max(max(tat, now) - tolerance, held) - now
+            self.engine.execute(
+                "INSERT INTO rate_limits (key, tat, held_until) VALUES (?, ?, 0) "
+                "ON CONFLICT DO NOTHING",
+                [key, now],
+            )
+        return interval  # pragma: no cover - the row exists after the insert
+
+    def rate_reserve(self, key: str, interval: float, now: float) -> tuple[float, float]:
+        """Reserve the next call under `key` whenever it may go: moves `tat` on and returns
+        (the reserved call's theoretical time, held_until). The caller goes at
+        `max(time - tolerance, held_until)`."""
+        result = self.engine.execute(
+            "INSERT INTO rate_limits (key, tat, held_until) VALUES (:key, :now + :interval, 0) "
+            "ON CONFLICT (key) DO UPDATE SET tat = (CASE WHEN rate_limits.tat > :now "
+            "THEN rate_limits.tat ELSE :now END) + :interval RETURNING tat, held_until",
+            {"key": key, "interval": interval, "now": now},
+        )
+        row = result.rows[0]
+        return float(row["tat"]) - interval, float(row["held_until"])
+
+    def rate_hold(self, key: str, until: float) -> None:
+        """Nothing under `key` before `until` (Slack said 429), then a burst again."""
+        self.engine.execute(
+            "INSERT INTO rate_limits (key, tat, held_until) VALUES (:key, :until, :until) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "tat = CASE WHEN rate_limits.tat > :until THEN rate_limits.tat ELSE :until END, "
+            "held_until = CASE WHEN rate_limits.held_until > :until "
+            "THEN rate_limits.held_until ELSE :until END",
+            {"key": key, "until": until},
+        )
+
     # -- request budgets -------------------------------------------------------------------
 
     def spend_budget(self, key: str, period: str, count: int = 1) -> int:

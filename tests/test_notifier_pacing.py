@@ -24,14 +24,16 @@ CHANNEL_GAP = 60.0 / (CHANNEL_POSTS_PER_MIN - CHANNEL_BURST)  # one refill
 UPDATE_GAP = 60.0 / (UPDATES_PER_MIN - UPDATE_BURST)
 
 
-def make_notifier(store, fake_slack, clock, workers: int = 4) -> Notifier:
+def make_notifier(store, fake_slack, clock, workers: int = 4, shared: bool = False) -> Notifier:
     client = WebClient(token="xoxb-test", base_url=fake_slack.api_url, retry_handlers=[])
-    return Notifier(store, client, clock=clock, workers=workers)
+    return Notifier(store, client, clock=clock, workers=workers, shared=store if shared else None)
 
 
-@pytest.fixture
-def notifier(store, fake_slack, clock) -> Iterator[Notifier]:
-    n = make_notifier(store, fake_slack, clock)
+@pytest.fixture(params=["in-process", "shared"])
+def notifier(request, store, fake_slack, clock) -> Iterator[Notifier]:
+    """Each pacing rule holds with the paces in memory and with them in the database (as
+    replicas share them)."""
+    n = make_notifier(store, fake_slack, clock, shared=request.param == "shared")
     yield n
     n.shutdown()
 

@@ -158,3 +158,60 @@ def test_a_schedule_occurrence_runs_once_whichever_replica_fires_it(store):
     runs = store.engine.query("SELECT schedule_id, due_at, watch_id FROM schedule_runs")
     assert runs == [{"schedule_id": schedule.id, "due_at": NOW, "watch_id": started[0].id}]  # type: ignore[attr-defined]
     assert len(store.list_watches()) == 1
+
+
+def test_two_replicas_together_stay_within_one_vendor_budget(store, second):
+    from bot.ratelimit import SharedBuckets
+    from tests.fakes import FakeClock
+
+    clock = FakeClock()
+    replicas = [SharedBuckets(store, clock), SharedBuckets(second, clock)]
+    granted: list[float] = []
+    for _ in range(3000):  # each replica tries every 100 ms for 300 s
+        for buckets in replicas:
+            if buckets.take(("zoho-analytics", "acct"), 60) == 0:
+                granted.append(clock.now)
+        clock.advance(0.1)
+    worst = max(sum(1 for t in granted if s <= t < s + 60) for s in granted)
+    assert worst <= 60  # one account's budget, not one per replica
+    assert len(granted) >= 300 * 60 / 60 * 0.8
+
+
+def test_two_replicas_post_into_one_channel_at_one_replicas_pace(store, second):
+    from bot.ratelimit import SharedPace
+    from tests.fakes import FakeClock
+
+    clock = FakeClock()
+    paces = [SharedPace(s, "slack-post", 50, 4, clock) for s in (store, second)]
+    sent: list[float] = []
+    waiting: dict[tuple[int, int], float] = {}  # (replica, row) -> when it asks again
+    row = 0
+    for step in range(1200):  # 120 s; each replica has a new row to post every 0.5 s
+        if step % 5 == 0:
+            for n in range(len(paces)):
+                row += 1
+                waiting[(n, row)] = clock.now
+        for (n, r), at in list(waiting.items()):
+            if at <= clock.now:
+                turn = paces[n].take("C1", r)
+                if turn is None:
+                    sent.append(clock.now)
+                    del waiting[(n, r)]
+                else:
+                    waiting[(n, r)] = turn
+        clock.advance(0.1)
+    worst = max(sum(1 for t in sent if s <= t < s + 60) for s in sent)
+    assert worst <= 50
+    assert len(sent) >= 80  # and the pace is used, not starved
+
+
+def test_a_429_holds_a_channel_for_every_replica(store, second):
+    from bot.ratelimit import SharedPace
+
+    now = [NOW]
+    first = SharedPace(store, "slack-post", 50, 4, lambda: now[0])
+    other = SharedPace(second, "slack-post", 50, 4, lambda: now[0])
+    first.hold("C1", NOW + 30)
+    assert other.take("C1", 1) == NOW + 30
+    now[0] = NOW + 30
+    assert other.take("C1", 1) is None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -75,14 +75,17 @@ class UploadSource:
             return cls(path, None) if os.path.isfile(path) else None
         return cls(None, base64.b64decode(payload.get("content_b64", "")))
 
-    def post_to(self, http: httpx.Client, url: str) -> None:
-        """Stream the bytes to Slack's pre-signed upload URL. Raises OSError when the
-        upload did not go through (the outbox retries the row)."""
+    def post_to(
+        self, http: httpx.Client, url: str, *, progress: Callable[[], None] = lambda: None
+    ) -> None:
+        """Stream the bytes to Slack's pre-signed upload URL, calling `progress()` as each
+        chunk goes (a long upload is not a stuck one). Raises OSError when the upload did
+        not go through (the outbox retries the row)."""
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(self.size)}
         try:
             if self.path:
                 with open(self.path, "rb") as fh:
-                    response = http.post(url, content=_chunks(fh), headers=headers)
+                    response = http.post(url, content=_chunks(fh, progress), headers=headers)
             else:
                 response = http.post(url, content=self.content or b"", headers=headers)
         except httpx.HTTPError as err:  # its text may quote the URL, which is a credential
@@ -96,6 +99,7 @@ class UploadSource:
                 os.remove(self.path)
 
 
-def _chunks(fh: Any) -> Iterator[bytes]:
+def _chunks(fh: Any, progress: Callable[[], None]) -> Iterator[bytes]:
     while chunk := fh.read(UPLOAD_CHUNK):
+        progress()
         yield chunk

@@ -57,6 +57,18 @@ class _Failure:
     headers: dict[str, str]
 
 
+@dataclass
+class Hold:
+    """A call the fake keeps waiting, before doing it, until `release()` (or the fake
+    closes): a Slack that doesn't answer. `arrived` is set once the call is waiting."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 @dataclass(frozen=True)
 class _ChannelState:
     is_member: bool = True
@@ -90,6 +102,8 @@ class FakeSlackAPI(LocalServer):
         self._file_seq = 0
         self._view_seq = 0
         self._hangs: dict[str, list[float]] = {}
+        self._holds: dict[str, list[Hold]] = {}  # not yet used, per method
+        self._all_holds: list[Hold] = []  # released on close
         self._hung_up = threading.Event()  # set on close: hung replies end at once
         self.page_cap: int | None = None  # history pages hold at most this many messages
         super().__init__()
@@ -118,8 +132,20 @@ class FakeSlackAPI(LocalServer):
         with self._cond:
             self._hangs.setdefault(method, []).append(seconds)
 
+    def hold_next(self, method: str) -> Hold:
+        """Keep the next `method` call waiting, unanswered and not yet done, until the
+        returned hold is released."""
+        hold = Hold()
+        with self._cond:
+            self._holds.setdefault(method, []).append(hold)
+            self._all_holds.append(hold)
+        return hold
+
     def close(self) -> None:
         self._hung_up.set()
+        with self._cond:
+            for hold in self._all_holds:
+                hold.release()
         super().close()
 
     def set_channel(
@@ -207,6 +233,12 @@ class FakeSlackAPI(LocalServer):
         if "application/json" in request.headers.get("content-type", "") and isinstance(body, dict):
             params.update(body)
         changes: _Changes = []
+        with self._cond:
+            holds = self._holds.get(method)
+            held = holds.pop(0) if holds else None
+        if held is not None:
+            held.arrived.set()
+            held.released.wait()  # close() releases every hold
         with self._cond:
             failure = self._pop_failure(method)
             if failure:

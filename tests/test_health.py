@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from types import SimpleNamespace
 
 import httpx
 import pytest
 
-from bot import health
+from bot import health, poller
+from bot.runtime import BotProcess
+from bot.simulators.slack_socket import FakeSocketModeServer
 from bot.simulators.zoho import steps_success
 from storage import Store
+from tests.conftest import FAST_TICK, bot_env, fast_settings
 from tests.fakes import FakeClock, GatedTransport
 from tests.processes import wait_until
 
@@ -119,9 +123,9 @@ def test_a_poll_that_never_ends_makes_the_poller_unhealthy_until_it_does(
     slack.slash(f"watch za {WS}/{JOB}")
     assert vendor.entered.wait(10), "the poll never reached the vendor"
     assert healthz(slack.base_url)[0] == 200  # a poll in progress is fine
-    mono.advance(121)  # past the 120 s lease
+    mono.advance(121)  # past the 120 s lease (the ticks' heartbeat catches up at the next tick)
     checks = wait_until(
-        lambda: (c := checks_of(slack.base_url))["poller"] != True and c,  # noqa: E712
+        lambda: str((c := checks_of(slack.base_url))["poller"]).startswith("a poll") and c,
         what="the poller reported",
     )
     assert checks == ALL_TRUE | {"poller": "a poll has run for 121 s, past its 120 s lease"}
@@ -190,3 +194,65 @@ def test_the_delivery_loop_survives_a_database_error_between_rounds(
     slack.slash(f"watch za {WS}/{JOB}")
     wait_until(lambda: fake_slack.messages("C1"), what="a post after the error")
     assert healthz(slack.base_url) == (200, {"ok": True, "checks": ALL_TRUE})
+
+
+# -- Socket Mode, against a local WebSocket end --------------------------------------------
+
+PING = 0.5  # the SDK pings every PING s; /healthz reports a link quiet for 2 * PING
+
+
+@pytest.fixture
+def socket_bot(tmp_path, fake_slack, zoho_sim, monkeypatch):
+    """The real bot in Socket Mode: its Web API calls go to the fake Slack, whose
+    apps.connections.open hands out the local WebSocket end."""
+    monkeypatch.setattr(poller, "TICK_SECONDS", FAST_TICK)
+    with FakeSocketModeServer() as server:
+        fake_slack.socket_url = server.url
+        env = bot_env(tmp_path, fake_slack, zoho_sim) | {"SLACK_APP_TOKEN": fake_slack.app_token}
+        bot = BotProcess(fast_settings(env), pace_slack=False, socket_ping_interval=PING)
+        try:
+            bot.start()
+            port = bot.serve_socket_mode(background=True)
+            server.wait_opened(1)
+            yield f"http://127.0.0.1:{port}", server
+        finally:
+            bot.shutdown()
+
+
+SOCKET_OK = (200, {"ok": True, "checks": ALL_TRUE | {"socket": True}})
+
+
+def test_socket_mode_health_checks_the_link(socket_bot) -> None:
+    base_url, _ = socket_bot
+    wait_until(lambda: healthz(base_url) == SOCKET_OK, what="a healthy link")
+    assert list(checks_of(base_url)) == ["slack", "socket", "database", "poller", "notifier"]
+
+
+def test_a_link_that_stops_answering_pings_shows_within_two_intervals(socket_bot) -> None:
+    base_url, server = socket_bot
+    wait_until(lambda: healthz(base_url) == SOCKET_OK, what="a healthy link")
+    server.go_silent()  # TCP lost without a close: the socket still looks open
+    started = time.monotonic()
+    status, body = wait_until(
+        lambda: (r := healthz(base_url))[1]["checks"]["socket"] != True and r,  # noqa: E712
+        what="the quiet link reported",
+    )
+    assert time.monotonic() - started < 2 * PING + 2  # two intervals, and scheduling slack
+    assert status == 503
+    assert body["checks"]["socket"].startswith("no pong from Slack for ")
+    assert body["checks"] | {"socket": True} == ALL_TRUE | {"socket": True}
+    server.go_silent(False)
+    wait_until(lambda: healthz(base_url) == SOCKET_OK, what="healthy again")
+
+
+def test_a_dropped_link_is_unhealthy_until_the_sdk_reconnects(socket_bot) -> None:
+    base_url, server = socket_bot
+    wait_until(lambda: healthz(base_url) == SOCKET_OK, what="a healthy link")
+    server.drop_links()  # a reset, no close frame
+    status, body = wait_until(
+        lambda: (r := healthz(base_url))[1]["checks"]["socket"] != True and r,  # noqa: E712
+        what="the dropped link reported",
+    )
+    assert status == 503
+    server.wait_opened(2)  # the SDK opened a new link ...
+    wait_until(lambda: healthz(base_url) == SOCKET_OK, what="healthy again")  # ... and it works

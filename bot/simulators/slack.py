@@ -21,6 +21,7 @@ BOT_ID = "BBOT"
 TEAM_ID = "T1"
 BOT_NAME = "syncwatch"
 _TS_EPOCH = 1_700_000_000  # every fake ts is 1700000000.000001, .000002, …
+APP_TOKEN = "xapp-1-A0FAKE-1-fakeapptoken"  # the app-level token the fake accepts
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,11 @@ class FakeSlackAPI(LocalServer):
         self._all_holds: list[Hold] = []  # released on close
         self._hung_up = threading.Event()  # set on close: hung replies end at once
         self.page_cap: int | None = None  # history pages hold at most this many messages
+        # apps.connections.open: the app-level token it accepts (others get invalid_auth),
+        # and the WebSocket URL it hands out (bot/simulators/slack_socket.py serves one;
+        # by default nothing listens there).
+        self.app_token = APP_TOKEN
+        self.socket_url = "ws://127.0.0.1:9/link/"
         super().__init__()
         self.api_url = self.root + "/api/"
 
@@ -246,7 +252,8 @@ class FakeSlackAPI(LocalServer):
                     {"ok": False, "error": failure.error}, failure.status, failure.headers
                 )
             else:
-                reply = HttpReply.of_json(self._answer(method, params, changes))
+                token = request.headers.get("authorization", "").removeprefix("Bearer ")
+                reply = HttpReply.of_json(self._answer(method, params, changes, token))
             self._record(Call(method, params, request.headers))
             hangs = self._hangs.get(method)
             hang = hangs.pop(0) if hangs and not failure else 0.0
@@ -355,7 +362,14 @@ class FakeSlackAPI(LocalServer):
             out["metadata"] = m.metadata
         return out
 
-    def _answer(self, method: str, p: dict[str, Any], changes: _Changes) -> dict[str, Any]:
+    def _connections_open(self, token: str) -> dict[str, Any]:
+        if token != self.app_token:  # a bot token, or a wrong or revoked app token
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": self.socket_url}
+
+    def _answer(
+        self, method: str, p: dict[str, Any], changes: _Changes, token: str = ""
+    ) -> dict[str, Any]:
         match method:
             case "auth.test":
                 return {
@@ -397,6 +411,8 @@ class FakeSlackAPI(LocalServer):
                 }
             case "files.completeUploadExternal":
                 return self._complete_upload(p, changes)
+            case "apps.connections.open":
+                return self._connections_open(token)
         return {"ok": True}
 
     def _post_message(self, p: dict[str, Any], changes: _Changes) -> dict[str, Any]:

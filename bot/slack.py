@@ -1,5 +1,6 @@
-"""How the bot talks to Slack's Web API: the WebClient factory, `auth.test` for
-`syncwatch check`, and the upload of a result file's bytes to Slack's pre-signed URL.
+"""How the bot talks to Slack's Web API: the WebClient factory, the token checks for
+`syncwatch check` and the start of `syncwatch run`, and the upload of a result file's bytes to
+Slack's pre-signed URL.
 
 Listeners and the notifier get their clients from here; nothing else builds one.
 """
@@ -10,10 +11,12 @@ import base64
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry import RetryHandler
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -46,6 +49,43 @@ def describe_bot(client: WebClient) -> str:
     """auth.test, for `syncwatch check`: who the token belongs to. Raises the SDK's errors."""
     info = client.auth_test()
     return f"bot {info.get('user')} in team {info.get('team')}"
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """What Slack said about one token: `problem` is None when it took it."""
+
+    name: str  # the setting that holds the token
+    detail: str  # what it is, when it works
+    problem: str | None = None
+
+
+def check_tokens(bot_token: str, app_token: str, base_url: str) -> list[TokenCheck]:
+    """Try every token the process will use, before it uses any: the bot token with
+    `auth.test`, and in Socket Mode (an app token set) the app-level token with
+    `apps.connections.open`, the call the Socket Mode client makes to get its WebSocket URL
+    (the URL issued here is simply not used). Without this a revoked app token passed
+    `syncwatch check`, and `syncwatch run` died with a traceback after polling began."""
+    client = build_slack_client(bot_token, base_url)
+    checks = [_ask("SLACK_BOT_TOKEN", base_url, lambda: describe_bot(client))]
+    if app_token:
+
+        def open_link() -> str:
+            client.apps_connections_open(app_token=app_token)
+            return "SLACK_APP_TOKEN opens a Socket Mode link"
+
+        checks.append(_ask("SLACK_APP_TOKEN", base_url, open_link))
+    return checks
+
+
+def _ask(name: str, base_url: str, call: Callable[[], str]) -> TokenCheck:
+    try:
+        return TokenCheck(name, call())
+    except SlackApiError as err:
+        return TokenCheck(name, "", f"Slack rejected {name} ({err.response.get('error')})")
+    except (SlackClientError, OSError) as err:
+        why = type(err).__name__
+        return TokenCheck(name, "", f"can't reach {base_url} to check {name} ({why})")
 
 
 def build_upload_client() -> httpx.Client:

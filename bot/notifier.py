@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,9 +16,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks, texts
+from bot.health import Heartbeat, slack_token_rejected
 from bot.metrics import Metrics
 from bot.ratelimit import Pace
-from bot.slack import UploadSource, build_upload_client
+from bot.slack import UPLOAD_TIMEOUT_S, UploadSource, build_upload_client
 from storage import OutboxKind, OutboxRow, Store
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,12 @@ CHANNEL_BURST = 4
 UPDATES_PER_MIN = 50
 UPDATE_BURST = 5
 WORKSPACE = "workspace"  # the update pace's only key
+# /healthz calls the notifier stuck when it showed no progress for this long. It beats
+# after every round (at least one a second when idle), every row, every page of a look-up
+# and every chunk of an upload; the longest a single step may wait is one read or write of
+# an upload (UPLOAD_TIMEOUT_S; Web API calls time out after 15 s), so a working notifier
+# never comes near it (docs/operations.md#health).
+STUCK_AFTER_S = UPLOAD_TIMEOUT_S + 30
 
 
 class Notifier:
@@ -66,6 +74,7 @@ class Notifier:
         metrics: Metrics | None = None,
         workers: int = 4,
         paced: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`paced=False` only for a Slack with no limits (the demo's local stand-in)."""
         self.store = store
@@ -73,6 +82,8 @@ class Notifier:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.credentials_ok = True
+        self.credentials_error = ""  # Slack's code when it last rejected the bot token
+        self.heartbeat = Heartbeat(STUCK_AFTER_S, monotonic)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,8 +100,21 @@ class Notifier:
         self._wake.set()
 
     def start(self) -> None:
+        self.heartbeat.beat()
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
         self._thread.start()
+
+    def problem(self) -> str | None:
+        """For /healthz: None while the delivery loop runs and makes progress."""
+        if self._thread is None or not self._thread.is_alive():
+            return "not running"
+        return self.heartbeat.problem()
+
+    def slack_problem(self) -> str | None:
+        """For /healthz: why Slack refuses our writes, if it does (the bot token)."""
+        if self.credentials_ok:
+            return None
+        return slack_token_rejected(self.credentials_error or "unknown error")
 
     def shutdown(self, timeout: float = 20.0) -> None:
         """Stop delivering; a round in progress finishes (up to `timeout`). A row cut short
@@ -105,12 +129,16 @@ class Notifier:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            delay = 1.0
             try:
                 self.deliver_due()
+                # Inside the try: a database error here must not end the loop for good.
+                next_at = self.store.next_outbox_at(self.clock())
+                if next_at is not None:
+                    delay = min(1.0, max(0.0, next_at - self.clock()))
+                self.heartbeat.beat()  # a whole round, with or without rows
             except Exception:
                 log.exception("outbox delivery round failed")
-            next_at = self.store.next_outbox_at(self.clock())
-            delay = 1.0 if next_at is None else min(1.0, max(0.0, next_at - self.clock()))
             self._wake.wait(delay)
             self._wake.clear()
 
@@ -135,7 +163,9 @@ class Notifier:
                 queue = "parent" if row.kind == OutboxKind.PARENT else "thread"
                 if queue in held:
                     continue
-                if not self._deliver(row):
+                delivered = self._deliver(row)
+                self.heartbeat.beat()  # progress within a long round
+                if not delivered:
                     held.add(queue)
                     if queue == "parent" and self.store.parent_ref(row.watch_id) is None:
                         held.add("thread")
@@ -155,6 +185,7 @@ class Notifier:
                 self.store.mark_dead(row.id, f"unknown outbox kind {row.kind!r}")
             self.metrics.slack_calls.labels(row.kind, "sent").inc()
             self.credentials_ok = True
+            self.credentials_error = ""
             return True
         except _Paced as paced:
             # Our own pace, not a failure: no attempt counted, no warning; the row's turn
@@ -182,6 +213,7 @@ class Notifier:
             self.store.pause_watch(row.watch_id, texts.pause_reason(code), self.clock())
             return False
         if code in CREDENTIALS:
+            self.credentials_error = code
             self.credentials_ok = False
             log.error("Slack rejected the bot token (%s); deliveries wait", code)
             self.store.defer(row.id, self.clock() + 60, code)
@@ -358,7 +390,7 @@ class Notifier:
         step = self.client.files_getUploadURLExternal(filename=filename, length=source.size)
         file_id = str(step["file_id"])
         self.store.note_upload(row.id, file_id, self.clock())
-        source.post_to(self._upload_http, str(step["upload_url"]))
+        source.post_to(self._upload_http, str(step["upload_url"]), progress=self.heartbeat.beat)
         self.client.files_completeUploadExternal(
             files=[{"id": file_id, "title": payload.get("title") or filename}],
             channel_id=channel,
@@ -462,6 +494,7 @@ class Notifier:
                     raise
                 log.warning("can't look for an earlier post: %s", err.response.get("error"))
                 return
+            self.heartbeat.beat()  # a look-up may read many pages
             yield from page.get("messages") or []
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:

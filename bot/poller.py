@@ -25,6 +25,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot import lifecycle, texts
+from bot.health import Heartbeat
 from bot.metrics import Metrics
 from bot.ratelimit import Buckets
 from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
@@ -38,6 +39,12 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 1.0
 LATE_AFTER = 120.0  # a scheduled run this far past its time says so in its thread
 INLINE_UPLOAD_BYTES = 64 * 1024  # larger generated files go to the spool, not into the row
+# /healthz calls the poller stuck when no tick has finished for 30 ticks, and never sooner
+# than 30 s. A tick claims for at most 0.9 of its period, and one claim may wait SQLite's
+# 5 s busy timeout, so a working poller never comes near it; the floor keeps a faster tick
+# (the tests') from calling a merely busy machine stuck (docs/operations.md#health).
+STUCK_AFTER_TICKS = 30
+STUCK_AFTER_MIN_S = 30.0
 
 
 class Poller:
@@ -53,6 +60,7 @@ class Poller:
         max_workers: int = 16,
         lease_seconds: float = 120.0,
         rand: Callable[[], float] = random.random,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.vendors = vendors
@@ -67,7 +75,10 @@ class Poller:
         self.buckets = Buckets(clock)
         self.boundary = VendorBoundary(vendors.ctx.redactor)
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="poll")
-        self._in_flight: set[Future[None]] = set()
+        self._monotonic = monotonic
+        stuck_after = max(STUCK_AFTER_TICKS * TICK_SECONDS, STUCK_AFTER_MIN_S)
+        self.heartbeat = Heartbeat(stuck_after, monotonic)
+        self._in_flight: dict[Future[None], float] = {}  # each claimed poll: when it was handed out
         self._lock = threading.Lock()
         self._room = threading.Event()  # set when half the in-flight window is free
         self._scheduler: BackgroundScheduler | None = None
@@ -88,8 +99,26 @@ class Poller:
             misfire_grace_time=30,
             next_run_time=dt.datetime.now(dt.UTC),  # first tick now, not one interval later
         )
+        self.heartbeat.beat()
         scheduler.start(paused=paused)
         self._scheduler = scheduler
+
+    def problem(self) -> str | None:
+        """For /healthz: None while ticks keep finishing and every claimed poll ends within
+        its lease (a poll past it has its outcome dropped, and its thread is hung on
+        something); else a short reason."""
+        scheduler = self._scheduler
+        if scheduler is None or not scheduler.running:
+            return "not running"
+        if stuck := self.heartbeat.problem():
+            return stuck
+        with self._lock:
+            oldest = min(self._in_flight.values(), default=None)
+        if oldest is not None:
+            age = self._monotonic() - oldest
+            if age > self.lease_seconds:
+                return f"a poll has run for {age:.0f} s, past its {self.lease_seconds:.0f} s lease"
+        return None
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop ticking, let in-flight polls finish (up to `timeout`), give back every lease
@@ -111,7 +140,13 @@ class Poller:
     def tick(self) -> int:
         """Claim what is due (up to free worker capacity) and start polling it; while due
         watches remain, keep the workers fed until the next tick would start. Returns how
-        many watches were claimed; does not wait for the last polls."""
+        many watches were claimed; does not wait for the last polls. A tick that ends,
+        with or without work, beats the heartbeat; one that raised does not."""
+        claimed = self._tick()
+        self.heartbeat.beat()
+        return claimed
+
+    def _tick(self) -> int:
         until = time.monotonic() + TICK_SECONDS * 0.9
         total = 0
         while True:
@@ -129,7 +164,7 @@ class Poller:
             for watch in claimed:
                 future = self._executor.submit(self.poll_one, watch)
                 with self._lock:
-                    self._in_flight.add(future)
+                    self._in_flight[future] = self._monotonic()
                 future.add_done_callback(self._finished)
             total += len(claimed)
             remaining = until - time.monotonic()
@@ -142,7 +177,7 @@ class Poller:
 
     def _finished(self, future: Future[None]) -> None:
         with self._lock:
-            self._in_flight.discard(future)
+            self._in_flight.pop(future, None)
             if len(self._in_flight) <= self.max_workers:
                 self._room.set()
 

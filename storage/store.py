@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -66,6 +67,15 @@ class Store:
 
     def close(self) -> None:
         self.pool.close()
+
+    def problem(self) -> str | None:
+        """None when the database answers a read of its schema page; else a short reason
+        (for /healthz)."""
+        try:
+            self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as err:
+            return f"{type(err).__name__}: {err}"[:200]
+        return None
 
     @property
     def _db(self) -> Database:

@@ -132,7 +132,8 @@ class BotProcess:
         return self.store.count_by_status(), backlog, age
 
     def healthy(self) -> bool:
-        return self.notifier.credentials_ok
+        """Slack takes the bot token and the database takes writes (`Store.problem`)."""
+        return self.notifier.credentials_ok and self.store.problem() is None
 
     def start(self) -> None:
         """Start polling and delivering (rows left by a previous process resume here)."""

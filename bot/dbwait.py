@@ -29,14 +29,16 @@ class DatabaseWait:
         what: str,
         *,
         on_back: Callable[[], None] = lambda: None,
-        first: float = FIRST_WAIT_S,
-        most: float = MAX_WAIT_S,
+        first: float | None = None,
+        most: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.what = what
         self.on_back = on_back
-        self.first = first
-        self.most = most
+        self.first = FIRST_WAIT_S if first is None else first
+        self.most = MAX_WAIT_S if most is None else most
+        self.monotonic = monotonic
         self._lock = threading.Lock()
         self._wait = 0.0
         self._until = float("-inf")  # monotonic
@@ -45,7 +47,7 @@ class DatabaseWait:
     def ready(self) -> bool:
         """May the loop work now? Asks the store at most once per wait."""
         with self._lock:
-            if time.monotonic() < self._until:
+            if self.monotonic() < self._until:
                 return False
         reason = self.store.problem()
         if reason is not None:
@@ -61,7 +63,7 @@ class DatabaseWait:
     def failed(self, reason: str) -> None:
         """The store refused a write of this loop (or `ready` found a problem): wait."""
         with self._lock:
-            now = time.monotonic()
+            now = self.monotonic()
             if self._down is not None and now < self._until:
                 return  # polls failing together count as one failure, not one each
             if self._down is None:
@@ -75,4 +77,4 @@ class DatabaseWait:
     def seconds_left(self) -> float:
         """Until the next look (0 when the loop may work)."""
         with self._lock:
-            return max(0.0, self._until - time.monotonic())
+            return max(0.0, self._until - self.monotonic())

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 
+from bot import dbwait
 from bot.simulators.zoho import steps_success
-from tests.conftest import wait_for_ticks
+from tests.conftest import bot_env, wait_for_ticks
 from tests.dbfaults import ReadOnlyDatabase
 from tests.processes import wait_until
 from tests.test_integration import WS, parents, responded
@@ -59,12 +60,16 @@ def test_a_deleted_database_is_unhealthy_refuses_commands_and_is_not_recreated(
 
 
 def test_a_read_only_database_refuses_commands_and_all_resumes_once_it_is_writable(
-    start_bot, fake_slack, zoho_sim, monkeypatch, caplog
+    start_bot, fake_slack, zoho_sim, monkeypatch, caplog, tmp_path
 ):
     """Read-only is the file chmod-ed 0444 (enough for a non-root bot) *and* its
     connections switched to PRAGMA query_only (what SQLite then does to root's writes too:
     tests/dbfaults.py)."""
-    bot, slack = start_bot()
+    monkeypatch.setattr(dbwait, "MAX_WAIT_S", 1.0)  # resume fast (the backoff: test_dbwait.py)
+    # Zoho's 30 polls a minute would make the end wait for a token: not what this is about.
+    bot, slack = start_bot(
+        bot_env(tmp_path, fake_slack, zoho_sim) | {"ZOHO_RATE_PER_MINUTE": "6000"}
+    )
     read_only = ReadOnlyDatabase(bot.store, monkeypatch)
     zoho_sim.add_import_job(WS, JOB, steps_success(total_rows=5)[:1])  # queued until told
     _, key = slack.slash(f"watch za {WS}/{JOB}", user="U7")

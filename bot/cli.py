@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings
 from bot.redaction import Redactor
-from storage import ACTIVE, PAUSED
+from storage import ACTIVE, PAUSED, DatabaseUnavailable, check_database
 
 log = logging.getLogger("syncwatch")
 
@@ -151,6 +151,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         bot = BotProcess(settings, redactor=redactor)
+    except DatabaseUnavailable as err:  # one line an operator can act on, no traceback
+        print(f"syncwatch: can't start: database {settings.db_path}: {err.reason}", file=sys.stderr)
+        return 1
     except Exception as err:  # e.g. Slack rejected the token during auth.test
         log.error("startup failed: %s", err)
         return 1
@@ -191,6 +194,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if settings.slack_bot_token:
         failures += _check_slack(settings)
     print(f"database   {settings.db_path}")
+    problem = check_database(settings.db_path)
+    if problem is not None:
+        print(f"FAIL       database {settings.db_path}: {problem}")
+        failures += 1
     for name, conn in settings.zoho.items():
         print(
             f"zoho       [{name}] dc={conn.dc} accounts={conn.accounts_url} "
@@ -237,7 +244,11 @@ def cmd_watches(args: argparse.Namespace) -> int:
     from storage import Store
 
     settings = _settings_or_exit()
-    store = Store(settings.db_path)
+    try:
+        store = Store(settings.db_path)
+    except DatabaseUnavailable as err:
+        print(f"syncwatch: database {settings.db_path}: {err.reason}", file=sys.stderr)
+        return 1
     try:
         statuses = None if args.all else (ACTIVE, PAUSED)
         watches = store.list_watches(statuses=statuses, limit=args.limit)

@@ -16,11 +16,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks, texts
+from bot.dbwait import DatabaseWait
 from bot.health import Heartbeat, slack_token_rejected
 from bot.metrics import Metrics
 from bot.ratelimit import Pace
 from bot.slack import UPLOAD_TIMEOUT_S, UploadSource, build_upload_client
-from storage import OutboxKind, OutboxRow, Store
+from storage import DatabaseUnavailable, OutboxKind, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ class Notifier:
         self._locks = [threading.Lock() for _ in range(64)]
         self._channel_pace = Pace(CHANNEL_POSTS_PER_MIN, CHANNEL_BURST, clock) if paced else None
         self._update_pace = Pace(UPDATES_PER_MIN, UPDATE_BURST, clock) if paced else None
+        # While the database can't take writes nothing is sent: a post whose row can't be
+        # marked would be posted again. Rows wait in the outbox, in flight or pending.
+        self.database = DatabaseWait(store, "deliveries")
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -129,18 +133,28 @@ class Notifier:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            delay = 1.0
-            try:
-                self.deliver_due()
-                # Inside the try: a database error here must not end the loop for good.
-                next_at = self.store.next_outbox_at(self.clock())
-                if next_at is not None:
-                    delay = min(1.0, max(0.0, next_at - self.clock()))
-                self.heartbeat.beat()  # a whole round, with or without rows
-            except Exception:
-                log.exception("outbox delivery round failed")
+            delay = self._round()
             self._wake.wait(delay)
             self._wake.clear()
+
+    def _round(self) -> float:
+        """One delivery round; returns how long to wait before the next one. Nothing that
+        goes wrong here may end the loop: an exception would leave the outbox unsent."""
+        if not self.database.ready():
+            self.heartbeat.beat()  # waiting for the database is not being stuck
+            return self.database.seconds_left()
+        try:
+            self.deliver_due()
+            next_at = self.store.next_outbox_at(self.clock())
+        except DatabaseUnavailable as err:  # rows stay as they are: retried once it's back
+            self.database.failed(err.reason)
+            self.heartbeat.beat()
+            return self.database.seconds_left()
+        except Exception:
+            log.exception("outbox delivery round failed")
+            return 1.0
+        self.heartbeat.beat()  # a whole round, with or without rows
+        return 1.0 if next_at is None else min(1.0, max(0.0, next_at - self.clock()))
 
     def deliver_due(self) -> int:
         """Send every row that is due now, one thread per watch at a time. Returns rows tried."""

@@ -25,6 +25,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot import lifecycle, texts
+from bot.dbwait import DatabaseWait
 from bot.health import Heartbeat
 from bot.metrics import Metrics
 from bot.ratelimit import Buckets
@@ -32,7 +33,7 @@ from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lo
 from bot.vendors.base import AnyVendor, VendorClient, VendorSpec
 from bot.vendors.boundary import VendorBoundary
 from bot.vendors.pool import UnknownConnectionError, VendorPool
-from storage import PollResult, Store, Watch
+from storage import DatabaseUnavailable, PollResult, Store, Watch
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,10 @@ class Poller:
         self._room = threading.Event()  # set when half the in-flight window is free
         self._scheduler: BackgroundScheduler | None = None
         self._closed = False
+        # While the database can't take writes no watch is claimed; outcomes of polls that
+        # could not be saved leave their leases behind, given back once it can.
+        self.database = DatabaseWait(store, "polls", on_back=self._after_outage)
+        self._outcomes_lost = False
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -135,7 +140,10 @@ class Poller:
             self._executor.shutdown(wait=True)  # idle now: its threads end at once
         # Polls cancelled before they started still hold leases: free them so the next
         # process polls those watches at once instead of after the lease runs out.
-        self.store.release_owner(self.owner)
+        try:
+            self.store.release_owner(self.owner)
+        except DatabaseUnavailable as err:  # they run out on their own (lease_seconds)
+            log.warning("poll leases not given back: %s", err.reason)
 
     def tick(self) -> int:
         """Claim what is due (up to free worker capacity) and start polling it; while due
@@ -149,6 +157,8 @@ class Poller:
     def _tick(self) -> int:
         until = time.monotonic() + TICK_SECONDS * 0.9
         total = 0
+        if not self.database.ready():
+            return total
         while True:
             with self._lock:
                 capacity = self.max_workers * 2 - len(self._in_flight)
@@ -158,9 +168,17 @@ class Poller:
                 return total
             if capacity > 0:
                 # Half a tick early: a poll due just after this tick would otherwise wait.
-                claimed = self.store.claim_due(
-                    self.clock(), self.owner, self.lease_seconds, capacity, early=TICK_SECONDS / 2
-                )
+                try:
+                    claimed = self.store.claim_due(
+                        self.clock(),
+                        self.owner,
+                        self.lease_seconds,
+                        capacity,
+                        early=TICK_SECONDS / 2,
+                    )
+                except DatabaseUnavailable as err:
+                    self.database.failed(err.reason)
+                    return total
             for watch in claimed:
                 future = self._executor.submit(self.poll_one, watch)
                 with self._lock:
@@ -198,6 +216,8 @@ class Poller:
     def poll_one(self, watch: Watch) -> None:
         try:
             self._poll(watch)
+        except DatabaseUnavailable as err:  # e.g. a request tally that couldn't be saved
+            self._not_saved(watch, err)
         except Exception:  # a bug must not kill the worker or strand the lease
             ref = secrets.token_hex(2)
             log.exception("poll of watch %s failed unexpectedly (ref %s)", watch.id, ref)
@@ -335,8 +355,34 @@ class Poller:
         kind = "ok" if isinstance(outcome, JobSnapshot) else type(outcome).__name__
         self._commit(watch, result, kind)
 
+    def _not_saved(self, watch: Watch, err: DatabaseUnavailable) -> None:
+        self.database.failed(err.reason)
+        self._outcomes_lost = True
+        log.warning(
+            "watch %s: poll outcome not saved (%s); polled again once the database is back",
+            watch.id,
+            err.reason,
+            extra={"watch_id": watch.id, "vendor": watch.vendor},
+        )
+
+    def _after_outage(self) -> None:
+        """The database is back: give back the leases of polls whose outcome was lost, so
+        those watches are polled now rather than when their leases run out."""
+        if not self._outcomes_lost:
+            return
+        self._outcomes_lost = False
+        try:
+            self.store.release_owner(self.owner)
+        except DatabaseUnavailable as err:
+            self.database.failed(err.reason)
+
     def _commit(self, watch: Watch, result: PollResult, outcome: str | None) -> None:
-        applied = self.store.apply_poll(watch.id, self.owner, result, self.clock())
+        try:
+            applied = self.store.apply_poll(watch.id, self.owner, result, self.clock())
+        except DatabaseUnavailable as err:
+            self._not_saved(watch, err)
+            _discard_files(result)
+            return
         if outcome is not None:
             self.metrics.count_poll(watch.vendor, outcome)
         fields = {"watch_id": watch.id, "vendor": watch.vendor, "outcome": outcome}
@@ -363,10 +409,16 @@ class Poller:
             self.on_change()
         if not applied:
             log.info("watch %s changed while it was being polled; outcome dropped", watch.id)
-            for payload in result.uploads:  # downloaded for nothing: don't leave them behind
-                if payload.get("path"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(payload["path"])
+            _discard_files(result)
+
+
+def _discard_files(result: PollResult) -> None:
+    """Result files downloaded for an outcome that was not saved: the next poll downloads
+    them again, so don't leave these behind."""
+    for payload in result.uploads:
+        if payload.get("path"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(payload["path"])
 
 
 def _min_interval(vendor: VendorClient) -> float | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -61,21 +60,25 @@ class Store:
     """The only door to the database. Safe to share across threads."""
 
     def __init__(self, path: str) -> None:
+        """Open (creating it if missing) and migrate the database at `path`. Raises
+        DatabaseUnavailable, with a reason for the operator, when it can't be written."""
         self.pool = ConnectionPool(path)
-        with self.pool.immediate() as db:
-            apply_migrations(db)
+        try:
+            with self.pool.immediate() as db:
+                apply_migrations(db)
+        except BaseException:
+            self.pool.close()
+            raise
 
     def close(self) -> None:
         self.pool.close()
 
     def problem(self) -> str | None:
-        """None when the database answers a read of its schema page; else a short reason
-        (for /healthz)."""
-        try:
-            self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.Error as err:
-            return f"{type(err).__name__}: {err}"[:200]
-        return None
+        """None while the database takes writes; else a short reason for people ("the
+        database file was deleted or moved", "the database is read-only"). Cheap enough for
+        every command and every /healthz. While there is one, every write raises
+        DatabaseUnavailable and changes nothing (docs/operations.md#the-database-goes-away)."""
+        return self.pool.problem()
 
     @property
     def _db(self) -> Database:

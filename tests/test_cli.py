@@ -85,3 +85,28 @@ def test_check_names_a_rejected_bot_token(env, capsys, fake_slack):
         "FAIL       slack: Slack rejected SLACK_BOT_TOKEN (token_revoked)"
         in capsys.readouterr().out
     )
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: p.write_text("not a database\n" * 100), "the file is not a SQLite database"),
+        (lambda p: None, None),  # missing: fine, `run` creates it (check creates nothing)
+    ],
+)
+def test_check_reports_an_unusable_database_as_fail(env, capsys, tmp_path, make, reason):
+    make(tmp_path / "syncwatch.db")
+    assert main(["check"]) == (1 if reason else 0)
+    out = capsys.readouterr().out
+    if reason:
+        assert f"FAIL       database {env['SYNCWATCH_DB']}: {reason}" in out
+    else:
+        assert "FAIL" not in out
+        assert not (tmp_path / "syncwatch.db").exists()
+
+
+def test_check_reports_a_missing_directory_as_fail(env, capsys, monkeypatch, tmp_path):
+    db = tmp_path / "gone" / "syncwatch.db"
+    monkeypatch.setenv("SYNCWATCH_DB", str(db))
+    assert main(["check"]) == 1
+    assert f"FAIL       database {db}: its directory does not exist" in capsys.readouterr().out

@@ -15,7 +15,6 @@ from bot import health, poller
 from bot.runtime import BotProcess
 from bot.simulators.slack_socket import FakeSocketModeServer
 from bot.simulators.zoho import steps_success
-from storage import Store
 from tests.conftest import FAST_TICK, bot_env, fast_settings
 from tests.fakes import FakeClock, GatedTransport
 from tests.processes import wait_until
@@ -84,13 +83,6 @@ def socket_client(connected: bool, current_session=None, closed: bool = False):
 )
 def test_socket_problem_reads_the_sdk_client(client, expected) -> None:
     assert health.socket_problem(client, now=1000.0, ping_interval=3.0) == expected
-
-
-def test_store_problem_names_a_database_that_does_not_answer(tmp_path) -> None:
-    store = Store(str(tmp_path / "h.db"))
-    assert store.problem() is None
-    store.close()
-    assert "closed database" in (store.problem() or "")
 
 
 # -- the real bot over HTTP ------------------------------------------------------------------

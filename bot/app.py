@@ -13,6 +13,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 
+from bot import health as health_report
 from bot import inbound, listeners, texts
 from bot.config import Settings
 from bot.listeners import deps
@@ -91,12 +92,13 @@ def make_wsgi(
     app: App | None,
     *,
     render_metrics: Callable[[], bytes],
-    healthy: Callable[[], bool],
+    health: Callable[[], dict[str, health_report.Check]],
     gate: AckGate | None = None,
     signing_secret: str = "",
 ) -> Callable[..., Iterable[bytes]]:
     """WSGI app: Slack at /slack/events (HTTP mode only), /healthz and /metrics always.
-    `gate` (the app's) counts the Slack requests being answered."""
+    `gate` (the app's) counts the Slack requests being answered; `health` gives the
+    /healthz checks (bot/health.py)."""
     gate = gate or AckGate()
     slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
@@ -104,12 +106,12 @@ def make_wsgi(
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/healthz":
-            ok = healthy()
+            ok, body = health_report.render(health())
             start_response(
                 "200 OK" if ok else "503 Service Unavailable",
-                [("Content-Type", "text/plain; charset=utf-8")],
+                [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
             )
-            return [b"ok\n" if ok else b"unhealthy\n"]
+            return [body]
         if path == "/metrics":
             body = render_metrics()
             start_response("200 OK", [("Content-Type", "text/plain; version=0.0.4")])

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from bot.config import ConfigError, Settings
 from bot.redaction import Redactor
-from storage import ACTIVE, PAUSED
+from storage import ACTIVE, PAUSED, DatabaseUnavailable
 
 log = logging.getLogger("syncwatch")
 
@@ -134,10 +134,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     redactor = Redactor(settings.secrets())
     setup_logging(redactor, json_lines=settings.log_format == "json")
+    from slack_sdk.errors import SlackApiError
+
     from bot.runtime import BotProcess
+    from bot.slack import check_tokens
+
+    # Every Slack token before anything starts: a refused one stops here with one line,
+    # before a vendor is polled (docs/operations.md#commands).
+    checks = check_tokens(
+        settings.slack_bot_token, settings.slack_app_token, settings.slack_api_url
+    )
+    refused = [c.problem for c in checks if c.problem]
+    if refused:
+        for problem in refused:
+            print(f"syncwatch: can't start: {problem}", file=sys.stderr)
+        return 1
 
     try:
         bot = BotProcess(settings, redactor=redactor)
+    except DatabaseUnavailable as err:  # one line an operator can act on, no traceback
+        print(
+            f"syncwatch: can't start: database {settings.database}: {err.reason}", file=sys.stderr
+        )
+        return 1
     except Exception as err:  # e.g. Slack rejected the token during auth.test
         log.error("startup failed: %s", err)
         return 1
@@ -150,12 +169,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     bot.start()
     mode = "Socket Mode" if settings.socket_mode else "HTTP"
-    log.info("syncwatch running (%s), database %s", mode, settings.db_path)
+    log.info("syncwatch running (%s), database %s", mode, settings.database)
     try:
         if settings.socket_mode:
             bot.serve_socket_mode()
         else:
             bot.serve_http()
+    except SlackApiError as err:  # the app token revoked since the check, say
+        log.error("Slack refused the Socket Mode link (%s)", err.response.get("error"))
+        return 1
     finally:
         bot.shutdown()
     return 0
@@ -246,19 +268,19 @@ def cmd_copy_db(args: argparse.Namespace) -> int:
 
 
 def _check_slack(settings: Settings) -> int:
-    from slack_sdk.errors import SlackApiError, SlackClientError
+    """Every Slack token `run` will use: the bot token, and the app token in Socket Mode."""
+    from bot.slack import check_tokens
 
-    from bot.slack import build_slack_client, describe_bot
-
-    try:
-        client = build_slack_client(settings.slack_bot_token, settings.slack_api_url)
-        print(f"ok         slack: {describe_bot(client)}")
-        return 0
-    except SlackApiError as err:
-        print(f"FAIL       slack: token rejected ({err.response.get('error')})")
-    except (SlackClientError, OSError) as err:
-        print(f"FAIL       slack: can't reach {settings.slack_api_url} ({type(err).__name__})")
-    return 1
+    failures = 0
+    for check in check_tokens(
+        settings.slack_bot_token, settings.slack_app_token, settings.slack_api_url
+    ):
+        if check.problem:
+            print(f"FAIL       slack: {check.problem}")
+            failures += 1
+        else:
+            print(f"ok         slack: {check.detail}")
+    return failures
 
 
 def cmd_watches(args: argparse.Namespace) -> int:
@@ -266,7 +288,11 @@ def cmd_watches(args: argparse.Namespace) -> int:
     from storage import Store
 
     settings = _settings_or_exit()
-    store = Store(settings.db_path)
+    try:
+        store = Store(settings.database)
+    except DatabaseUnavailable as err:
+        print(f"syncwatch: database {settings.database}: {err.reason}", file=sys.stderr)
+        return 1
     try:
         statuses = None if args.all else (ACTIVE, PAUSED)
         watches = store.list_watches(statuses=statuses, limit=args.limit)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +17,12 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot import blocks, texts
+from bot.dbwait import DatabaseWait
+from bot.health import Heartbeat, slack_token_rejected
 from bot.metrics import Metrics
 from bot.ratelimit import Pace, RateLedger, SharedPace
-from bot.slack import UploadSource, build_upload_client
-from storage import OutboxKind, OutboxRow, Store
+from bot.slack import UPLOAD_TIMEOUT_S, UploadSource, build_upload_client
+from storage import DatabaseUnavailable, OutboxKind, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,12 @@ CHANNEL_BURST = 4
 UPDATES_PER_MIN = 50
 UPDATE_BURST = 5
 WORKSPACE = "workspace"  # the update pace's only key
+# /healthz calls the notifier stuck when it showed no progress for this long. It beats
+# after every round (at least one a second when idle), every row, every page of a look-up
+# and every chunk of an upload; the longest a single step may wait is one read or write of
+# an upload (UPLOAD_TIMEOUT_S; Web API calls time out after 15 s), so a working notifier
+# never comes near it (docs/operations.md#health).
+STUCK_AFTER_S = UPLOAD_TIMEOUT_S + 30
 
 
 class Notifier:
@@ -70,6 +79,7 @@ class Notifier:
         owner: str | None = None,
         claim_seconds: float = 120.0,
         shared: RateLedger | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`paced=False` only for a Slack with no limits (the demo's local stand-in).
         `owner` names this process's claims on watches' deliveries (its replica id); a
@@ -82,6 +92,8 @@ class Notifier:
         self.credentials_ok = True
         self.owner = owner or f"notifier-{secrets.token_hex(4)}"
         self.claim_seconds = claim_seconds
+        self.credentials_error = ""  # Slack's code when it last rejected the bot token
+        self.heartbeat = Heartbeat(STUCK_AFTER_S, monotonic)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -101,6 +113,9 @@ class Notifier:
         elif paced:
             self._channel_pace = Pace(CHANNEL_POSTS_PER_MIN, CHANNEL_BURST, clock)
             self._update_pace = Pace(UPDATES_PER_MIN, UPDATE_BURST, clock)
+        # While the database can't take writes nothing is sent: a post whose row can't be
+        # marked would be posted again. Rows wait in the outbox, in flight or pending.
+        self.database = DatabaseWait(store, "deliveries")
 
     # -- loop ------------------------------------------------------------------------------
 
@@ -108,8 +123,21 @@ class Notifier:
         self._wake.set()
 
     def start(self) -> None:
+        self.heartbeat.beat()
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
         self._thread.start()
+
+    def problem(self) -> str | None:
+        """For /healthz: None while the delivery loop runs and makes progress."""
+        if self._thread is None or not self._thread.is_alive():
+            return "not running"
+        return self.heartbeat.problem()
+
+    def slack_problem(self) -> str | None:
+        """For /healthz: why Slack refuses our writes, if it does (the bot token)."""
+        if self.credentials_ok:
+            return None
+        return slack_token_rejected(self.credentials_error or "unknown error")
 
     def shutdown(self, timeout: float = 20.0) -> None:
         """Stop delivering; a round in progress finishes (up to `timeout`). A row cut short
@@ -124,14 +152,28 @@ class Notifier:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.deliver_due()
-            except Exception:
-                log.exception("outbox delivery round failed")
-            next_at = self.store.next_outbox_at(self.clock(), self.owner)
-            delay = 1.0 if next_at is None else min(1.0, max(0.0, next_at - self.clock()))
+            delay = self._round()
             self._wake.wait(delay)
             self._wake.clear()
+
+    def _round(self) -> float:
+        """One delivery round; returns how long to wait before the next one. Nothing that
+        goes wrong here may end the loop: an exception would leave the outbox unsent."""
+        if not self.database.ready():
+            self.heartbeat.beat()  # waiting for the database is not being stuck
+            return self.database.seconds_left()
+        try:
+            self.deliver_due()
+            next_at = self.store.next_outbox_at(self.clock(), self.owner)
+        except DatabaseUnavailable as err:  # rows stay as they are: retried once it's back
+            self.database.failed(err.reason)
+            self.heartbeat.beat()
+            return self.database.seconds_left()
+        except Exception:
+            log.exception("outbox delivery round failed")
+            return 1.0
+        self.heartbeat.beat()  # a whole round, with or without rows
+        return 1.0 if next_at is None else min(1.0, max(0.0, next_at - self.clock()))
 
     def deliver_due(self) -> int:
         """Send every row that is due now, one thread per watch at a time. Returns rows tried.
@@ -157,7 +199,9 @@ class Notifier:
                     queue = "parent" if row.kind == OutboxKind.PARENT else "thread"
                     if queue in held:
                         continue
-                    if not self._deliver(row):
+                    delivered = self._deliver(row)
+                    self.heartbeat.beat()  # progress within a long round
+                    if not delivered:
                         held.add(queue)
                         if queue == "parent" and self.store.parent_ref(watch_id) is None:
                             held.add("thread")
@@ -179,6 +223,7 @@ class Notifier:
                 self.store.mark_dead(row.id, f"unknown outbox kind {row.kind!r}")
             self.metrics.slack_calls.labels(row.kind, "sent").inc()
             self.credentials_ok = True
+            self.credentials_error = ""
             return True
         except _Paced as paced:
             # Our own pace, not a failure: no attempt counted, no warning; the row's turn
@@ -206,6 +251,7 @@ class Notifier:
             self.store.pause_watch(row.watch_id, texts.pause_reason(code), self.clock())
             return False
         if code in CREDENTIALS:
+            self.credentials_error = code
             self.credentials_ok = False
             log.error("Slack rejected the bot token (%s); deliveries wait", code)
             self.store.defer(row.id, self.clock() + 60, code)
@@ -382,7 +428,7 @@ class Notifier:
         step = self.client.files_getUploadURLExternal(filename=filename, length=source.size)
         file_id = str(step["file_id"])
         self.store.note_upload(row.id, file_id, self.clock())
-        source.post_to(self._upload_http, str(step["upload_url"]))
+        source.post_to(self._upload_http, str(step["upload_url"]), progress=self.heartbeat.beat)
         self.client.files_completeUploadExternal(
             files=[{"id": file_id, "title": payload.get("title") or filename}],
             channel_id=channel,
@@ -486,6 +532,7 @@ class Notifier:
                     raise
                 log.warning("can't look for an earlier post: %s", err.response.get("error"))
                 return
+            self.heartbeat.beat()  # a look-up may read many pages
             yield from page.get("messages") or []
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:

@@ -25,19 +25,30 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot import lifecycle, texts
+from bot.dbwait import DatabaseWait
+from bot.health import Heartbeat
 from bot.metrics import Metrics
 from bot.ratelimit import Buckets, SharedBuckets
 from bot.vendors import JobSnapshot, ResultFile, TransientError, VendorError, lookup
 from bot.vendors.base import AnyVendor, VendorClient, VendorSpec
 from bot.vendors.boundary import VendorBoundary
 from bot.vendors.pool import UnknownConnectionError, VendorPool
-from storage import PollResult, Store, Watch
+from storage import DatabaseUnavailable, PollResult, Store, Watch
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
-LATE_AFTER = 120.0  # a scheduled run this far past its time says so in its thread
+LATE_AFTER = 120.0
+# A poll running this long is hung on something (a vendor call's timeouts and a result
+# download fit well within it); its lease stays renewed by the heartbeat meanwhile.
+STUCK_POLL_S = 120.0  # a scheduled run this far past its time says so in its thread
 INLINE_UPLOAD_BYTES = 64 * 1024  # larger generated files go to the spool, not into the row
+# /healthz calls the poller stuck when no tick has finished for 30 ticks, and never sooner
+# than 30 s. A tick claims for at most 0.9 of its period, and one claim may wait SQLite's
+# 5 s busy timeout, so a working poller never comes near it; the floor keeps a faster tick
+# (the tests') from calling a merely busy machine stuck (docs/operations.md#health).
+STUCK_AFTER_TICKS = 30
+STUCK_AFTER_MIN_S = 30.0
 
 
 class Poller:
@@ -55,6 +66,7 @@ class Poller:
         rand: Callable[[], float] = random.random,
         owner: str | None = None,
         buckets: Buckets | SharedBuckets | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`owner` names this process's leases (its replica id); a lease lasts
         `lease_seconds` unless the replica's heartbeat renews it."""
@@ -72,11 +84,18 @@ class Poller:
         self.buckets = buckets or Buckets(clock)
         self.boundary = VendorBoundary(vendors.ctx.redactor)
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="poll")
-        self._in_flight: set[Future[None]] = set()
+        self._monotonic = monotonic
+        stuck_after = max(STUCK_AFTER_TICKS * TICK_SECONDS, STUCK_AFTER_MIN_S)
+        self.heartbeat = Heartbeat(stuck_after, monotonic)
+        self._in_flight: dict[Future[None], float] = {}  # each claimed poll: when it was handed out
         self._lock = threading.Lock()
         self._room = threading.Event()  # set when half the in-flight window is free
         self._scheduler: BackgroundScheduler | None = None
         self._closed = False
+        # While the database can't take writes no watch is claimed; outcomes of polls that
+        # could not be saved leave their leases behind, given back once it can.
+        self.database = DatabaseWait(store, "polls", on_back=self._after_outage)
+        self._outcomes_lost = False
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -93,8 +112,26 @@ class Poller:
             misfire_grace_time=30,
             next_run_time=dt.datetime.now(dt.UTC),  # first tick now, not one interval later
         )
+        self.heartbeat.beat()
         scheduler.start(paused=paused)
         self._scheduler = scheduler
+
+    def problem(self) -> str | None:
+        """For /healthz: None while ticks keep finishing and every claimed poll ends within
+        its lease (a poll past it has its outcome dropped, and its thread is hung on
+        something); else a short reason."""
+        scheduler = self._scheduler
+        if scheduler is None or not scheduler.running:
+            return "not running"
+        if stuck := self.heartbeat.problem():
+            return stuck
+        with self._lock:
+            oldest = min(self._in_flight.values(), default=None)
+        if oldest is not None:
+            age = self._monotonic() - oldest
+            if age > STUCK_POLL_S:
+                return f"a poll has run for {age:.0f} s (more than {STUCK_POLL_S:.0f} s)"
+        return None
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop ticking, let in-flight polls finish (up to `timeout`), give back every lease
@@ -111,14 +148,25 @@ class Poller:
             self._executor.shutdown(wait=True)  # idle now: its threads end at once
         # Polls cancelled before they started still hold leases: free them so the next
         # process polls those watches at once instead of after the lease runs out.
-        self.store.release_owner(self.owner)
+        try:
+            self.store.release_owner(self.owner)
+        except DatabaseUnavailable as err:  # they run out on their own (lease_seconds)
+            log.warning("poll leases not given back: %s", err.reason)
 
     def tick(self) -> int:
         """Claim what is due (up to free worker capacity) and start polling it; while due
         watches remain, keep the workers fed until the next tick would start. Returns how
-        many watches were claimed; does not wait for the last polls."""
+        many watches were claimed; does not wait for the last polls. A tick that ends,
+        with or without work, beats the heartbeat; one that raised does not."""
+        claimed = self._tick()
+        self.heartbeat.beat()
+        return claimed
+
+    def _tick(self) -> int:
         until = time.monotonic() + TICK_SECONDS * 0.9
         total = 0
+        if not self.database.ready():
+            return total
         while True:
             with self._lock:
                 capacity = self.max_workers * 2 - len(self._in_flight)
@@ -128,13 +176,21 @@ class Poller:
                 return total
             if capacity > 0:
                 # Half a tick early: a poll due just after this tick would otherwise wait.
-                claimed = self.store.claim_due(
-                    self.clock(), self.owner, self.lease_seconds, capacity, early=TICK_SECONDS / 2
-                )
+                try:
+                    claimed = self.store.claim_due(
+                        self.clock(),
+                        self.owner,
+                        self.lease_seconds,
+                        capacity,
+                        early=TICK_SECONDS / 2,
+                    )
+                except DatabaseUnavailable as err:
+                    self.database.failed(err.reason)
+                    return total
             for watch in claimed:
                 future = self._executor.submit(self.poll_one, watch)
                 with self._lock:
-                    self._in_flight.add(future)
+                    self._in_flight[future] = self._monotonic()
                 future.add_done_callback(self._finished)
             total += len(claimed)
             remaining = until - time.monotonic()
@@ -147,7 +203,7 @@ class Poller:
 
     def _finished(self, future: Future[None]) -> None:
         with self._lock:
-            self._in_flight.discard(future)
+            self._in_flight.pop(future, None)
             if len(self._in_flight) <= self.max_workers:
                 self._room.set()
 
@@ -168,6 +224,8 @@ class Poller:
     def poll_one(self, watch: Watch) -> None:
         try:
             self._poll(watch)
+        except DatabaseUnavailable as err:  # e.g. a request tally that couldn't be saved
+            self._not_saved(watch, err)
         except Exception:  # a bug must not kill the worker or strand the lease
             ref = secrets.token_hex(2)
             log.exception("poll of watch %s failed unexpectedly (ref %s)", watch.id, ref)
@@ -305,8 +363,34 @@ class Poller:
         kind = "ok" if isinstance(outcome, JobSnapshot) else type(outcome).__name__
         self._commit(watch, result, kind)
 
+    def _not_saved(self, watch: Watch, err: DatabaseUnavailable) -> None:
+        self.database.failed(err.reason)
+        self._outcomes_lost = True
+        log.warning(
+            "watch %s: poll outcome not saved (%s); polled again once the database is back",
+            watch.id,
+            err.reason,
+            extra={"watch_id": watch.id, "vendor": watch.vendor},
+        )
+
+    def _after_outage(self) -> None:
+        """The database is back: give back the leases of polls whose outcome was lost, so
+        those watches are polled now rather than when their leases run out."""
+        if not self._outcomes_lost:
+            return
+        self._outcomes_lost = False
+        try:
+            self.store.release_owner(self.owner)
+        except DatabaseUnavailable as err:
+            self.database.failed(err.reason)
+
     def _commit(self, watch: Watch, result: PollResult, outcome: str | None) -> None:
-        applied = self.store.apply_poll(watch.id, self.owner, result, self.clock())
+        try:
+            applied = self.store.apply_poll(watch.id, self.owner, result, self.clock())
+        except DatabaseUnavailable as err:
+            self._not_saved(watch, err)
+            _discard_files(result)
+            return
         if outcome is not None:
             self.metrics.count_poll(watch.vendor, outcome)
         fields = {"watch_id": watch.id, "vendor": watch.vendor, "outcome": outcome}
@@ -333,10 +417,16 @@ class Poller:
             self.on_change()
         if not applied:
             log.info("watch %s changed while it was being polled; outcome dropped", watch.id)
-            for payload in result.uploads:  # downloaded for nothing: don't leave them behind
-                if payload.get("path"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.remove(payload["path"])
+            _discard_files(result)
+
+
+def _discard_files(result: PollResult) -> None:
+    """Result files downloaded for an outcome that was not saved: the next poll downloads
+    them again, so don't leave these behind."""
+    for payload in result.uploads:
+        if payload.get("path"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(payload["path"])
 
 
 def _min_interval(vendor: VendorClient) -> float | None:

@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from waitress import wasyncore
 from waitress.server import create_server
 
+from bot import health
 from bot.app import HTTP_THREADS, create_app, make_wsgi
 from bot.budget import MonthlyBudget
 from bot.config import Settings
@@ -42,6 +43,12 @@ log = logging.getLogger(__name__)
 # SIGTERM to exit: the whole shutdown fits in this, leaving room under the 10 s that
 # process managers commonly allow before they send SIGKILL (docs/operations.md#shutdown).
 SHUTDOWN_GRACE_S = 7.0
+
+# Seconds between the Socket Mode client's pings to Slack (docs/slack.md#socket-mode). A
+# TCP link lost without a close shows only as missing pongs: /healthz reports it after two
+# intervals without one, and the SDK itself drops and reopens a link after four. Bolt's
+# handler defaults to 10 s (no 503 for 20 s, a new link after 41-50 s).
+SOCKET_PING_INTERVAL_S = 3.0
 
 
 # A spool file younger than this may belong to a download another process on this host
@@ -74,11 +81,16 @@ class BotProcess:
         authorize: Callable[..., Any] | None = None,
         pace_slack: bool = True,
         redactor: Redactor | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        socket_ping_interval: float = SOCKET_PING_INTERVAL_S,
     ) -> None:
+        """`clock` is the wall clock the watches live by; `monotonic` times the loops'
+        heartbeats for /healthz. Tests move either on by hand."""
         self.settings = settings
         # The log filter's, when `syncwatch run` made one: then logs also learn the tokens.
         self.redactor = redactor or Redactor(settings.secrets())
         self.clock = clock
+        self.socket_ping_interval = socket_ping_interval
         self.metrics = Metrics()
         self.store = Store(settings.database)
         self.spool_dir = spool_dir_for(settings.database)
@@ -107,6 +119,7 @@ class BotProcess:
             owner=self.replica.id,
             claim_seconds=LEASE_SECONDS,
             shared=self.store,
+            monotonic=monotonic,
         )
         policy = PollPolicy.from_settings(settings)
         self.schedules = ScheduleRunner(
@@ -130,6 +143,7 @@ class BotProcess:
             owner=self.replica.id,
             lease_seconds=LEASE_SECONDS,
             buckets=SharedBuckets(self.store, clock),
+            monotonic=monotonic,
         )
         self.after_ack = AfterAck()  # acks first, then the work after them
         self.app = create_app(
@@ -160,8 +174,22 @@ class BotProcess:
         backlog, age = self.store.outbox_backlog(self.clock())
         return self.store.count_by_status(), backlog, age
 
-    def healthy(self) -> bool:
-        return self.notifier.credentials_ok
+    def health(self) -> dict[str, health.Check]:
+        """The /healthz checks, each True or a short reason (docs/operations.md#health)."""
+        checks: dict[str, health.Check] = {"slack": health.check(self.notifier.slack_problem())}
+        if self.settings.socket_mode:
+            checks["socket"] = health.check(self._socket_problem())
+        checks["database"] = health.check(self.store.problem())
+        checks["poller"] = health.check(self.poller.problem())
+        checks["notifier"] = health.check(self.notifier.problem())
+        return checks
+
+    def _socket_problem(self) -> str | None:
+        handler = self._socket_handler
+        if handler is None:
+            return "not connected"
+        # The SDK stamps pings with the wall clock (time.time), not with self.clock.
+        return health.socket_problem(handler.client, time.time(), self.socket_ping_interval)
 
     def start(self) -> None:
         """Start polling and delivering (rows left by a previous process resume here)."""
@@ -197,7 +225,9 @@ class BotProcess:
         """Connect to Slack over Socket Mode; /healthz and /metrics still served over HTTP."""
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        self._socket_handler = SocketModeHandler(self.app, self.settings.slack_app_token)
+        self._socket_handler = SocketModeHandler(
+            self.app, self.settings.slack_app_token, ping_interval=self.socket_ping_interval
+        )
         self._socket_handler.connect()
         return self._serve(None, background)
 
@@ -205,7 +235,7 @@ class BotProcess:
         wsgi = make_wsgi(
             app,
             render_metrics=self.metrics.render,
-            healthy=self.healthy,
+            health=self.health,
             gate=self.after_ack.gate,
             signing_secret=self.settings.slack_signing_secret,
         )

@@ -21,7 +21,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot import lifecycle, texts
 from bot.vendors import lookup
-from storage import ScheduleStatus, Store
+from storage import DatabaseUnavailable, ScheduleStatus, Store
 
 log = logging.getLogger(__name__)
 
@@ -154,15 +154,21 @@ class ScheduleRunner:
             trigger=True,
         )
         following = next_run(schedule.cron, schedule.tz, now)
-        watch = self.store.record_schedule_run(
-            schedule.id,
-            due,
-            following,
-            draft,
-            note,
-            now,
-            skipped_note=texts.schedule_run_skipped(schedule.id),
-        )
+        try:
+            watch = self.store.record_schedule_run(
+                schedule.id,
+                due,
+                following,
+                draft,
+                note,
+                now,
+                skipped_note=texts.schedule_run_skipped(schedule.id),
+            )
+        except DatabaseUnavailable as err:
+            # Not lost: next_run_at still holds this run, so the job's next firing (or the
+            # next start) runs it, late and saying so.
+            log.warning("schedule %s: run not started (%s)", schedule.id, err.reason)
+            return None
         self.on_change()
         return watch.id if watch else None
 

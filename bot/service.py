@@ -7,10 +7,11 @@ person who asked, and leaves channel posts to the outbox.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot import blocks, grammar, lifecycle, texts
 from bot.config import Settings
@@ -22,6 +23,7 @@ from storage import (
     ACTIVE,
     DEFAULT_CONNECTION,
     PAUSED,
+    DatabaseUnavailable,
     DuplicateWatchError,
     Event,
     NewWatch,
@@ -34,6 +36,32 @@ log = logging.getLogger(__name__)
 
 COMMAND = grammar.COMMAND
 SYNC_VENDOR = "zoho-analytics-sync"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def saves(
+    use_case: Callable[Concatenate[Service, P], R],
+) -> Callable[Concatenate[Service, P], R | blocks.Message]:
+    """For a use case that writes. While the database can't take writes (its file deleted,
+    read-only, the disk full) the person is told so privately and nothing is written: a
+    watch "started" into a deleted file would vanish at the next restart
+    (docs/operations.md#the-database-goes-away)."""
+
+    @functools.wraps(use_case)
+    def guarded(self: Service, /, *args: P.args, **kwargs: P.kwargs) -> R | blocks.Message:
+        reason = self.store.problem()
+        if reason is None:
+            try:
+                return use_case(self, *args, **kwargs)
+            except DatabaseUnavailable as err:  # went between the look and the write
+                reason = err.reason
+        log.warning("a change was refused: the database can't take writes (%s)", reason)
+        return blocks.render_notice(texts.cant_save(reason))
+
+    return guarded
 
 
 @dataclass(frozen=True)
@@ -72,19 +100,24 @@ class Service:
         if isinstance(request, grammar.WatchLinksRequest):
             return self.create_from_links(request, who)
         if isinstance(request, grammar.ListRequest):
-            return self.list_channel(who.channel_id)
+            try:
+                return self.list_channel(who.channel_id)
+            except DatabaseUnavailable as err:
+                return blocks.render_notice(texts.cant_read(err.reason))
         if isinstance(request, grammar.StopRequest):
             return self.stop(request.target_id, who)
         if isinstance(request, grammar.SyncRequest):
             return self.sync(request, who)
         raise TypeError(f"unhandled request {request!r}")
 
+    @saves
     def create_from_links(
         self, request: grammar.WatchLinksRequest, who: Requester
     ) -> blocks.Message:
         """Watches for pasted links, all or none (they may name several vendors)."""
         return self._create(request.jobs, request.connection, request.every, who)
 
+    @saves
     def create_watches(
         self, request: grammar.WatchRequest, who: Requester, *, trigger: bool = False
     ) -> blocks.Message:
@@ -160,6 +193,7 @@ class Service:
             )
         return None
 
+    @saves
     def sync(self, request: grammar.SyncRequest, who: Requester) -> blocks.Message:
         """Start a datasource sync: a watch whose first poll triggers it (no vendor call here:
         the listener must ack fast)."""
@@ -209,6 +243,7 @@ class Service:
         when = blocks.slack_date(schedule.next_run_at or now)
         return blocks.render_notice(texts.scheduled(ref, schedule.id, cron, tz, when))
 
+    @saves
     def retry_sync(self, watch_id: str, who: Requester) -> blocks.Message | None:
         """The "Retry sync" button: run the same sync again in the same message and thread."""
         watch = self._watch_here(watch_id, who)
@@ -226,6 +261,7 @@ class Service:
             return None
         return blocks.render_notice(texts.cant_retry_sync(watch.id))
 
+    @saves
     def show_errors(self, watch_id: str, who: Requester) -> blocks.Message | None:
         """The "Show errors" button: the vendor's full error text in the thread, once."""
         watch = self._watch_here(watch_id, who)
@@ -260,6 +296,7 @@ class Service:
         schedules = self.store.list_schedules(channel_id=channel_id)
         return blocks.render_list(watches, self.clock(), schedules, total=total)
 
+    @saves
     def stop(self, watch_id: str, who: Requester) -> blocks.Message:
         """Stop a watch (or a schedule) from the command or a button: the requester, people
         on the connection's allowlist, or admins (docs/architecture.md#permissions)."""
@@ -325,6 +362,7 @@ class Service:
             texts.stopped_schedule(schedule.id, schedule.ref, schedule.cron, schedule.tz)
         )
 
+    @saves
     def refresh(self, watch_id: str, who: Requester) -> blocks.Message | None:
         """Poll at the next tick (the vendor's rate limit still applies)."""
         watch = self._watch_here(watch_id, who)

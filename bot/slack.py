@@ -1,5 +1,6 @@
-"""How the bot talks to Slack's Web API: the WebClient factory, `auth.test` for
-`syncwatch check`, and the upload of a result file's bytes to Slack's pre-signed URL.
+"""How the bot talks to Slack's Web API: the WebClient factory, the token checks for
+`syncwatch check` and the start of `syncwatch run`, and the upload of a result file's bytes to
+Slack's pre-signed URL.
 
 Listeners and the notifier get their clients from here; nothing else builds one.
 """
@@ -9,11 +10,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry import RetryHandler
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -48,6 +51,43 @@ def describe_bot(client: WebClient) -> str:
     return f"bot {info.get('user')} in team {info.get('team')}"
 
 
+@dataclass(frozen=True)
+class TokenCheck:
+    """What Slack said about one token: `problem` is None when it took it."""
+
+    name: str  # the setting that holds the token
+    detail: str  # what it is, when it works
+    problem: str | None = None
+
+
+def check_tokens(bot_token: str, app_token: str, base_url: str) -> list[TokenCheck]:
+    """Try every token the process will use, before it uses any: the bot token with
+    `auth.test`, and in Socket Mode (an app token set) the app-level token with
+    `apps.connections.open`, the call the Socket Mode client makes to get its WebSocket URL
+    (the URL issued here is simply not used). Without this a revoked app token passed
+    `syncwatch check`, and `syncwatch run` died with a traceback after polling began."""
+    client = build_slack_client(bot_token, base_url)
+    checks = [_ask("SLACK_BOT_TOKEN", base_url, lambda: describe_bot(client))]
+    if app_token:
+
+        def open_link() -> str:
+            client.apps_connections_open(app_token=app_token)
+            return "SLACK_APP_TOKEN opens a Socket Mode link"
+
+        checks.append(_ask("SLACK_APP_TOKEN", base_url, open_link))
+    return checks
+
+
+def _ask(name: str, base_url: str, call: Callable[[], str]) -> TokenCheck:
+    try:
+        return TokenCheck(name, call())
+    except SlackApiError as err:
+        return TokenCheck(name, "", f"Slack rejected {name} ({err.response.get('error')})")
+    except (SlackClientError, OSError) as err:
+        why = type(err).__name__
+        return TokenCheck(name, "", f"can't reach {base_url} to check {name} ({why})")
+
+
 def build_upload_client() -> httpx.Client:
     """The client that sends result-file bytes to the pre-signed URL Slack hands out
     (docs/slack.md#file-uploads). httpx, like every other HTTP call the bot makes itself;
@@ -75,14 +115,17 @@ class UploadSource:
             return cls(path, None) if os.path.isfile(path) else None
         return cls(None, base64.b64decode(payload.get("content_b64", "")))
 
-    def post_to(self, http: httpx.Client, url: str) -> None:
-        """Stream the bytes to Slack's pre-signed upload URL. Raises OSError when the
-        upload did not go through (the outbox retries the row)."""
+    def post_to(
+        self, http: httpx.Client, url: str, *, progress: Callable[[], None] = lambda: None
+    ) -> None:
+        """Stream the bytes to Slack's pre-signed upload URL, calling `progress()` as each
+        chunk goes (a long upload is not a stuck one). Raises OSError when the upload did
+        not go through (the outbox retries the row)."""
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(self.size)}
         try:
             if self.path:
                 with open(self.path, "rb") as fh:
-                    response = http.post(url, content=_chunks(fh), headers=headers)
+                    response = http.post(url, content=_chunks(fh, progress), headers=headers)
             else:
                 response = http.post(url, content=self.content or b"", headers=headers)
         except httpx.HTTPError as err:  # its text may quote the URL, which is a credential
@@ -96,6 +139,7 @@ class UploadSource:
                 os.remove(self.path)
 
 
-def _chunks(fh: Any) -> Iterator[bytes]:
+def _chunks(fh: Any, progress: Callable[[], None]) -> Iterator[bytes]:
     while chunk := fh.read(UPLOAD_CHUNK):
+        progress()
         yield chunk

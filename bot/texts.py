@@ -45,6 +45,22 @@ def something_went_wrong(ref: str) -> str:
     return f"Something went wrong (ref {ref}). Nothing was changed; try again."
 
 
+def cant_save(reason: str) -> str:
+    """The database can't take writes (deleted, read-only, disk full): said instead of
+    "Started a watch", so nobody trusts a watch that would vanish at the next restart."""
+    return (
+        f":warning: I can't save anything right now ({reason}), so nothing was started or "
+        "changed. Try again later, or tell whoever runs syncwatch."
+    )
+
+
+def cant_read(reason: str) -> str:
+    return (
+        f":warning: I can't read my database right now ({reason}). Try again later, or tell "
+        "whoever runs syncwatch."
+    )
+
+
 # -- starting watches ---------------------------------------------------------------------
 
 

@@ -4,6 +4,8 @@
 the one door to the database.
 """
 
+from .db import check_database
+from .health import DatabaseUnavailable
 from .records import (
     ACTIVE,
     DEFAULT_CONNECTION,
@@ -31,6 +33,7 @@ __all__ = [
     "DONE",
     "PAUSED",
     "STOPPED",
+    "DatabaseUnavailable",
     "DuplicateWatchError",
     "Event",
     "NewWatch",
@@ -45,4 +48,5 @@ __all__ = [
     "TransitionDraft",
     "Watch",
     "WatchStatus",
+    "check_database",
 ]

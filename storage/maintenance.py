@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .db import check_database
 from .engine import DatabaseURL, parse_database_url
 from .migrations import DATA_TABLES, IDENTITY_TABLES, names
 from .store import Store
@@ -29,10 +30,10 @@ def inspect(url: DatabaseURL) -> DatabaseReport:
 
 
 def _inspect_sqlite(path: str, known: list[str]) -> DatabaseReport:
+    problem = check_database(path)  # writable, a SQLite file, its directory there
+    if problem is not None:
+        return DatabaseReport(False, f"SQLite {path}: {problem}")
     if not os.path.exists(path):
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            return DatabaseReport(False, f"SQLite {path}: the folder {folder} doesn't exist")
         return DatabaseReport(True, f"SQLite {path}: will be created at start")
     try:
         conn = sqlite3.connect(f"file:{os.path.abspath(path)}?mode=ro", uri=True)

@@ -66,7 +66,8 @@ class Store:
 
     def __init__(self, database: str | DatabaseURL, *, pool_size: int | None = None) -> None:
         """Open (and migrate) the database `database` names: a SQLite path or URL, or a
-        PostgreSQL DSN (see `engine.parse_database_url`)."""
+        PostgreSQL DSN (see `engine.parse_database_url`). Raises DatabaseUnavailable, with
+        a reason for the operator, when it can't be written."""
         url = database if isinstance(database, DatabaseURL) else parse_database_url(database)
         self.url = url
         self.engine: Engine
@@ -95,6 +96,14 @@ class Store:
 
     def close(self) -> None:
         self.engine.close()
+
+    def problem(self) -> str | None:
+        """None while the database takes writes; else a short reason for people ("the
+        database file was deleted or moved", "the database is read-only", "PostgreSQL
+        can't be reached"). Cheap enough for every command and every /healthz. While there
+        is one, every write raises DatabaseUnavailable and changes nothing
+        (docs/operations.md#the-database-goes-away)."""
+        return self.engine.problem()
 
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         return self.engine.query(sql, params)

@@ -126,3 +126,27 @@ class ScriptedTransport(httpx.MockTransport):
                 else:
                     raise AssertionError(f"no reply scripted for {request.method} {request.url}")
         return answer(reply, request)
+
+
+class GatedTransport(httpx.BaseTransport):
+    """Real HTTP to the local vendor fakes, except that requests whose path contains `hold`
+    wait until `release()`: a vendor that never answers. `entered` is set once one waits."""
+
+    def __init__(self, hold: str) -> None:
+        self.hold = hold
+        self.entered = threading.Event()
+        self._gate = threading.Event()
+        self._inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.hold in request.url.path:
+            self.entered.set()
+            self._gate.wait()
+        return self._inner.handle_request(request)
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def close(self) -> None:
+        self._gate.set()
+        self._inner.close()

@@ -55,3 +55,60 @@ def test_watches_lists_what_the_database_holds(env, capsys, tmp_path):
     assert main(["watches"]) == 0
     out = capsys.readouterr().out
     assert "active" in out and "zoho-analytics" in out and "1/2" in out and "C1" in out
+
+
+def test_check_tries_the_app_token_in_socket_mode(env, capsys, monkeypatch, fake_slack):
+    monkeypatch.setenv("SLACK_APP_TOKEN", fake_slack.app_token)
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "ok         slack: bot syncwatch" in out
+    assert "ok         slack: SLACK_APP_TOKEN opens a Socket Mode link" in out
+    (opened,) = fake_slack.calls_for("apps.connections.open")
+    assert opened.headers["authorization"] == f"Bearer {fake_slack.app_token}"
+
+
+def test_check_fails_on_a_rejected_app_token_without_printing_it(
+    env, capsys, monkeypatch, fake_slack
+):
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-A0FAKE-1-revokedtoken")
+    assert main(["check"]) == 1
+    captured = capsys.readouterr()
+    assert "FAIL       slack: Slack rejected SLACK_APP_TOKEN (invalid_auth)" in captured.out
+    assert "ok         slack: bot syncwatch" in captured.out  # the bot token still works
+    assert "revokedtoken" not in captured.out + captured.err
+
+
+def test_check_names_a_rejected_bot_token(env, capsys, fake_slack):
+    fake_slack.fail_next("auth.test", "token_revoked")
+    assert main(["check"]) == 1
+    assert (
+        "FAIL       slack: Slack rejected SLACK_BOT_TOKEN (token_revoked)"
+        in capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: p.write_text("not a database\n" * 100), "the file is not a SQLite database"),
+        (lambda p: None, None),  # missing: fine, `run` creates it (check creates nothing)
+    ],
+)
+def test_check_reports_an_unusable_database_as_fail(env, capsys, tmp_path, make, reason):
+    make(tmp_path / "syncwatch.db")
+    assert main(["check"]) == (1 if reason else 0)
+    out = capsys.readouterr().out
+    if reason:
+        assert f"FAIL       database: SQLite {env['SYNCWATCH_DB']}: {reason}" in out
+    else:
+        assert "FAIL" not in out
+        assert not (tmp_path / "syncwatch.db").exists()
+
+
+def test_check_reports_a_missing_directory_as_fail(env, capsys, monkeypatch, tmp_path):
+    db = tmp_path / "gone" / "syncwatch.db"
+    monkeypatch.setenv("SYNCWATCH_DB", str(db))
+    assert main(["check"]) == 1
+    assert (
+        f"FAIL       database: SQLite {db}: its directory does not exist" in capsys.readouterr().out
+    )

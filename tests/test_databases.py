@@ -270,3 +270,28 @@ def test_database_url_is_passed_through_unchanged_for_sqlite_paths(tmp_path):
     store = Store(DatabaseURL("sqlite", str(path)))
     store.close()
     assert path.exists()
+
+
+def test_a_lost_postgresql_connection_is_unavailable_then_recovers(pg_url):
+    import psycopg
+
+    from storage import DatabaseUnavailable
+
+    store = Store(pg_url)
+    try:
+        store.create_watches(
+            [NewWatch("zoho-analytics", "1/1", "default", "C1", "U1", 10.0, NOW + 86400)], NOW
+        )
+        assert store.problem() is None
+        with psycopg.connect(pg_url.target, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'syncwatch' AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(DatabaseUnavailable, match="PostgreSQL can't be reached"):
+            store.list_watches()
+        store.engine._checked = float("-inf")  # look again now, not in a second
+        assert store.problem() is None  # the pool opened a fresh connection
+        assert [w.ref for w in store.list_watches()] == ["1/1"]  # nothing was lost
+    finally:
+        store.close()

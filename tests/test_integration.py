@@ -33,7 +33,7 @@ def replies(fake_slack, channel: str = "C1"):
 
 def test_healthz_and_metrics(running):
     bot, slack = running
-    assert httpx.get(f"{slack.base_url}/healthz").text == "ok\n"
+    assert httpx.get(f"{slack.base_url}/healthz").json()["ok"] is True
     metrics = httpx.get(f"{slack.base_url}/metrics").text
     assert 'syncwatch_watches{status="active"} 0.0' in metrics
 

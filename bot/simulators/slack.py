@@ -21,6 +21,7 @@ BOT_ID = "BBOT"
 TEAM_ID = "T1"
 BOT_NAME = "syncwatch"
 _TS_EPOCH = 1_700_000_000  # every fake ts is 1700000000.000001, .000002, …
+APP_TOKEN = "xapp-1-A0FAKE-1-fakeapptoken"  # the app-level token the fake accepts
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,18 @@ class _Failure:
     headers: dict[str, str]
 
 
+@dataclass
+class Hold:
+    """A call the fake keeps waiting, before doing it, until `release()` (or the fake
+    closes): a Slack that doesn't answer. `arrived` is set once the call is waiting."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 @dataclass(frozen=True)
 class _ChannelState:
     is_member: bool = True
@@ -90,8 +103,15 @@ class FakeSlackAPI(LocalServer):
         self._file_seq = 0
         self._view_seq = 0
         self._hangs: dict[str, list[float]] = {}
+        self._holds: dict[str, list[Hold]] = {}  # not yet used, per method
+        self._all_holds: list[Hold] = []  # released on close
         self._hung_up = threading.Event()  # set on close: hung replies end at once
         self.page_cap: int | None = None  # history pages hold at most this many messages
+        # apps.connections.open: the app-level token it accepts (others get invalid_auth),
+        # and the WebSocket URL it hands out (bot/simulators/slack_socket.py serves one;
+        # by default nothing listens there).
+        self.app_token = APP_TOKEN
+        self.socket_url = "ws://127.0.0.1:9/link/"
         super().__init__()
         self.api_url = self.root + "/api/"
 
@@ -118,8 +138,20 @@ class FakeSlackAPI(LocalServer):
         with self._cond:
             self._hangs.setdefault(method, []).append(seconds)
 
+    def hold_next(self, method: str) -> Hold:
+        """Keep the next `method` call waiting, unanswered and not yet done, until the
+        returned hold is released."""
+        hold = Hold()
+        with self._cond:
+            self._holds.setdefault(method, []).append(hold)
+            self._all_holds.append(hold)
+        return hold
+
     def close(self) -> None:
         self._hung_up.set()
+        with self._cond:
+            for hold in self._all_holds:
+                hold.release()
         super().close()
 
     def set_channel(
@@ -208,13 +240,20 @@ class FakeSlackAPI(LocalServer):
             params.update(body)
         changes: _Changes = []
         with self._cond:
+            holds = self._holds.get(method)
+            held = holds.pop(0) if holds else None
+        if held is not None:
+            held.arrived.set()
+            held.released.wait()  # close() releases every hold
+        with self._cond:
             failure = self._pop_failure(method)
             if failure:
                 reply = HttpReply.of_json(
                     {"ok": False, "error": failure.error}, failure.status, failure.headers
                 )
             else:
-                reply = HttpReply.of_json(self._answer(method, params, changes))
+                token = request.headers.get("authorization", "").removeprefix("Bearer ")
+                reply = HttpReply.of_json(self._answer(method, params, changes, token))
             self._record(Call(method, params, request.headers))
             hangs = self._hangs.get(method)
             hang = hangs.pop(0) if hangs and not failure else 0.0
@@ -323,7 +362,14 @@ class FakeSlackAPI(LocalServer):
             out["metadata"] = m.metadata
         return out
 
-    def _answer(self, method: str, p: dict[str, Any], changes: _Changes) -> dict[str, Any]:
+    def _connections_open(self, token: str) -> dict[str, Any]:
+        if token != self.app_token:  # a bot token, or a wrong or revoked app token
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": self.socket_url}
+
+    def _answer(
+        self, method: str, p: dict[str, Any], changes: _Changes, token: str = ""
+    ) -> dict[str, Any]:
         match method:
             case "auth.test":
                 return {
@@ -365,6 +411,8 @@ class FakeSlackAPI(LocalServer):
                 }
             case "files.completeUploadExternal":
                 return self._complete_upload(p, changes)
+            case "apps.connections.open":
+                return self._connections_open(token)
         return {"ok": True}
 
     def _post_message(self, p: dict[str, Any], changes: _Changes) -> dict[str, Any]:

@@ -374,7 +374,7 @@ class Notifier:
             self._post_thread_note(row, f"{icon} {blocks.esc(payload['note'])}")
             self.store.mark_sent(row.id, self.clock())
             return
-        source = UploadSource.from_payload(payload)
+        source = UploadSource.from_payload(payload, self.store)
         name = payload.get("filename", "result")
         if source is None:
             self._post_thread_note(

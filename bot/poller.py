@@ -17,7 +17,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
@@ -38,11 +38,11 @@ from storage import DatabaseUnavailable, PollResult, Store, Watch
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 1.0
-LATE_AFTER = 120.0
 # A poll running this long is hung on something (a vendor call's timeouts and a result
 # download fit well within it); its lease stays renewed by the heartbeat meanwhile.
-STUCK_POLL_S = 120.0  # a scheduled run this far past its time says so in its thread
+STUCK_POLL_S = 120.0
 INLINE_UPLOAD_BYTES = 64 * 1024  # larger generated files go to the spool, not into the row
+FILE_CHUNK = 1024 * 1024  # a result file kept in the database is stored in rows this big
 # /healthz calls the poller stuck when no tick has finished for 30 ticks, and never sooner
 # than 30 s. A tick claims for at most 0.9 of its period, and one claim may wait SQLite's
 # 5 s busy timeout, so a working poller never comes near it; the floor keeps a faster tick
@@ -66,6 +66,7 @@ class Poller:
         rand: Callable[[], float] = random.random,
         owner: str | None = None,
         buckets: Buckets | SharedBuckets | None = None,
+        files_in_database: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """`owner` names this process's leases (its replica id); a lease lasts
@@ -82,6 +83,9 @@ class Poller:
         self.owner = owner or f"poller-{secrets.token_hex(4)}"
         # Vendor budgets: per process unless shared through the database (replicas).
         self.buckets = buckets or Buckets(clock)
+        # PostgreSQL replicas share no disk: result files then wait in the database, so
+        # whichever replica delivers the row can upload them (docs/architecture.md#replicas).
+        self.files_in_database = files_in_database
         self.boundary = VendorBoundary(vendors.ctx.redactor)
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="poll")
         self._monotonic = monotonic
@@ -329,15 +333,27 @@ class Poller:
         if rf.note is not None:
             return {"note": rf.note}
         described = {"filename": rf.filename, "title": rf.title, "comment": rf.comment}
+        content = rf.content or b""
+        if self.files_in_database and (rf.path is not None or len(content) > INLINE_UPLOAD_BYTES):
+            return {**described, "file_id": self._keep_in_database(rf)}
         if rf.path is not None:
             return {**described, "path": rf.path}
-        content = rf.content or b""
         if len(content) > INLINE_UPLOAD_BYTES:
             fd, path = tempfile.mkstemp(dir=self.vendors.ctx.spool_dir, prefix="result-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(content)
             return {**described, "path": path}
         return {**described, "content_b64": base64.b64encode(content).decode("ascii")}
+
+    def _keep_in_database(self, rf: ResultFile) -> str:
+        """Move a result's bytes into the database (the spool file goes)."""
+        if rf.path is None:
+            return self.store.put_file(_pieces(rf.content or b""), self.clock())
+        with open(rf.path, "rb") as fh:
+            file_id = self.store.put_file(iter(lambda: fh.read(FILE_CHUNK), b""), self.clock())
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(rf.path)
+        return file_id
 
     def _apply(
         self,
@@ -389,7 +405,7 @@ class Poller:
             applied = self.store.apply_poll(watch.id, self.owner, result, self.clock())
         except DatabaseUnavailable as err:
             self._not_saved(watch, err)
-            _discard_files(result)
+            _discard_files(result, self.store)
             return
         if outcome is not None:
             self.metrics.count_poll(watch.vendor, outcome)
@@ -417,17 +433,25 @@ class Poller:
             self.on_change()
         if not applied:
             log.info("watch %s changed while it was being polled; outcome dropped", watch.id)
-            _discard_files(result)
+            _discard_files(result, self.store)
 
 
-def _discard_files(result: PollResult) -> None:
+def _discard_files(result: PollResult, store: Store) -> None:
     """Result files downloaded for an outcome that was not saved: the next poll downloads
     them again, so don't leave these behind."""
     for payload in result.uploads:
         if payload.get("path"):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(payload["path"])
+        if payload.get("file_id"):
+            with contextlib.suppress(Exception):  # else swept at a later start
+                store.delete_file(payload["file_id"])
 
 
 def _min_interval(vendor: VendorClient) -> float | None:
     return vendor.min_interval
+
+
+def _pieces(content: bytes) -> Iterator[bytes]:
+    for start in range(0, len(content), FILE_CHUNK):
+        yield content[start : start + FILE_CHUNK]

@@ -143,6 +143,7 @@ class BotProcess:
             owner=self.replica.id,
             lease_seconds=LEASE_SECONDS,
             buckets=SharedBuckets(self.store, clock),
+            files_in_database=settings.database.dialect == "postgresql",
             monotonic=monotonic,
         )
         self.after_ack = AfterAck()  # acks first, then the work after them
@@ -215,6 +216,7 @@ class BotProcess:
         for path in stale:
             with contextlib.suppress(OSError):
                 os.remove(path)
+        self.store.sweep_files(before=time.time() - SWEEP_SPARES_S)
 
     def serve_http(self, *, background: bool = False) -> int:
         """Serve /slack/events, /healthz and /metrics on SYNCWATCH_HOST:PORT with waitress.

@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from slack_sdk import WebClient
@@ -99,17 +99,46 @@ def build_upload_client() -> httpx.Client:
     )
 
 
-class UploadSource:
-    """The bytes of one upload: a spool file the bot owns, or small inline content."""
+class StoredFiles(Protocol):
+    """Result files kept in the database (PostgreSQL replicas share no disk)."""
 
-    def __init__(self, path: str | None, content: bytes | None) -> None:
+    def file_size(self, file_id: str) -> int | None: ...
+
+    def file_chunks(self, file_id: str) -> Iterator[bytes]: ...
+
+    def delete_file(self, file_id: str) -> None: ...
+
+
+class UploadSource:
+    """The bytes of one upload: a spool file the bot owns, a file kept in the database,
+    or small inline content."""
+
+    def __init__(
+        self,
+        path: str | None,
+        content: bytes | None,
+        *,
+        stored: tuple[StoredFiles, str, int] | None = None,
+    ) -> None:
         self.path = path
         self.content = content
-        self.size = os.path.getsize(path) if path else len(content or b"")
+        self.stored = stored
+        if stored is not None:
+            self.size = stored[2]
+        else:
+            self.size = os.path.getsize(path) if path else len(content or b"")
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> UploadSource | None:
-        """The source an outbox upload row names; None when its spool file is gone."""
+    def from_payload(
+        cls, payload: dict[str, Any], files: StoredFiles | None = None
+    ) -> UploadSource | None:
+        """The source an outbox upload row names; None when its file is gone."""
+        file_id = payload.get("file_id")
+        if file_id:
+            size = files.file_size(file_id) if files is not None else None
+            if files is None or size is None:
+                return None
+            return cls(None, None, stored=(files, file_id, size))
         path = payload.get("path")
         if path:
             return cls(path, None) if os.path.isfile(path) else None
@@ -123,7 +152,11 @@ class UploadSource:
         not go through (the outbox retries the row)."""
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(self.size)}
         try:
-            if self.path:
+            if self.stored is not None:
+                files, file_id, _ = self.stored
+                chunks = _progressing(files.file_chunks(file_id), progress)
+                response = http.post(url, content=chunks, headers=headers)
+            elif self.path:
                 with open(self.path, "rb") as fh:
                     response = http.post(url, content=_chunks(fh, progress), headers=headers)
             else:
@@ -134,9 +167,17 @@ class UploadSource:
             raise OSError(f"file upload answered HTTP {response.status_code}")
 
     def discard(self) -> None:
+        if self.stored is not None:
+            self.stored[0].delete_file(self.stored[1])
         if self.path:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.path)
+
+
+def _progressing(chunks: Iterator[bytes], progress: Callable[[], None]) -> Iterator[bytes]:
+    for chunk in chunks:
+        progress()
+        yield chunk
 
 
 def _chunks(fh: Any, progress: Callable[[], None]) -> Iterator[bytes]:

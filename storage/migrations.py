@@ -30,6 +30,8 @@ DATA_TABLES = (
     "request_budgets",
     "schedules",
     "schedule_runs",
+    "result_files",
+    "result_chunks",
 )
 # Tables whose integer `id` the database numbers (a copy sets the counter past the last).
 IDENTITY_TABLES = ("transitions", "outbox")
@@ -260,6 +262,11 @@ def m007_outbox_in_flight(db: Database) -> None:
         "PRIMARY KEY (schedule_id, due_at))",
         "CREATE TABLE rate_limits (key TEXT PRIMARY KEY, tat DOUBLE PRECISION NOT NULL, "
         "held_until DOUBLE PRECISION NOT NULL DEFAULT 0)",
+        "CREATE TABLE result_files (id TEXT PRIMARY KEY, size BIGINT NOT NULL, "
+        "created_at DOUBLE PRECISION NOT NULL)",
+        "CREATE TABLE result_chunks (file_id TEXT NOT NULL REFERENCES result_files (id) "
+        "ON DELETE CASCADE, seq BIGINT NOT NULL, data BYTEA NOT NULL, "
+        "PRIMARY KEY (file_id, seq))",
     )
 )
 def m008_replicas(db: Database) -> None:
@@ -289,6 +296,14 @@ def m008_replicas(db: Database) -> None:
         pk="key",
         not_null={"tat", "held_until"},
         defaults={"held_until": 0.0},
+    )
+    # Result files held in the database until Slack has them, so that any replica can
+    # upload what another one downloaded (PostgreSQL replicas don't share a disk).
+    db["result_files"].create({"id": str, "size": int, "created_at": float}, pk="id")
+    db.execute(
+        "CREATE TABLE result_chunks (file_id TEXT NOT NULL REFERENCES result_files (id) "
+        "ON DELETE CASCADE, seq INTEGER NOT NULL, data BLOB NOT NULL, "
+        "PRIMARY KEY (file_id, seq))"
     )
 
 

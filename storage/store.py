@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from .db import SqliteEngine
@@ -887,6 +887,61 @@ class Store:
             if note:
                 self._record(watch.id, TransitionDraft(event=Event.NOTE, note=note), False, now)
             return watch
+
+    # -- result files held in the database ------------------------------------------------
+
+    def put_file(self, chunks: Iterable[bytes], now: float) -> str:
+        """Keep a result file's bytes (in the order given) until it is uploaded; returns
+        its id. All or nothing: a failure leaves no partial file."""
+        file_id = "f" + secrets.token_hex(8)
+        size = 0
+        with self.engine.transaction():
+            self.engine.execute(
+                "INSERT INTO result_files (id, size, created_at) VALUES (?, 0, ?)", [file_id, now]
+            )
+            for seq, chunk in enumerate(chunks):
+                self.engine.execute(
+                    "INSERT INTO result_chunks (file_id, seq, data) VALUES (?, ?, ?)",
+                    [file_id, seq, chunk],
+                )
+                size += len(chunk)
+            self.engine.execute("UPDATE result_files SET size = ? WHERE id = ?", [size, file_id])
+        return file_id
+
+    def file_size(self, file_id: str) -> int | None:
+        row = self.engine.row("SELECT size FROM result_files WHERE id = ?", [file_id])
+        return int(row[0]) if row else None
+
+    def file_chunks(self, file_id: str) -> Iterator[bytes]:
+        """The file's bytes, one stored chunk at a time (never the whole file in memory)."""
+        seq = 0
+        while True:
+            row = self.engine.row(
+                "SELECT data FROM result_chunks WHERE file_id = ? AND seq = ?", [file_id, seq]
+            )
+            if row is None:
+                return
+            yield bytes(row[0])
+            seq += 1
+
+    def delete_file(self, file_id: str) -> None:
+        with self.engine.transaction():
+            self.engine.execute("DELETE FROM result_chunks WHERE file_id = ?", [file_id])
+            self.engine.execute("DELETE FROM result_files WHERE id = ?", [file_id])
+
+    def sweep_files(self, before: float) -> int:
+        """Delete stored files older than `before` that no pending upload row names (left
+        by a replica that died between download and record). Returns how many."""
+        rows = self._rows("SELECT payload FROM outbox WHERE kind = 'upload' AND status = 'pending'")
+        keep = {json.loads(r["payload"] or "{}").get("file_id") for r in rows}
+        stale = [
+            r["id"]
+            for r in self._rows("SELECT id FROM result_files WHERE created_at < ?", [before])
+            if r["id"] not in keep
+        ]
+        for file_id in stale:
+            self.delete_file(file_id)
+        return len(stale)
 
     # -- shared rate limits -----------------------------------------------------------------
     # GCRA (docs/architecture.md#rate-limits): per key, the theoretical time `tat` of the

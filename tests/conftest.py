@@ -66,13 +66,14 @@ def pg_url() -> Iterator[DatabaseURL]:
     if not dsn:
         pytest.skip(PG_SKIP)
     import psycopg
-    from psycopg.conninfo import make_conninfo
 
     schema = f"t_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
+    # A URL (not key=value conninfo), so it also works as SYNCWATCH_DB for a whole bot.
+    url = f"{dsn}{'&' if '?' in dsn else '?'}options=-csearch_path%3D{schema}"
     try:
-        yield DatabaseURL("postgresql", make_conninfo(dsn, options=f"-csearch_path={schema}"))
+        yield DatabaseURL("postgresql", url)
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -5,6 +5,7 @@ downloaded."""
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 from bot.replica import LEASE_SECONDS, Replica
@@ -90,3 +91,49 @@ def test_two_stores_see_one_replica_list(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+def test_a_file_a_dead_replica_downloaded_is_uploaded_by_another_once(
+    pg_url, start_bot, tmp_path, fake_slack, zoho_sim, zuora_sim
+):
+    """PostgreSQL replicas share no disk: the files wait in the database."""
+    from bot import grammar
+    from bot.runtime import BotProcess
+    from bot.service import Requester
+    from bot.simulators.zuora import FILE_IDS, steps_two_batches
+    from storage import DONE
+    from tests.conftest import bot_env, fast_settings
+    from tests.test_integration import replies
+    from tests.test_integration_zuora import INVOICES, JOB, PAYMENTS
+
+    env = bot_env(tmp_path, fake_slack, zoho_sim, zuora_sim) | {"SYNCWATCH_DB": pg_url.target}
+    zuora_sim.add_job(JOB, steps_two_batches(JOB))
+    zuora_sim.add_file(FILE_IDS[0], INVOICES)
+    zuora_sim.add_file(FILE_IDS[1], PAYMENTS)
+    doomed = BotProcess(fast_settings(env), pace_slack=False)  # polls; never delivers
+    try:
+        doomed.service.handle(grammar.parse(f"watch zuora {JOB}"), Requester("U3", "C1"))
+        (watch,) = doomed.store.list_watches()
+
+        def finished() -> bool:
+            doomed.poller.run_once()
+            current = doomed.store.get_watch(watch.id)
+            return current is not None and current.status == DONE
+
+        wait_until(finished, what="the job done, its files downloaded")
+    finally:  # it dies: no clean shutdown, and its disk goes with it
+        doomed.vendors.close()
+        doomed.store.close()
+        shutil.rmtree(doomed.spool_dir, ignore_errors=True)
+
+    survivor, _ = start_bot(env)
+    wait_until(
+        lambda: len(fake_slack.calls_for("files.completeUploadExternal")) == 2, what="two files"
+    )
+    shared = {f[2]: fake_slack.uploads[f[0]] for m in replies(fake_slack) for f in m.files}
+    assert shared == {"Invoices.csv": INVOICES, "Payments.csv": PAYMENTS}
+    wait_until(
+        lambda: survivor.store.engine.row("SELECT COUNT(*) FROM result_files")[0] == 0,
+        what="stored files deleted once Slack has them",
+    )
+    assert len(fake_slack.calls_for("files.completeUploadExternal")) == 2  # each once

@@ -215,3 +215,24 @@ def test_a_429_holds_a_channel_for_every_replica(store, second):
     assert other.take("C1", 1) == NOW + 30
     now[0] = NOW + 30
     assert other.take("C1", 1) is None
+
+
+def test_a_stored_file_comes_back_byte_for_byte_in_its_chunks(store, second):
+    pieces = [bytes(range(256)) * 4, b"", b"\x00tail"]
+    file_id = store.put_file(iter(pieces), NOW)
+    assert second.file_size(file_id) == sum(map(len, pieces))
+    assert b"".join(second.file_chunks(file_id)) == b"".join(pieces)
+    second.delete_file(file_id)
+    assert store.file_size(file_id) is None and list(store.file_chunks(file_id)) == []
+
+
+def test_sweeping_keeps_files_a_pending_upload_names_and_young_ones(store):
+    (w,) = make(store)
+    named = store.put_file(iter([b"a"]), NOW - 3600)
+    orphan = store.put_file(iter([b"b"]), NOW - 3600)
+    young = store.put_file(iter([b"c"]), NOW)
+    with store.engine.transaction():
+        store._queue(w.id, "upload", NOW, payload={"file_id": named, "filename": "x.csv"})
+    assert store.sweep_files(before=NOW - 60) == 1
+    assert store.file_size(orphan) is None
+    assert store.file_size(named) == 1 and store.file_size(young) == 1

@@ -178,6 +178,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if settings.slack_bot_token:
         failures += _check_slack(settings)
     print(f"database   {settings.db_path}")
+    print(
+        f"schedules  runs at least {settings.min_schedule_minutes} minutes apart "
+        "(SYNCWATCH_MIN_SCHEDULE_MINUTES)"
+    )
     for name, conn in settings.zoho.items():
         print(
             f"zoho       [{name}] dc={conn.dc} accounts={conn.accounts_url} "

@@ -22,7 +22,17 @@ COMMAND = "/syncwatch"
 
 RUN_IN_A_CHANNEL = (
     "Run this in a channel: watches post their updates where the team can see them. "
+    "Invite me there with `/invite @syncwatch`. Nothing was started."
+)
+NOT_IN_GROUP_DMS = (
+    "I don't work in group DMs: watches and syncs post their updates in a channel. Run this "
+    "in a channel (a private one is fine) and invite me there with `/invite @syncwatch`. "
     "Nothing was started."
+)
+NOT_A_CHANNEL = (
+    "I can't see this conversation, so I can't post updates in it: it looks like a DM or "
+    "group DM, and I only work in channels. Run this in a channel (a private one is fine) "
+    "and invite me there with `/invite @syncwatch`. Nothing was started."
 )
 NOT_IN_CHANNEL = (
     "I'm not in this channel yet, so I can't post updates here. Invite me with "

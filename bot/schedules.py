@@ -51,8 +51,50 @@ class TooFrequent(ValueError):
         self.gap_s = gap_s
 
 
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def cron_weekdays(field: str) -> str:
+    """A crontab day-of-week field in APScheduler's terms. crontab counts 0 (or 7) as
+    Sunday and 1 as Monday; APScheduler's CronTrigger counts 0 as Monday and
+    `from_crontab` passes the numbers through, so `1-5` meant Tuesday to Saturday
+    (docs/architecture.md#schedules). The field is expanded to the days it names and
+    given back as names, which both read alike. Raises ValueError on a malformed field."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for item in field.lower().split(","):
+        base, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"bad step in day of week {item!r}")
+        if base == "*":
+            first, last = 0, 6
+        elif "-" in base:
+            low, high = base.split("-", 1)
+            first, last = _cron_day(low), _cron_day(high)
+        else:
+            first = _cron_day(base)
+            last = 6 if step_text else first
+        if last < first:
+            raise ValueError(f"day of week range {item!r} runs backwards")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_CRON_DAYS[day] for day in sorted(days))
+
+
+def _cron_day(text: str) -> int:
+    if text in _CRON_DAYS:
+        return _CRON_DAYS.index(text)
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text)
+    raise ValueError(f"day of week {text!r} is not 0-7 or a day name")
+
+
 def cron_trigger(cron: str, tz: str, end: dt.datetime | None = None) -> CronTrigger:
-    trigger = CronTrigger.from_crontab(cron, timezone=tz)
+    fields = cron.split()
+    if len(fields) == 5:
+        fields[4] = cron_weekdays(fields[4])
+    trigger = CronTrigger.from_crontab(" ".join(fields), timezone=tz)
     trigger.end_date = end  # from_crontab takes no end date; the search stops there
     return trigger
 

@@ -217,3 +217,41 @@ def test_a_schedule_within_the_floor_runs_at_every_fire_without_a_note(store, cl
     first = runner.run(s.id)
     assert store.get_schedule(s.id).next_run_at == epoch(2026, 1, 5, 10, 0)
     assert [t for t in store.transitions(first) if t.event == "note"] == []
+
+
+def _fires(cron: str, count: int) -> list[str]:
+    import datetime as dt
+
+    from bot.schedules import next_run
+
+    at = dt.datetime(2026, 12, 3, tzinfo=dt.UTC).timestamp()  # a Thursday
+    days = []
+    for _ in range(count):
+        at = next_run(cron, "UTC", at)
+        days.append(dt.datetime.fromtimestamp(at, dt.UTC).strftime("%a"))
+    return days
+
+
+@pytest.mark.parametrize(
+    ("cron", "days"),
+    [
+        ("0 6 * * 1-5", ["Thu", "Fri", "Mon", "Tue", "Wed", "Thu", "Fri", "Mon"]),
+        ("0 6 * * 0", ["Sun"] * 3),
+        ("0 6 * * 7", ["Sun"] * 3),
+        ("0 6 * * 6,0", ["Sat", "Sun", "Sat", "Sun"]),
+        ("0 6 * * */2", ["Thu", "Sat", "Sun", "Tue", "Thu"]),
+        ("0 6 * * 1-5/2", ["Fri", "Mon", "Wed", "Fri"]),
+        ("0 6 * * mon-fri", ["Thu", "Fri", "Mon", "Tue"]),
+    ],
+)
+def test_days_of_the_week_are_counted_as_crontab_counts_them(cron, days):
+    """crontab: 0 and 7 are Sunday, 1 is Monday (APScheduler alone counts 0 as Monday)."""
+    assert _fires(cron, len(days)) == days
+
+
+@pytest.mark.parametrize("field", ["8", "5-1", "mon-xyz", "1/0"])
+def test_a_malformed_day_of_week_is_refused(field):
+    from bot.schedules import cron_weekdays
+
+    with pytest.raises(ValueError):
+        cron_weekdays(field)

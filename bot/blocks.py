@@ -330,8 +330,8 @@ def render_usage_error(err: CommandError) -> Message:
     return Message(texts.usage_error(err.message, esc(err.example)))
 
 
-def render_help(topic: str | None = None) -> Message:
-    sections = texts.help_sections(list(SPECS.values()), URL_SHAPES)
+def render_help(topic: str | None = None, schedule_floor_minutes: int = 60) -> Message:
+    sections = texts.help_sections(list(SPECS.values()), URL_SHAPES, schedule_floor_minutes)
     # Help is our own text, but its placeholders (`<vendor>`) would read as Slack markup.
     sections = {name: esc(text) for name, text in sections.items()}
     spec = lookup(topic) if topic else None

@@ -95,6 +95,7 @@ class Settings:
     log_format: str = "text"  # SYNCWATCH_LOG_FORMAT: text | json
     quota_per_channel: int = 100  # active watches one channel may hold
     quota_per_user: int = 50  # active watches one person may have started
+    min_schedule_minutes: int = 60  # SYNCWATCH_MIN_SCHEDULE_MINUTES: least time between runs
 
     def __repr__(self) -> str:
         return (
@@ -188,6 +189,13 @@ class Settings:
             poll_interval=get.optional_number("SYNCWATCH_POLL_INTERVAL", minimum=1),
             watch_timeout=get.number("SYNCWATCH_WATCH_TIMEOUT", 86400, minimum=1),
             max_file_mb=get.number("SYNCWATCH_MAX_FILE_MB", 50, minimum=0.001),
+            # Whole minutes, up to a week: cron's own unit, and a floor above a week would
+            # refuse every weekly schedule too.
+            min_schedule_minutes=int(
+                get.number(
+                    "SYNCWATCH_MIN_SCHEDULE_MINUTES", 60, minimum=1, maximum=10080, integer=True
+                )
+            ),
             zoho=zoho,
             zuora=zuora,
             micro=micro,

@@ -92,8 +92,10 @@ class Terminal:
             text = text.replace(code, symbol)
         text = re.sub(r"<@(\w+)>", lambda m: "@" + USERS.get(m.group(1), m.group(1)), text)
         text = re.sub(r"<#(\w+)>", lambda m: CHANNEL_NAME if m.group(1) == CHANNEL else "#?", text)
-        text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
-        text = re.sub(r"<(https?://[^|>]+)\|([^>]*)>", r"\2 (\1)", text)
+        # No run in these may cross a `<`: each scan then ends at the next token, and a text
+        # of many unclosed `<!date^…` or `<http…` stays linear (mrkdwn escapes `<` in text).
+        text = re.sub(r"<!date\^\d+\^[^|<>]*\|([^<>]*)>", r"\1", text)
+        text = re.sub(r"<(https?://[^|<>]+)\|([^<>]*)>", r"\2 (\1)", text)
         text = re.sub(r"\*([^*\n]+)\*", lambda m: self.style(m.group(1), "1"), text)
         return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 

@@ -87,8 +87,12 @@ _CREDENTIAL_PATTERNS = [
     re.compile(r"(?i)\b(?:password|passwd|pwd)\s*[=:]"),
     re.compile(r"(?i)\b(?:bearer|zoho-oauthtoken|basic)\s+[A-Za-z0-9._~+/=-]{16,}"),
 ]
+# Every pattern here is linear in the text: no two quantifiers can share the same characters
+# (`\s*[=:]?\s*` could split one run of spaces between its two `\s*` in n² ways, and the
+# text is attacker-typed). Keep it so when adding a shape: tests/test_grammar_speed.py.
 _SECRET_KEYWORD = re.compile(
-    r"(?i)\b(?:token|secret|api[-_]?key|key|password|credential)s?\s*[=:]?\s*([^\s\"']{12,})"
+    r"(?i)\b(?:token|secret|api[-_]?key|key|password|credential)s?\s*(?:[=:]\s*)?"
+    r"([^\s\"']{12,})"
 )
 
 
@@ -121,17 +125,20 @@ def parse(text: str, secrets: Collection[str] = ()) -> Request:
     """Parse the text after `/syncwatch`. Raises CommandError; never returns partial work.
     `secrets` are the configured credentials: a command quoting one is refused even when
     it fits a job-ref shape (a Micro API key looks like any other id)."""
+    # The length cap comes first: nothing else here may look at more than MAX_TEXT
+    # characters, so no scan (the credential shapes, the configured secrets) can be made
+    # to run long by a long text (docs/architecture.md#slash-command).
+    if len(text) > MAX_TEXT:
+        raise CommandError(
+            f"That command is {len(text):,} characters long; the limit is {MAX_TEXT:,}.",
+            _first_example(),
+        )
     if looks_like_credential(text) or any(secret in text for secret in secrets):
         raise CommandError(
             "That looks like it contains a password or token, so I ignored the whole command "
             "and didn't store it. Credentials belong in syncwatch's configuration, never in "
             "Slack — if it was real, rotate it.",
             f"{COMMAND} help",
-        )
-    if len(text) > MAX_TEXT:
-        raise CommandError(
-            f"That command is {len(text):,} characters long; the limit is {MAX_TEXT:,}.",
-            _first_example(),
         )
     words = text.split()
     if not words:

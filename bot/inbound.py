@@ -34,35 +34,56 @@ def screen(environ: dict[str, Any], verifier: SignatureVerifier) -> bytes | Refu
     if length > MAX_BODY_BYTES:
         return Refusal("413 Payload Too Large", "request body too large")
     body = environ["wsgi.input"].read(length) if length > 0 else b""
+    try:
+        # Slack sends UTF-8 only, so bytes that aren't can be refused before the signature
+        # check: that check decodes the body itself and raised on them (a 500 with a
+        # traceback for any sender). Refusing says nothing about the signing secret.
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return Refusal("400 Bad Request", NOT_UTF8)
     timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP") or ""
     signature = environ.get("HTTP_X_SLACK_SIGNATURE") or ""
-    if not timestamp.isdigit() or not verifier.is_valid(body, timestamp, signature):
+    if not timestamp.isdigit() or not verifier.is_valid(text, timestamp, signature):
         return Refusal("401 Unauthorized", "invalid request")
-    problem = malformed(body, environ.get("CONTENT_TYPE") or "")
+    problem = _malformed(text, environ.get("CONTENT_TYPE") or "")
     if problem is not None:
         return Refusal("400 Bad Request", problem)
     return body
 
 
+NOT_UTF8 = "body is not UTF-8"
+
+
 def malformed(body: bytes, content_type: str) -> str | None:
-    """What is wrong with a signed body, or None. Only what Slack sends is accepted: JSON
-    events, or a form with a slash command or an interaction `payload`."""
+    """What is wrong with a signed body, or None. Only what Slack sends is accepted: UTF-8
+    text (also inside percent-escapes and JSON strings), holding JSON events, or a form with
+    a slash command or an interaction `payload`."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return "body is not UTF-8"
+        return NOT_UTF8
+    return _malformed(text, content_type)
+
+
+def _malformed(text: str, content_type: str) -> str | None:
     if content_type.split(";")[0].strip().lower() == "application/json":
         event = _json_object(text)
-        return None if event is not None else "body is not a JSON object"
-    form = parse_qs(text, keep_blank_values=True)
+        return None if event is not None else "body is not a JSON object of UTF-8 text"
+    try:
+        # strict: parse_qs would otherwise read `%FF` as U+FFFD and act on the result
+        form = parse_qs(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return "a form field is not UTF-8"
     if "payload" in form:
         payload = _json_object(form["payload"][0])
         if payload is None:
-            return "payload is not a JSON object"
+            return "payload is not a JSON object of UTF-8 text"
         if payload.get("type") == "block_actions":
             actions = payload.get("actions")
             if not actions or not isinstance(actions, list) or not isinstance(actions[0], dict):
                 return "block_actions without actions"
+            if not isinstance(actions[0].get("action_id"), str):  # listeners route on it
+                return "block_actions without an action_id"
             if not isinstance(payload.get("user"), dict) or not payload["user"].get("id"):
                 return "block_actions without a user"
         return None
@@ -76,8 +97,14 @@ def malformed(body: bytes, content_type: str) -> str | None:
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object in `text`, or None. A `\ud800` escape decodes to a lone surrogate, a
+    string that UTF-8 can't encode again (for a log line, the database or Slack): such an
+    object is refused like garbage."""
     try:
         value = json.loads(text)
-    except (ValueError, RecursionError):  # garbage, or nested deeper than Python parses
+        if not isinstance(value, dict):
+            return None
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # garbage, nested too deep, or a lone surrogate
         return None
-    return value if isinstance(value, dict) else None
+    return value

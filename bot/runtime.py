@@ -123,7 +123,11 @@ class BotProcess:
         )
         policy = PollPolicy.from_settings(settings)
         self.schedules = ScheduleRunner(
-            self.store, policy, clock=clock, on_change=self.notifier.wake
+            self.store,
+            policy,
+            clock=clock,
+            on_change=self.notifier.wake,
+            min_gap=settings.min_schedule_minutes * 60,
         )
         self.service = Service(
             self.store,

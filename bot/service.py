@@ -16,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from bot import blocks, grammar, lifecycle, texts
 from bot.config import Settings
 from bot.redaction import MIN_SECRET_CHARS
-from bot.schedules import next_run, parse_schedule
+from bot.schedules import NeverFires, TooFrequent, first_run, parse_schedule
 from bot.vendors import JobSnapshot, VendorSpec, lookup
 from bot.vendors.common import csv_bytes
 from storage import (
@@ -94,7 +94,7 @@ class Service:
 
     def handle(self, request: grammar.Request, who: Requester) -> blocks.Message:
         if isinstance(request, grammar.HelpRequest):
-            return blocks.render_help(request.topic)
+            return blocks.render_help(request.topic, self.settings.min_schedule_minutes)
         if isinstance(request, grammar.WatchRequest):
             return self.create_watches(request, who)
         if isinstance(request, grammar.WatchLinksRequest):
@@ -220,11 +220,19 @@ class Service:
     def _schedule(
         self, vendor: str, ref: str, connection: str, request: grammar.SyncRequest, who: Requester
     ) -> blocks.Message:
+        now = self.clock()
+        floor = self.settings.min_schedule_minutes
         try:
             cron, tz = parse_schedule(request.at or "", request.tz)
+            first = first_run(cron, tz, now, floor * 60)
+        except NeverFires:
+            return blocks.render_notice(texts.schedule_never_runs(blocks.esc(cron), ref))
+        except TooFrequent as err:
+            return blocks.render_notice(
+                texts.schedule_too_frequent(blocks.esc(cron), err.gap_s / 60, floor, ref)
+            )
         except ValueError as err:
             return blocks.render_notice(texts.bad_schedule(blocks.esc(str(err)), ref))
-        now = self.clock()
         draft = NewWatch(
             vendor=vendor,
             ref=ref,
@@ -235,7 +243,7 @@ class Service:
             interval_s=0,
             deadline=0,
         )
-        schedule = self.store.create_schedule(draft, cron, tz, next_run(cron, tz, now), now)
+        schedule = self.store.create_schedule(draft, cron, tz, first, now)
         log.info(
             "schedule %s created: %s %s (%s) in %s", schedule.id, ref, cron, tz, who.channel_id
         )

@@ -22,7 +22,17 @@ COMMAND = "/syncwatch"
 
 RUN_IN_A_CHANNEL = (
     "Run this in a channel: watches post their updates where the team can see them. "
+    "Invite me there with `/invite @syncwatch`. Nothing was started."
+)
+NOT_IN_GROUP_DMS = (
+    "I don't work in group DMs: watches and syncs post their updates in a channel. Run this "
+    "in a channel (a private one is fine) and invite me there with `/invite @syncwatch`. "
     "Nothing was started."
+)
+NOT_A_CHANNEL = (
+    "I can't see this conversation, so I can't post updates in it: it looks like a DM or "
+    "group DM, and I only work in channels. Run this in a channel (a private one is fine) "
+    "and invite me there with `/invite @syncwatch`. Nothing was started."
 )
 NOT_IN_CHANNEL = (
     "I'm not in this channel yet, so I can't post updates here. Invite me with "
@@ -130,6 +140,35 @@ def bad_schedule(problem: str, ref: str) -> str:
     return (
         f":warning: {problem}. Nothing was scheduled. Example: "
         f"`{COMMAND} sync {ref} at 06:30 tz Europe/Berlin`."
+    )
+
+
+def _minutes(count: float) -> str:
+    count = round(count)
+    return "1 minute" if count == 1 else f"{count:,} minutes"
+
+
+def schedule_never_runs(cron: str, ref: str) -> str:
+    return (
+        f":warning: `{cron}` matches no date, so it would never run. Nothing was scheduled. "
+        f"Example: `{COMMAND} sync {ref} at 06:30 tz Europe/Berlin`."
+    )
+
+
+def schedule_too_frequent(cron: str, gap_minutes: float, floor_minutes: int, ref: str) -> str:
+    return (
+        f":warning: `{cron}` runs as often as every {_minutes(gap_minutes)}; schedules here "
+        f"run at most once every {_minutes(floor_minutes)}. Nothing was scheduled. Pick a "
+        f"sparser time, e.g. `{COMMAND} sync {ref} at 06:30` (daily), or run a sync now "
+        f"with `{COMMAND} sync {ref}`. The minimum is set by whoever runs syncwatch "
+        "(`SYNCWATCH_MIN_SCHEDULE_MINUTES`); ask them if you need it lower."
+    )
+
+
+def schedule_runs_spaced(schedule_id: str, floor_minutes: int) -> str:
+    return (
+        f"Schedule {schedule_id} fires more often than the minimum of "
+        f"{_minutes(floor_minutes)} between runs, so its runs are spaced that far apart."
     )
 
 
@@ -301,7 +340,9 @@ def help_intro(topics: Iterable[str]) -> str:
     )
 
 
-def help_sections(specs: Sequence[VendorSpec], url_shapes: Iterable[UrlShape]) -> dict[str, str]:
+def help_sections(
+    specs: Sequence[VendorSpec], url_shapes: Iterable[UrlShape], schedule_floor_minutes: int = 60
+) -> dict[str, str]:
     """Each `help <topic>` answer, by topic (unescaped: placeholders like `<vendor>`)."""
     vendor_lines = "\n".join(
         f"• `{spec.key}` (alias `{'`, `'.join(spec.aliases[:2])}`): {spec.label}, "
@@ -336,7 +377,8 @@ def help_sections(specs: Sequence[VendorSpec], url_shapes: Iterable[UrlShape]) -
         "schedules": (
             f"*Schedules* — `{COMMAND} sync <ws>/<ds> at 06:30` (daily) or "
             f"`at 0 6 * * 1-5` (a 5-field cron), read in `tz <IANA zone>` (default UTC). Each "
-            "run posts its own message. A run missed while syncwatch was down runs once when "
+            f"run posts its own message. Runs are at least {_minutes(schedule_floor_minutes)} "
+            "apart (the operator's minimum). A run missed while syncwatch was down runs once when "
             f"it is back and says it ran late. `{COMMAND} list` shows the next run; "
             f"`{COMMAND} stop s3xq` ends a schedule."
         ),

@@ -192,7 +192,15 @@ class SlackDriver:
             timeout=10,
         )
 
-    def slash(self, text: str, *, user: str = "U1", channel: str = "C1", key: str | None = None):
+    def slash(
+        self,
+        text: str,
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        key: str | None = None,
+        channel_name: str | None = None,
+    ):
         self._n += 1
         key = key or f"cmd{self._n}"
         form = {
@@ -204,7 +212,16 @@ class SlackDriver:
             "response_url": self.fake.response_url(key),
             "trigger_id": f"trigger-{self._n}",
         }
+        if channel_name is not None:
+            form["channel_name"] = channel_name
         return self.post(form), key
+
+    def ask(self, text: str, **kw) -> str:
+        """The private answer to a command as the person sees it: the ack's body, or what
+        was sent to `response_url` after an empty ack (a watch or a sync)."""
+        response, key = self.slash(text, **kw)
+        assert response.status_code == 200
+        return response.text or self.fake.wait_for(f"respond/{key}")[0].params["text"]
 
     def click(
         self,

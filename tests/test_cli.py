@@ -112,3 +112,26 @@ def test_check_reports_a_missing_directory_as_fail(env, capsys, monkeypatch, tmp
     assert (
         f"FAIL       database: SQLite {db}: its directory does not exist" in capsys.readouterr().out
     )
+
+
+def test_check_shows_the_schedule_floor(env, capsys, monkeypatch):
+    monkeypatch.setenv("SYNCWATCH_MIN_SCHEDULE_MINUTES", "90")
+    assert main(["check"]) == 0
+    assert "schedules  runs at least 90 minutes apart" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_bad_schedule_floor_stops_check_and_run_with_the_reason(
+    env, capsys, monkeypatch, command
+):
+    monkeypatch.setenv("SYNCWATCH_MIN_SCHEDULE_MINUTES", "hourly")
+
+    def no_bot(*args, **kwargs):  # had `run` got past the settings, it must not serve forever
+        raise RuntimeError("started a bot")
+
+    monkeypatch.setattr("bot.runtime.BotProcess", no_bot)
+    with pytest.raises(SystemExit) as exited:
+        main([command])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "SYNCWATCH_MIN_SCHEDULE_MINUTES='hourly' is not a whole number" in err

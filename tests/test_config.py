@@ -558,3 +558,28 @@ def test_json_log_lines_carry_the_watch_and_vendor() -> None:
     assert Settings.from_env({"SYNCWATCH_LOG_FORMAT": "JSON"}).log_format == "json"
     with pytest.raises(ConfigError):
         Settings.from_env({"SYNCWATCH_LOG_FORMAT": "xml"})
+
+
+# -- schedule floor ----------------------------------------------------------------------------
+
+
+def test_the_schedule_floor_defaults_to_an_hour_and_reads_whole_minutes() -> None:
+    assert Settings.from_env(MINIMAL).min_schedule_minutes == 60
+    env = {**MINIMAL, "SYNCWATCH_MIN_SCHEDULE_MINUTES": " 15 "}
+    assert Settings.from_env(env).min_schedule_minutes == 15
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("abc", "is not a whole number"),
+        ("1.5", "is not a whole number"),
+        ("60m", "is not a whole number"),
+        ("0", "out of range (must be between 1 and 10080)"),
+        ("-30", "out of range"),
+        ("10081", "out of range"),
+    ],
+)
+def test_a_schedule_floor_that_is_not_a_positive_whole_number_is_refused(value, says) -> None:
+    (problem,) = problems({**MINIMAL, "SYNCWATCH_MIN_SCHEDULE_MINUTES": value})
+    assert problem.startswith("SYNCWATCH_MIN_SCHEDULE_MINUTES=") and says in problem

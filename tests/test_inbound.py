@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import select
@@ -14,7 +16,8 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.conftest import signed_headers
+from bot import inbound
+from tests.conftest import SIGNING_SECRET, signed_headers
 
 
 def form_payload(value: object) -> str:
@@ -31,6 +34,12 @@ MALFORMED = {
     ),
     "block_actions without a user": form_payload(
         {"type": "block_actions", "actions": [{"action_id": "watch.stop", "value": "w1"}]}
+    ),
+    "block_actions without an action_id": form_payload(
+        {"type": "block_actions", "actions": [{"value": "w1"}], "user": {"id": "U1"}}
+    ),
+    "block_actions with a numeric action_id": form_payload(
+        {"type": "block_actions", "actions": [{"action_id": 5}], "user": {"id": "U1"}}
     ),
     "command without user_id": "command=%2Fsyncwatch&text=list&channel_id=C1",
     "neither command nor payload": "hello=world",
@@ -169,3 +178,94 @@ def test_endless_chunked_framing_is_400_within_a_few_kib(running, pieces):
     assert b"too long" in answer
     answer, _ = slack.slash("help")  # and the bot still answers signed commands
     assert answer.status_code == 200 and "syncwatch" in answer.text
+
+
+# -- text that is not UTF-8 --------------------------------------------------------------------
+# Slack always sends UTF-8. Bytes that aren't, raw or percent-encoded inside a field, would be
+# read as U+FFFD and acted on, and a JSON `\ud800` escape (a lone surrogate) is a string no
+# encoder can write out again (log, database, Slack): all are refused before Bolt sees them.
+
+FORM = "application/x-www-form-urlencoded"
+COMMAND = b"command=%2Fsyncwatch&user_id=U1&channel_id=C1&text="
+
+NOT_UTF8 = {
+    "raw 0xFF 0xFE in a field": COMMAND + b"\xff\xfe",
+    "raw Latin-1 in a field": COMMAND + b"caf\xe9",
+    "percent-encoded 0xFF 0xFE": COMMAND + b"%FF%FE",
+    "percent-encoded truncated sequence": COMMAND + b"list%E2%82",
+    "percent-encoded overlong slash": COMMAND + b"%C0%AF",
+    "percent-encoded surrogate (CESU-8)": COMMAND + b"%ED%A0%80",
+    "percent-encoded in a field name": b"%FF=1&" + COMMAND + b"list",
+    "percent-encoded in the payload": b"payload=" + quote('{"type": "x"}').encode() + b"%FF",
+    "lone surrogate escape in the payload": b"payload="
+    + quote(
+        json.dumps(
+            {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"value": "\ud800"}]}
+        )
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("body", NOT_UTF8.values(), ids=NOT_UTF8.keys())
+def test_a_form_that_is_not_utf8_is_malformed(body):
+    assert inbound.malformed(body, FORM) is not None
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"type": "event_callback", "event": {"text": "\\udfff"}}', b'{"a": "\xff"}']
+)
+def test_a_json_body_that_is_not_unicode_is_malformed(body):
+    assert inbound.malformed(body, "application/json") is not None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        COMMAND + b"watch%20za%20caf%C3%A9",  # é, percent-encoded UTF-8
+        COMMAND + "list \u00e9\u2603".encode(),  # raw UTF-8
+        COMMAND + b"%F0%9F%98%80",  # an emoji: four bytes
+        b"payload=" + quote(json.dumps({"type": "view_submission", "note": "\U0001f600"})).encode(),
+    ],
+)
+def test_utf8_of_any_width_is_accepted(body):
+    assert inbound.malformed(body, FORM) is None
+
+
+def signed_bytes(body: bytes) -> dict[str, str]:
+    stamp = str(int(time.time()))
+    base = f"v0:{stamp}:".encode() + body
+    sig = hmac.new(SIGNING_SECRET.encode(), base, hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={sig}",
+        "Content-Type": FORM,
+    }
+
+
+@pytest.mark.parametrize("body", NOT_UTF8.values(), ids=NOT_UTF8.keys())
+def test_a_signed_request_that_is_not_utf8_is_400_with_no_traceback(
+    running, fake_slack, caplog, body
+):
+    _, slack = running
+    form = body + b"&response_url=" + quote(fake_slack.response_url("r"), safe="").encode()
+    response = httpx.post(
+        f"{slack.base_url}/slack/events", content=form, headers=signed_bytes(form), timeout=10
+    )
+    assert response.status_code == 400 and "UTF-8" in response.text
+    assert [c.method for c in fake_slack.calls if c.method != "auth.test"] == []
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_an_unsigned_body_that_is_not_utf8_is_refused_without_a_traceback(running, caplog):
+    """The signature check decoded the body as UTF-8 itself: anyone could cause a 500 and a
+    logged traceback with a fresh timestamp, any signature and one stray byte."""
+    _, slack = running
+    headers = {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=0"}
+    response = httpx.post(
+        f"{slack.base_url}/slack/events",
+        content=COMMAND + b"\xff",
+        headers={"Content-Type": FORM, **headers},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]

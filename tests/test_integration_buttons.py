@@ -128,7 +128,7 @@ def test_app_home_lists_the_users_watches_and_its_stop_button_works(running, fak
 
 def test_schedule_stop_button_from_list(running, fake_slack):
     bot, slack = running
-    slack.slash("sync 1/2 at 06:30")
+    assert "Scheduled" in slack.ask("sync 1/2 at 06:30")
     (schedule,) = bot.store.list_schedules()
     listing, _ = slack.slash("list")
     buttons = [b["accessory"] for b in listing.json()["blocks"] if "accessory" in b]

@@ -85,9 +85,9 @@ def test_failed_sync_gets_a_retry_button_that_syncs_again_in_the_same_thread(
 
 def test_schedule_command_lists_and_stops(running, fake_slack):
     bot, slack = running
-    created, _ = slack.slash(f"sync {WS}/{DS} at 0 6 * * 1-5 tz Europe/Berlin")
+    created = slack.ask(f"sync {WS}/{DS} at 0 6 * * 1-5 tz Europe/Berlin")
     (schedule,) = bot.store.list_schedules()
-    assert schedule.id in created.text and schedule.cron == "0 6 * * 1-5"
+    assert schedule.id in created and schedule.cron == "0 6 * * 1-5"
     assert bot.schedules.job(schedule.id) is not None
     listing, _ = slack.slash("list")
     assert schedule.id in listing.text

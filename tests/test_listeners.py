@@ -109,10 +109,63 @@ def test_a_channel_the_bot_cant_post_in_starts_nothing(context, store, client, s
     assert store.list_watches() == []
 
 
-def test_a_watch_typed_in_a_dm_starts_nothing(context, store):
-    respond = Recorder()
-    commands.answer(Recorder(), command("watch za 1/2", channel="D1"), respond, None, context)
-    assert "Run this in a channel" in respond.text and store.list_watches() == []
+LINK = "https://analyticsapi.zoho.com/restapi/v2/bulk/workspaces/1/importjobs/2"
+POSTING = ["watch za 1/2", f"watch {LINK}", "sync 1/2", "sync 1/2 at 06:30"]
+
+
+def assert_nothing_started(store) -> None:
+    assert store.list_watches(statuses=None) == [] and store.list_schedules(statuses=None) == []
+
+
+@pytest.mark.parametrize("text", POSTING)
+@pytest.mark.parametrize(
+    "channel, name, said",
+    [
+        ("D1", None, "Run this in a channel"),
+        ("D1", "directmessage", "Run this in a channel"),
+        ("G1", "mpdm-alice--bob--carol-1", "I don't work in group DMs"),
+        ("C1", "mpdm-alice--bob-1", "I don't work in group DMs"),
+    ],
+)
+def test_a_dm_or_group_dm_is_refused_in_the_ack_without_asking_slack(
+    context, store, text, channel, name, said
+):
+    ack, respond = Recorder(), Recorder()
+    typed = command(text, channel=channel) | ({"channel_name": name} if name else {})
+    commands.answer(ack, typed, respond, None, context)  # no client: Slack is not asked
+    assert said in ack.text and "invite me" in ack.text.lower()
+    assert respond.calls == []
+    assert_nothing_started(store)
+
+
+@pytest.mark.parametrize("text", POSTING)
+@pytest.mark.parametrize(
+    "client, said",
+    [
+        (FakeClient(error="missing_scope"), "I can't see this conversation"),
+        (FakeClient({"is_mpim": True, "is_member": True}), "I don't work in group DMs"),
+        (FakeClient({"is_im": True, "is_member": True}), "Run this in a channel"),
+        (FakeClient({"is_member": False}), "Invite me"),
+        (FakeClient(error="channel_not_found"), "Invite me"),
+    ],
+)
+def test_every_command_that_posts_checks_the_conversation_first(context, store, text, client, said):
+    """Syncs, schedules and pasted links too, not only `watch <vendor>`: a sync started
+    where the bot can't post would trigger the vendor and then pause."""
+    ack, respond = Recorder(), Recorder()
+    commands.answer(ack, command(text), respond, client, context)
+    assert ack.calls == [{"text": None}]
+    assert said in respond.text and "Nothing was started" in respond.text
+    assert "missing_scope" not in respond.text
+    assert_nothing_started(store)
+
+
+@pytest.mark.parametrize("text", ["help", "list", "stop w7k2"])
+def test_help_list_and_stop_work_in_a_group_dm(context, text):
+    ack = Recorder()
+    typed = command(text, channel="G1") | {"channel_name": "mpdm-alice--bob-1"}
+    commands.answer(ack, typed, Recorder(), None, context)
+    assert ack.text and "group DMs" not in ack.text
 
 
 def click_body(action_id: str, value: str, **extra: Any) -> dict[str, Any]:

@@ -245,6 +245,41 @@ def test_bad_schedule_says_what_is_wrong_and_stores_nothing(service, store):
     assert store.list_schedules(statuses=None) == []
 
 
+@pytest.mark.parametrize(
+    "at, says",
+    [
+        ("*/5 9 * * *", "`*/5 9 * * *` runs as often as every 5 minutes"),
+        ("0,30 * * * *", "runs as often as every 30 minutes"),
+        ("* * * * *", "runs as often as every 1 minute"),
+    ],
+)
+def test_a_schedule_more_frequent_than_the_floor_is_refused_saying_the_minimum(
+    service, store, at, says
+):
+    reply = watch(service, f"sync {SYNC} at {at}")
+    assert says in reply.text
+    assert "at most once every 60 minutes" in reply.text
+    assert "SYNCWATCH_MIN_SCHEDULE_MINUTES" in reply.text and "Nothing was scheduled" in reply.text
+    assert store.list_schedules(statuses=None) == [] and store.list_watches(statuses=None) == []
+
+
+def test_the_floor_follows_the_setting(store, clock):
+    env = {**ZOHO, "SYNCWATCH_MIN_SCHEDULE_MINUTES": "15"}
+    svc = Service(store, Settings.from_env(env), clock=clock)
+    assert "Scheduled" in watch(svc, f"sync {SYNC} at */15 * * * *").text
+    assert "every 10 minutes" in watch(svc, f"sync {SYNC} at */10 * * * *").text
+    assert "at most once every 15 minutes" in watch(svc, f"sync {SYNC} at */10 * * * *").text
+    assert "at least 15 minutes apart" in watch(svc, "help schedules").text
+    assert len(store.list_schedules()) == 1
+
+
+@pytest.mark.parametrize("at", ["0 0 31 2 *", "0 0 30 2 *", "0 0 31 4 *"])
+def test_a_cron_that_never_runs_is_refused_clearly(service, store, at):
+    reply = watch(service, f"sync {SYNC} at {at}")
+    assert f"`{at}` matches no date, so it would never run" in reply.text
+    assert store.list_schedules(statuses=None) == []
+
+
 def test_retry_sync_restarts_a_failed_sync_in_the_same_watch(service, store, clock):
     watch(service, f"sync {SYNC}")
     (w,) = store.list_watches()

@@ -17,33 +17,43 @@ from bot.service import Requester, Service
 log = logging.getLogger(__name__)
 
 
+# Requests that end in posts to the channel: they need a channel the bot can post in.
+POSTS_HERE = (grammar.WatchRequest, grammar.WatchLinksRequest, grammar.SyncRequest)
+
+
 def answer(
     ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient, context: dict[str, Any]
 ) -> None:
     """The ack: usage errors, help, list and stop are answered in it (pure or SQLite
-    only); a watch is acked empty and started after the ack (it asks Slack first)."""
+    only). A watch or sync is acked empty and started after the ack, once Slack has said
+    the bot can post in the channel; in a DM or group DM it is refused in the ack."""
     service = service_of(context)
     try:
         request = grammar.parse(command.get("text") or "", service.known_secrets)
     except grammar.CommandError as err:
         ack(**blocks.render_usage_error(err).as_kwargs())  # the error *is* the ack
         return
-    if isinstance(request, grammar.WatchRequest):
+    if isinstance(request, POSTS_HERE):
+        refusal = conversation_problem(command)
+        if refusal is not None:
+            ack(**refusal.as_kwargs())
+            return
         ack()
-        work = partial(start_watch, service, request)
+        work = partial(start_in_channel, service, request)
         after_ack_of(context).submit(work, command, respond, client)
         return
     ack(**service.handle(request, requester(command)).as_kwargs())
 
 
-def start_watch(
+def start_in_channel(
     service: Service,
-    request: grammar.WatchRequest,
+    request: grammar.Request,
     command: dict[str, Any],
     respond: Respond,
     client: WebClient,
 ) -> None:
-    """After the ack: check the bot can post in the channel, start the watch, answer."""
+    """After the ack: check the bot can post in the channel, start the watch or sync
+    (or schedule), answer."""
     who = requester(command)
     refusal = membership_problem(client, who.channel_id)
     reply = refusal or service.handle(request, who)
@@ -58,6 +68,19 @@ def requester(command: dict[str, Any]) -> Requester:
     return Requester(command["user_id"], command["channel_id"], command.get("team_id"))
 
 
+def conversation_problem(command: dict[str, Any]) -> blocks.Message | None:
+    """A DM or group DM, told by the command itself (no Slack call): the bot posts only in
+    channels. Slack names a group DM's conversation `mpdm-…` and a DM `directmessage`
+    (docs/slack.md#channel-membership)."""
+    channel_id = command.get("channel_id") or ""
+    name = command.get("channel_name") or ""
+    if name.startswith("mpdm-"):
+        return blocks.render_notice(texts.NOT_IN_GROUP_DMS)
+    if channel_id.startswith("D") or name == "directmessage":
+        return blocks.render_notice(texts.RUN_IN_A_CHANNEL)
+    return None
+
+
 def membership_problem(client: WebClient, channel_id: str) -> blocks.Message | None:
     """The bot must be in the channel to post there; say how to fix it if it isn't."""
     if channel_id.startswith("D"):
@@ -66,11 +89,19 @@ def membership_problem(client: WebClient, channel_id: str) -> blocks.Message | N
         info = client.conversations_info(channel=channel_id)
     except SlackApiError as err:
         code = err.response.get("error", "")
-        if code == "channel_not_found":
+        if code == "channel_not_found":  # a private channel the bot isn't in, or none
             return blocks.render_notice(texts.NOT_IN_CHANNEL)
+        if code == "missing_scope":
+            # The bot may read channels and private channels (channels:read, groups:read)
+            # and nothing else: what it can't read is a DM or group DM.
+            return blocks.render_notice(texts.NOT_A_CHANNEL)
         log.warning("conversations.info failed for %s: %s", channel_id, code)
         return blocks.render_notice(texts.channel_check_failed(blocks.esc(code)))
     channel = info.get("channel") or {}
+    if channel.get("is_mpim"):
+        return blocks.render_notice(texts.NOT_IN_GROUP_DMS)
+    if channel.get("is_im"):
+        return blocks.render_notice(texts.RUN_IN_A_CHANNEL)
     if channel.get("is_archived"):
         return blocks.render_notice(texts.CHANNEL_ARCHIVED)
     if not channel.get("is_member"):

@@ -75,6 +75,7 @@ class _ChannelState:
     is_member: bool = True
     is_archived: bool = False
     exists: bool = True
+    kind: str = "channel"  # channel | private | im | mpim
 
 
 ChangeCallback = Callable[[str, Message], None]
@@ -87,6 +88,10 @@ class FakeSlackAPI(LocalServer):
     Unknown channels exist and have the bot as a member until `set_channel()` says otherwise;
     posts, updates, ephemerals and file shares into a missing, archived or non-member
     channel fail as Slack does (`channel_not_found`, `is_archived`, `not_in_channel`).
+    `set_channel(kind=...)` makes a conversation a private channel, a DM (`im`) or a group
+    DM (`mpim`), answered as for a bot with syncwatch's scopes: `conversations.info` on a DM
+    or group DM is `missing_scope` (no `im:read`/`mpim:read`), on a private channel the bot
+    isn't in `channel_not_found`, and posts into any of those it isn't in `channel_not_found`.
     """
 
     def __init__(self) -> None:
@@ -161,9 +166,12 @@ class FakeSlackAPI(LocalServer):
         is_member: bool = True,
         is_archived: bool = False,
         exists: bool = True,
+        kind: str = "channel",
     ) -> None:
+        if kind not in ("channel", "private", "im", "mpim"):
+            raise ValueError(f"unknown conversation kind {kind!r}")
         with self._cond:
-            self._channels[channel_id] = _ChannelState(is_member, is_archived, exists)
+            self._channels[channel_id] = _ChannelState(is_member, is_archived, exists, kind)
 
     def on_change(self, callback: ChangeCallback) -> ChangeCallback:
         """Call `callback(kind, message)` after each "post", "update" and "file" share.
@@ -321,6 +329,8 @@ class FakeSlackAPI(LocalServer):
         state = self._channels.get(channel, _ChannelState())
         if not channel or not state.exists:
             return "channel_not_found"
+        if state.kind != "channel" and not state.is_member:  # not visible to the bot
+            return "channel_not_found"
         if writing and state.is_archived:
             return "is_archived"
         if not state.is_member:
@@ -463,13 +473,17 @@ class FakeSlackAPI(LocalServer):
         state = self._channels.get(channel, _ChannelState())
         if not channel or not state.exists:
             return {"ok": False, "error": "channel_not_found"}
+        if state.kind in ("im", "mpim"):  # the bot has channels:read and groups:read only
+            return {"ok": False, "error": "missing_scope", "needed": f"{state.kind}:read"}
+        if state.kind == "private" and not state.is_member:
+            return {"ok": False, "error": "channel_not_found"}
         return {
             "ok": True,
             "channel": {
                 "id": channel,
                 "is_member": state.is_member,
                 "is_archived": state.is_archived,
-                "is_private": False,
+                "is_private": state.kind == "private",
             },
         }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -33,6 +33,12 @@ class Metrics:
             "When the last request from Slack arrived (a quiet Socket Mode link shows here)",
             registry=self.registry,
         )
+
+    def name_replica(self, replica: str) -> None:
+        """Which process these figures come from, as an info metric: with several replicas
+        behind one scrape config, their series can be told apart and joined on it."""
+        info = Info("syncwatch_replica", "This process as a replica", registry=self.registry)
+        info.info({"replica": replica})
 
     def count_poll(self, vendor: str, outcome: str) -> None:
         """One vendor poll and how it went. The labelled child is looked up once per pair:

@@ -110,6 +110,7 @@ class BotProcess:
             settings.slack_bot_token, settings.slack_api_url, for_writes=True
         )
         self.replica = Replica(self.store, clock=clock)
+        self.metrics.name_replica(self.replica.id)
         self.notifier = Notifier(
             self.store,
             writer,

@@ -137,3 +137,11 @@ def test_a_file_a_dead_replica_downloaded_is_uploaded_by_another_once(
         what="stored files deleted once Slack has them",
     )
     assert len(fake_slack.calls_for("files.completeUploadExternal")) == 2  # each once
+
+
+def test_metrics_name_the_replica(running):
+    import httpx
+
+    bot, slack = running
+    body = httpx.get(f"{slack.base_url}/metrics", timeout=5).text
+    assert f'syncwatch_replica_info{{replica="{bot.replica.id}"}} 1.0' in body

@@ -93,6 +93,9 @@ class Settings:
     sync_allow: Mapping[str, Allowlist] = field(default_factory=dict)  # by connection
     admins: frozenset[str] = frozenset()
     log_format: str = "text"  # SYNCWATCH_LOG_FORMAT: text | json
+    # SYNCWATCH_SLACK_PACE: "slack" keeps under Slack's rate limits; "off" posts as fast as
+    # it can, for a local stand-in of Slack only (tests, benchmarks).
+    slack_pace: str = "slack"
     quota_per_channel: int = 100  # active watches one channel may hold
     quota_per_user: int = 50  # active watches one person may have started
     min_schedule_minutes: int = 60  # SYNCWATCH_MIN_SCHEDULE_MINUTES: least time between runs
@@ -201,6 +204,9 @@ class Settings:
             micro=micro,
             syncs=_sync_targets(toml, config_path, problems),
             sync_allow=_sync_allowlists(toml, config_path, problems),
+            slack_pace=_choice(
+                get.text("SYNCWATCH_SLACK_PACE"), ("slack", "off"), "SYNCWATCH_SLACK_PACE", problems
+            ),
             log_format=_choice(
                 get.text("SYNCWATCH_LOG_FORMAT"), ("text", "json"), "SYNCWATCH_LOG_FORMAT", problems
             ),

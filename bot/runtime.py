@@ -109,6 +109,8 @@ class BotProcess:
         writer = slack_client or build_slack_client(
             settings.slack_bot_token, settings.slack_api_url, for_writes=True
         )
+        if settings.slack_pace == "off" and "slack.com" in settings.slack_api_url:
+            log.warning("SYNCWATCH_SLACK_PACE=off against Slack itself: expect 429s")
         self.replica = Replica(self.store, clock=clock)
         self.metrics.name_replica(self.replica.id)
         self.notifier = Notifier(
@@ -116,7 +118,7 @@ class BotProcess:
             writer,
             clock=clock,
             metrics=self.metrics,
-            paced=pace_slack,
+            paced=pace_slack and settings.slack_pace != "off",
             owner=self.replica.id,
             claim_seconds=LEASE_SECONDS,
             shared=self.store,

@@ -295,3 +295,20 @@ def test_a_lost_postgresql_connection_is_unavailable_then_recovers(pg_url):
         assert [w.ref for w in store.list_watches()] == ["1/1"]  # nothing was lost
     finally:
         store.close()
+
+
+def test_a_database_the_server_refuses_is_one_clear_error():
+    """What the server says (here: no such database; a wrong password reads alike)."""
+    from urllib.parse import urlsplit
+
+    from tests.conftest import PG_SKIP, TEST_PG
+
+    if not TEST_PG:
+        pytest.skip(PG_SKIP)
+    server = urlsplit(TEST_PG)
+    dsn = f"postgresql://{server.username}:pw-not-shown@{server.hostname}:{server.port or 5432}"
+    with pytest.raises(DatabaseUnavailableError) as caught:
+        Store(f"{dsn}/no_such_db_here")
+    message = str(caught.value)
+    assert message.endswith(': database "no_such_db_here" does not exist'), message
+    assert message.startswith("can't connect to PostgreSQL at ") and "pw-not-shown" not in message

@@ -63,6 +63,43 @@ class Buckets:
             return slot - now
 
 
+SLACK_S = 1e-3  # seconds: clock arithmetic is floating point
+NO_TURN = -1.0  # `Turns.due` for a caller that holds no turn
+
+
+class Turns:
+    """Turns given to callers that must wait, per key, in the order given (ascending). A
+    turn unclaimed one `interval` after it falls due lapses: its caller queues anew. Not
+    thread-safe: its owner holds its own lock."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._by_key: dict[str, dict[int, float]] = {}  # key -> {caller: turn}
+
+    def due(self, key: str, caller: int, now: float) -> float | None:
+        """For a caller holding a turn: None when it has come (and is used up), else its
+        time. NO_TURN when the caller holds none."""
+        turns = self._by_key.setdefault(key, {})
+        while turns:  # drop lapsed turns (they are in ascending order)
+            first, turn = next(iter(turns.items()))
+            if turn + self.interval >= now:
+                break
+            del turns[first]
+        turn = turns.get(caller)
+        if turn is None:
+            return NO_TURN
+        if now + SLACK_S < turn:
+            return turn
+        del turns[caller]
+        return None
+
+    def give(self, key: str, caller: int, at: float) -> None:
+        self._by_key.setdefault(key, {})[caller] = at
+
+    def drop(self, key: str) -> None:
+        self._by_key.pop(key, None)
+
+
 class Pace:
     """Paces calls per key (a channel, or the workspace): `burst` at once, then one per
     refill, refilling at `per_minute - burst` a minute so that no 60 s window holds more
@@ -76,8 +113,6 @@ class Pace:
     be refused again. A turn unclaimed one refill after it falls due lapses (its row went
     another way, or the round ran late); its caller then queues anew."""
 
-    _SLACK = 1e-3  # seconds: clock arithmetic is floating point
-
     def __init__(self, per_minute: float, burst: int, clock: Callable[[], float]) -> None:
         self.interval = 60.0 / (per_minute - burst)
         self.tolerance = (burst - 1) * self.interval
@@ -86,31 +121,22 @@ class Pace:
         # Per key, GCRA's theoretical time of the next call: a call may go at that time
         # less `tolerance` (the burst), and each call, granted or given a turn, moves it on.
         self._next: dict[str, float] = {}
-        self._turns: dict[str, dict[int, float]] = {}  # key -> {caller: turn}, turns ascending
+        self._turns = Turns(self.interval)
         self._held: dict[str, float] = {}  # key -> nothing before this (Slack's Retry-After)
 
     def take(self, key: str, caller: int) -> float | None:
         """None: go now. Otherwise the time of `caller`'s turn; ask again then."""
         with self._lock:
             now = self.clock()
-            turns = self._turns.setdefault(key, {})
-            while turns:  # drop lapsed turns (they are in ascending order)
-                first, turn = next(iter(turns.items()))
-                if turn + self.interval >= now:
-                    break
-                del turns[first]
-            turn = turns.get(caller)
-            if turn is not None:
-                if now + self._SLACK < turn:
-                    return turn
-                del turns[caller]
-                return None
+            held_turn = self._turns.due(key, caller, now)
+            if held_turn != NO_TURN:
+                return held_turn
             theoretical = max(self._next.get(key, now), now)
             self._next[key] = theoretical + self.interval
             at = max(theoretical - self.tolerance, self._held.get(key, 0.0))
-            if at <= now + self._SLACK:
+            if at <= now + SLACK_S:
                 return None
-            turns[caller] = at
+            self._turns.give(key, caller, at)
             return at
 
     def hold(self, key: str, until: float) -> None:
@@ -119,7 +145,7 @@ class Pace:
         with self._lock:
             self._held[key] = max(self._held.get(key, until), until)
             self._next[key] = max(self._next.get(key, until), until)
-            self._turns.pop(key, None)
+            self._turns.drop(key)
 
 
 class RateLedger(Protocol):
@@ -174,8 +200,6 @@ class SharedPace:
     in the shared schedule; the turn is remembered here, and when the caller comes back
     at its turn it goes at once (that call was already counted)."""
 
-    _SLACK = Pace._SLACK
-
     def __init__(
         self,
         ledger: RateLedger,
@@ -190,32 +214,25 @@ class SharedPace:
         self.tolerance = (burst - 1) * self.interval
         self.clock = clock
         self._lock = threading.Lock()
-        self._turns: dict[str, dict[int, float]] = {}
+        self._turns = Turns(self.interval)
 
     def take(self, key: str, caller: int) -> float | None:
         """None: go now. Otherwise the time of `caller`'s turn; ask again then."""
         now = self.clock()
         with self._lock:
-            turns = self._turns.setdefault(key, {})
-            for first, turn in list(turns.items()):  # lapsed turns: their caller queues anew
-                if turn + self.interval < now:
-                    del turns[first]
-            turn = turns.get(caller)
-            if turn is not None:
-                if now + self._SLACK < turn:
-                    return turn
-                del turns[caller]
-                return None
+            held_turn = self._turns.due(key, caller, now)
+            if held_turn != NO_TURN:
+                return held_turn
         theoretical, held = self.ledger.rate_reserve(f"{self.name}:{key}", self.interval, now)
         at = max(theoretical - self.tolerance, held)
-        if at <= now + self._SLACK:
+        if at <= now + SLACK_S:
             return None
         with self._lock:
-            self._turns.setdefault(key, {})[caller] = at
+            self._turns.give(key, caller, at)
         return at
 
     def hold(self, key: str, until: float) -> None:
         """Slack said 429: nothing for `key` before `until`, for every replica."""
         self.ledger.rate_hold(f"{self.name}:{key}", until)
         with self._lock:
-            self._turns.pop(key, None)
+            self._turns.drop(key)

@@ -165,6 +165,21 @@ def bot_env(
     }
 
 
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path, fake_slack, zoho_sim, crm_sim) -> dict[str, str]:
+    """An operator's shell for `syncwatch` commands run in-process: none of this machine's
+    syncwatch, Slack or vendor settings, the fakes' instead, the working directory a fresh
+    folder. Returns the settings made."""
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "SYNCWATCH_", "ZOHO_", "ZUORA_", "MICRO_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    values = bot_env(tmp_path, fake_slack, zoho_sim, crm_sim=crm_sim)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
 def signed_headers(body: str, ts: int | None = None, secret: str = SIGNING_SECRET) -> dict:
     stamp = str(int(time.time()) if ts is None else ts)
     sig = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()

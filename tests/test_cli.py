@@ -5,19 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bot.cli import main
-from tests.conftest import bot_env
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path, fake_slack, zoho_sim, crm_sim):
-    for name in list(__import__("os").environ):
-        if name.startswith(("SLACK_", "SYNCWATCH_", "ZOHO_", "ZUORA_", "MICRO_")):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    values = bot_env(tmp_path, fake_slack, zoho_sim, crm_sim=crm_sim)
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def test_check_passes_with_working_credentials(env, capsys):

@@ -17,7 +17,6 @@ from storage.engine import DatabaseURL, DatabaseURLError, database_password, par
 from storage.maintenance import CopyError, copy_database, inspect
 from storage.migrations import SchemaTooNewError
 from storage.postgres import DatabaseUnavailableError
-from tests.conftest import bot_env
 
 NOW = 1_767_225_600.0
 
@@ -215,15 +214,8 @@ def test_copy_db_command_reports_each_table(tmp_path, capsys):
 
 
 @pytest.fixture
-def env(monkeypatch, tmp_path, fake_slack, zoho_sim, crm_sim):
-    for name in list(__import__("os").environ):
-        if name.startswith(("SLACK_", "SYNCWATCH_", "ZOHO_", "ZUORA_", "MICRO_")):
-            monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    values = bot_env(tmp_path, fake_slack, zoho_sim, crm_sim=crm_sim)
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    return values
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def test_check_reports_the_database_and_its_schema(env, capsys, monkeypatch, tmp_path):

@@ -86,6 +86,7 @@ class Settings:
     poll_interval: float | None = None
     watch_timeout: float = 86400.0
     max_file_mb: float = 50.0
+    db_pool_size: int = 20  # SYNCWATCH_DB_POOL_SIZE: PostgreSQL connections per process
     zoho: Mapping[str, ZohoConnection] = field(default_factory=dict)
     zuora: Mapping[str, ZuoraConnection] = field(default_factory=dict)
     micro: Mapping[str, MicroConnection] = field(default_factory=dict)
@@ -192,6 +193,9 @@ class Settings:
             poll_interval=get.optional_number("SYNCWATCH_POLL_INTERVAL", minimum=1),
             watch_timeout=get.number("SYNCWATCH_WATCH_TIMEOUT", 86400, minimum=1),
             max_file_mb=get.number("SYNCWATCH_MAX_FILE_MB", 50, minimum=0.001),
+            db_pool_size=int(
+                get.number("SYNCWATCH_DB_POOL_SIZE", 20, minimum=2, maximum=200, integer=True)
+            ),
             # Whole minutes, up to a week: cron's own unit, and a floor above a week would
             # refuse every weekly schedule too.
             min_schedule_minutes=int(

@@ -92,7 +92,7 @@ class BotProcess:
         self.clock = clock
         self.socket_ping_interval = socket_ping_interval
         self.metrics = Metrics()
-        self.store = Store(settings.database)
+        self.store = Store(settings.database, pool_size=settings.db_pool_size)
         self.spool_dir = spool_dir_for(settings.database)
         ctx = VendorContext(
             http=build_http_client(vendor_transport),

@@ -304,3 +304,10 @@ def test_a_database_the_server_refuses_is_one_clear_error():
     message = str(caught.value)
     assert message.endswith(': database "no_such_db_here" does not exist'), message
     assert message.startswith("can't connect to PostgreSQL at ") and "pw-not-shown" not in message
+
+
+@pytest.mark.parametrize("value", ["1", "201", "lots"])
+def test_a_pool_size_out_of_range_is_refused(value):
+    with pytest.raises(ConfigError, match="SYNCWATCH_DB_POOL_SIZE"):
+        Settings.from_env({"SYNCWATCH_DB_POOL_SIZE": value, "MICRO_API_KEY": "k" * 20})
+    assert Settings.from_env({"MICRO_API_KEY": "k" * 20}).db_pool_size == 20

@@ -22,8 +22,10 @@ log = logging.getLogger("syncwatch")
 class RedactingFilter(logging.Filter):
     """Last line of defence: configured secrets and token-shaped strings never reach a log."""
 
+    # Slack tokens, Zoho tokens, and our own API tokens and callback keys (swt_, swh_).
     TOKEN_SHAPES = re.compile(
         r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|1000\.[0-9a-fA-F]{16,}\.[0-9a-fA-F]{16,}"
+        r"|sw[th]_[A-Za-z0-9_-]{16,}"
     )
     # Query strings can carry credentials (Zoho's sync CONFIG holds a password): drop them.
     # The query is optional in the pattern so that a link without one simply matches and the

@@ -493,4 +493,6 @@ def render_home(
                 emoji, label = ":octagonal_sign:", "Stopped"
             lines.append(f"{emoji} {job_title(w)} — {label} in <#{w.channel_id}>")
         out.append(section("\n".join(lines)))
+    out.append({"type": "divider"})
+    out.append(section(esc(texts.HOME_TOKENS)))  # our text; its `<job id>` must not be markup
     return {"type": "home", "blocks": out[:100]}

@@ -480,6 +480,8 @@ def help_intro(topics: Iterable[str]) -> str:
         f"• `{COMMAND} watch <link>` — or paste a vendor API link\n"
         f"• `{COMMAND} list` — active watches and schedules in this channel\n"
         f"• `{COMMAND} stop <watch-id | schedule-id>` — stop watching\n"
+        f"• `{COMMAND} token create <name>` — let a script or a vendor callback start "
+        "watches here (admins)\n"
         f"• `{COMMAND} help <topic>` — topics: {', '.join(topics)}"
     )
 
@@ -531,7 +533,9 @@ def help_sections(
             "connection's syncs may be run by anyone, unless the operator set a sync allowlist "
             "for it (then only listed people and channels). *Stop*, *Retry sync* and stopping "
             "a schedule: the person who started it, people on that connection's allowlist, "
-            "and syncwatch admins. Others get a private refusal."
+            "and syncwatch admins. Others get a private refusal. API tokens "
+            f"(`{COMMAND} help tokens`): syncwatch admins, or when none are set, whoever "
+            "created each of the token's channels."
         ),
         "list": (
             f"*List* — `{COMMAND} list` shows this channel's active watches and schedules, each "

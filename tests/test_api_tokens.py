@@ -159,3 +159,21 @@ def test_hook_url_prints_the_callback_url(cli_env, monkeypatch, capsys, tmp_path
     )
     assert main(["hook-url", "zuora", "nobody"]) == 1
     assert "no token named 'nobody'" in capsys.readouterr().err
+
+
+def test_help_and_app_home_explain_tokens_with_examples_to_copy(running, fake_slack):
+    bot, slack = running
+    text = slack.ask("help tokens")
+    for needed in (
+        "token create",
+        "curl -X POST https://&lt;syncwatch&gt;/api/v1/watches",
+        "Authorization: Bearer swt_",
+        "notifyUrl",
+        "callbackUrl",
+        "callback.url",
+        "whoever created each of the token's channels",
+    ):
+        assert needed in text, needed
+    home = json.dumps(bot.service.home_view("U1"))
+    assert "token create nightly-etl" in home and "curl -X POST" in home
+    assert "&lt;job id&gt;" in home  # placeholders escaped, not Slack markup

@@ -168,6 +168,7 @@ class BotProcess:
             policy=policy,
             membership=MembershipCache(self.slack, clock).problem,
             on_change=self.notifier.wake,
+            on_due=self.poller.wake,
         )
         self.api_http = ApiHttp(
             self.watch_api,

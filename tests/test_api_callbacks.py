@@ -162,3 +162,21 @@ def test_a_flood_of_forged_callbacks_stays_within_the_vendors_budget(
     assert accepted == 200
     budget = 2 + (elapsed + 0.5) * 12 / 60 + 1  # the burst, the refill, the rounding
     assert zoho_sim.polls(WS, JOB) <= budget, (zoho_sim.polls(WS, JOB), elapsed)
+
+
+def test_a_callback_wakes_the_poller_instead_of_waiting_for_its_tick(
+    start_bot, fake_slack, zoho_sim, tmp_path, monkeypatch
+):
+    """Ticks 30 s apart: the watch made due by a callback is polled within a second, not at
+    the next tick (docs/architecture.md#vendor-callbacks)."""
+    from bot import poller
+
+    monkeypatch.setattr(poller, "TICK_SECONDS", 30.0)
+    fake_slack.set_channel("C1", creator="U1")
+    bot, slack = start_bot(bot_env(tmp_path, fake_slack, zoho_sim), poll_interval=3600)
+    token = make_token(slack, fake_slack)
+    zoho_sim.add_import_job(WS, JOB, steps_success(polls_running=100))
+    time.sleep(0.3)  # the tick at start has run; the next one is 30 s away
+    answer = hook(slack, "za", key_of(token), f"workspace={WS}&jobId={JOB}")
+    assert answer.status_code == 202 and answer.json()["status"] == "watching"
+    wait_until(lambda: zoho_sim.polls(WS, JOB) == 1, timeout=5)

@@ -75,15 +75,18 @@ class WatchApi:
         policy: lifecycle.PollPolicy,
         membership: Callable[[str], str | None],
         on_change: Callable[[], None] = lambda: None,
+        on_due: Callable[[], None] = lambda: None,
     ) -> None:
         """`membership(channel)` is None when the bot may post there, else a code
-        (`not_in_channel`, `channel_archived`, …); it raises when Slack can't be asked."""
+        (`not_in_channel`, `channel_archived`, …); it raises when Slack can't be asked.
+        `on_due` wakes the poller after a callback made watches due."""
         self.store = store
         self.settings = settings
         self.clock = clock
         self.policy = policy
         self.membership = membership
         self.on_change = on_change
+        self.on_due = on_due
 
     # -- the watch object -------------------------------------------------------------------
 
@@ -188,11 +191,13 @@ class WatchApi:
             now = self.clock()
             for watch in watched:
                 self._guard(lambda w=watch: self.store.poll_soon(w.id, now))
+            self.on_due()
             log.info(
                 "callback for %s %s: polling %s", spec.key, ref, ", ".join(w.id for w in watched)
             )
             return {"status": "polling", "watches": [w.id for w in watched]}
         _, watch = self._start(token, spec, ref, token.channels[0], DEFAULT_CONNECTION, None, None)
+        self.on_due()
         log.info("callback for %s %s: started %s", spec.key, ref, watch.id)
         return {"status": "watching", "watches": [watch.id]}
 

@@ -217,6 +217,10 @@ class FakeVendor(ChildServer):
         """Every job answers 1004 (terminal) from now on; returns the flip time (epoch)."""
         return float(self.post("/_control/flip")["at"])
 
+    def flip_job(self, job: int) -> float:
+        """One job answers 1004 from now on; returns when (epoch)."""
+        return float(self.post("/_control/flip_job", job=job)["at"])
+
     def mark(self) -> float:
         """Start watching for the first poll after now (see `stats()['first_after_mark']`)."""
         return float(self.post("/_control/mark")["at"])
@@ -241,6 +245,7 @@ class _VendorState:
     polls: int = 0
     token_requests: int = 0
     times: list[float] | None = None
+    job_flips: dict[str, float] | None = None
 
     def route(self, method: str, target: str) -> tuple[int, Any, bool]:
         """(status, JSON body, whether to delay by `latency`)."""
@@ -261,7 +266,9 @@ class _VendorState:
             self.times.append(now)
         if self.marked_at is not None and self.first_after_mark is None:
             self.first_after_mark = now
-        terminal = self.flipped_at is not None and now >= self.flipped_at
+        terminal = (self.flipped_at is not None and now >= self.flipped_at) or (
+            job in (self.job_flips or {})
+        )
         data = completed_job(now) if terminal else RUNNING
         return {
             "status": "success",
@@ -273,6 +280,11 @@ class _VendorState:
         now = time.time()
         if path == "/_control/flip":
             self.flipped_at = now
+            return 200, {"at": now}, False
+        if path == "/_control/flip_job":
+            if self.job_flips is None:
+                self.job_flips = {}
+            self.job_flips[query.partition("=")[2]] = now
             return 200, {"at": now}, False
         if path == "/_control/mark":
             self.marked_at, self.first_after_mark = now, None

@@ -15,6 +15,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import health as health_report
 from bot import inbound, listeners, texts
+from bot.api.http import ApiHttp
+from bot.api.tokens import TokenAdmin
 from bot.config import Settings
 from bot.listeners import deps
 from bot.listeners.background import AckGate, AfterAck
@@ -36,6 +38,7 @@ def create_app(
     metrics: Metrics | None = None,
     authorize: Callable[..., Any] | None = None,
     after: AfterAck | None = None,
+    tokens: TokenAdmin | None = None,
 ) -> App:
     """The Bolt app. `client` carries the bot token and SLACK_API_URL; Bolt copies it for
     every listener. Nothing runs at import time."""
@@ -57,6 +60,7 @@ def create_app(
         """What listeners need beyond Bolt's arguments (bot/listeners/deps.py)."""
         context[deps.SERVICE] = service
         context[deps.AFTER_ACK] = after
+        context[deps.TOKENS] = tokens
         if metrics is not None:
             metrics.last_inbound.set_to_current_time()
         return next()
@@ -95,10 +99,12 @@ def make_wsgi(
     health: Callable[[], dict[str, health_report.Check]],
     gate: AckGate | None = None,
     signing_secret: str = "",
+    api: ApiHttp | None = None,
 ) -> Callable[..., Iterable[bytes]]:
-    """WSGI app: Slack at /slack/events (HTTP mode only), /healthz and /metrics always.
-    `gate` (the app's) counts the Slack requests being answered; `health` gives the
-    /healthz checks (bot/health.py)."""
+    """WSGI app: Slack at /slack/events (HTTP mode only), /healthz, /metrics, and the watch
+    API and vendor callbacks (`api`: /api/v1/…, /hooks/…) always. `gate` (the app's)
+    counts the Slack requests being answered; `health` gives the /healthz checks
+    (bot/health.py)."""
     gate = gate or AckGate()
     slack = SlackRequestHandler(app, path="/slack/events") if app is not None else None
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
@@ -126,6 +132,8 @@ def make_wsgi(
                 environ["CONTENT_LENGTH"] = str(len(screened))
             with gate.answering():
                 return slack(environ, start_response)
+        if api is not None and api.serves(path):
+            return api(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found\n"]
 

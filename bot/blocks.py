@@ -20,6 +20,7 @@ from storage import (
     Schedule,
     Transition,
     Watch,
+    actor_token,
 )
 
 # Action ids: the verb; the button's value carries the watch id.
@@ -119,6 +120,33 @@ def vendor_label(vendor: str) -> str:
     return spec.label if spec else vendor
 
 
+def who(actor: str | None) -> str:
+    """A person as a mention; a token (a script, a vendor callback) by its name in bold,
+    never as a mention (docs/architecture.md#watch-api)."""
+    if not actor:
+        return "someone"
+    name = actor_token(actor)
+    return f"*{esc(name)}*" if name is not None else f"<@{actor}>"
+
+
+def mention_of(watch: Watch) -> str:
+    """Who the terminal reply pings: the requester when a person, else nobody."""
+    return "" if actor_token(watch.requester_id) is not None else f"<@{watch.requester_id}> "
+
+
+def started_by(watch: Watch, *, capital: bool = True) -> str:
+    """`Asked by @alice`, or for a watch a token started, `started by *nightly-etl*` (and
+    for whom, when the script said)."""
+    if watch.token_name is None:
+        return f"{'A' if capital else 'a'}sked by {who(watch.requester_id)}"
+    line = f"started by *{esc(watch.token_name)}*"
+    if actor_token(watch.requester_id) is None:
+        line += f" for {who(watch.requester_id)}"
+    elif watch.requested_by:
+        line += f" for {esc_clip(watch.requested_by, 80)}"
+    return ("S" if capital else "s") + line[1:]
+
+
 def job_title(watch: Watch) -> str:
     return f"*{esc(vendor_label(watch.vendor))}* `{esc(watch.ref)}`"
 
@@ -139,7 +167,7 @@ def render_parent(watch: Watch, now: float) -> Message:
     if watch.raw_status:
         status_line += f" · vendor status `{esc_clip(watch.raw_status, 80)}`"
     if watch.status == STOPPED:
-        status_line = f":octagonal_sign: *Stopped* by <@{watch.stopped_by}> · last state: {label}"
+        status_line = f":octagonal_sign: *Stopped* by {who(watch.stopped_by)} · last state: {label}"
     elif watch.status == PAUSED:
         status_line = f":double_vertical_bar: *Paused* ({esc(watch.pause_reason or 'paused')})"
 
@@ -161,7 +189,7 @@ def render_parent(watch: Watch, now: float) -> Message:
     when = f"started {slack_date(watch.created_at, '{ago}')}"
     if watch.finished_at is not None:
         when = f"took {duration(watch.finished_at - watch.created_at)}"
-    meta = [f"Asked by <@{watch.requester_id}>", when, f"watch `{watch.id}`"]
+    meta = [started_by(watch), when, f"watch `{watch.id}`"]
     if watch.connection != DEFAULT_CONNECTION:
         meta.append(f"connection `{esc(watch.connection)}`")
     blocks.append(context(" · ".join(meta)))
@@ -236,15 +264,15 @@ def render_reply(watch: Watch, transition: Transition) -> Message:
     """One thread reply for one history entry. Terminal replies mention the requester."""
     label = vendor_label(watch.vendor)
     raw = f" (`{esc_clip(transition.raw_status, 80)}`)" if transition.raw_status else ""
-    mention = f"<@{watch.requester_id}> "
+    mention = mention_of(watch)
     took = duration(transition.at - watch.created_at)
     state = transition.to_state
 
     if transition.event == Event.STOPPED:
-        who = transition.actor or "someone"
-        ping = mention if who != watch.requester_id else ""
+        ping = mention if transition.actor != watch.requester_id else ""
         text = (
-            f":octagonal_sign: {ping}Stopped watching at <@{who}>'s request after {took}. "
+            f":octagonal_sign: {ping}Stopped watching at {who(transition.actor)}'s request "
+            f"after {took}. "
             "The job itself was not touched at the vendor."
         )
         return _reply(text)
@@ -257,13 +285,13 @@ def render_reply(watch: Watch, transition: Transition) -> Message:
         return _reply(text)
     if transition.event == Event.ERRORS:
         code = f" `{esc_clip(transition.error_code, 40)}`" if transition.error_code else ""
-        head = f"<@{transition.actor}> asked for the full error list{code}"
+        head = f"{who(transition.actor)} asked for the full error list{code}"
         if transition.error_message:
             return _reply(f"{head}:\n{quote_block(transition.error_message, 2900 - len(head))}")
         return _reply(f"{head}: it is long ({esc(transition.note or '')}), so it is attached.")
     if transition.event == Event.NOTE:
-        who = f"<@{transition.actor}> " if transition.actor else ""
-        return _reply(who + esc(transition.note or ""))
+        by = f"{who(transition.actor)} " if transition.actor else ""
+        return _reply(by + esc(transition.note or ""))
 
     detail = _error_detail(transition)
     noun = "Sync" if _is_sync(watch) else "Job"
@@ -377,7 +405,7 @@ def render_list(
         for w in watches[:LIST_WATCHES]:
             emoji, label = STATE_LOOK.get(w.state, STATE_LOOK[State.UNKNOWN])
             line = (
-                f"{emoji} `{w.id}` {job_title(w)} — {label}, asked by <@{w.requester_id}>, "
+                f"{emoji} `{w.id}` {job_title(w)} — {label}, {started_by(w, capital=False)}, "
                 f"for {duration(now - w.created_at)}"
             )
             out.append(_with_stop(line, WATCH_STOP, w.id))
@@ -465,4 +493,6 @@ def render_home(
                 emoji, label = ":octagonal_sign:", "Stopped"
             lines.append(f"{emoji} {job_title(w)} — {label} in <#{w.channel_id}>")
         out.append(section("\n".join(lines)))
+    out.append({"type": "divider"})
+    out.append(section(esc(texts.HOME_TOKENS)))  # our text; its `<job id>` must not be markup
     return {"type": "home", "blocks": out[:100]}

@@ -22,8 +22,10 @@ log = logging.getLogger("syncwatch")
 class RedactingFilter(logging.Filter):
     """Last line of defence: configured secrets and token-shaped strings never reach a log."""
 
+    # Slack tokens, Zoho tokens, and our own API tokens and callback keys (swt_, swh_).
     TOKEN_SHAPES = re.compile(
         r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|1000\.[0-9a-fA-F]{16,}\.[0-9a-fA-F]{16,}"
+        r"|sw[th]_[A-Za-z0-9_-]{16,}"
     )
     # Query strings can carry credentials (Zoho's sync CONFIG holds a password): drop them.
     # The query is optional in the pattern so that a link without one simply matches and the
@@ -324,6 +326,45 @@ def cmd_watches(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hook_url(args: argparse.Namespace) -> int:
+    """The callback URL of a token for one vendor, to paste into the vendor's
+    `notifyUrl` / `callbackUrl` / `callback.url` (docs/operations.md#api-tokens)."""
+    from bot.api import credentials
+    from bot.api.tokens import HOOK_FIELDS, hook_url
+    from bot.vendors import lookup
+    from storage import Store
+
+    settings = _settings_or_exit()
+    spec = lookup(args.vendor)
+    if spec is None or spec.kind != "job":
+        known = ", ".join(HOOK_FIELDS)
+        print(f"syncwatch: unknown vendor {args.vendor!r} (callbacks: {known})", file=sys.stderr)
+        return 2
+    if not settings.public_url:
+        print(
+            "syncwatch: SYNCWATCH_PUBLIC_URL is not set: set it to the address vendors reach "
+            "this bot at (e.g. https://syncwatch.example.com), then run this again",
+            file=sys.stderr,
+        )
+        return 1
+    token = settings.tokens.get(args.token)
+    if token is None:
+        try:
+            store = Store(settings.database)
+        except DatabaseUnavailable as err:
+            print(f"syncwatch: database {settings.database}: {err.reason}", file=sys.stderr)
+            return 1
+        try:
+            token = store.token_named(args.token)
+        finally:
+            store.close()
+    if token is None:
+        print(f"syncwatch: there is no token named {args.token!r}", file=sys.stderr)
+        return 1
+    print(hook_url(settings.public_url, spec.key, credentials.hook_key(token.digest)))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -356,6 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="SRC", help="file path, sqlite:///path or postgresql://…")
     p.add_argument("dest", metavar="DST", help="file path, sqlite:///path or postgresql://…")
     p.set_defaults(func=cmd_copy_db)
+    p = sub.add_parser(
+        "hook-url",
+        help="print a token's callback URL for a vendor (needs SYNCWATCH_PUBLIC_URL)",
+        description="Print the URL to paste into the vendor: Zuora AQuA notifyUrl, Zoho "
+        "Analytics callbackUrl (fill in the workspace id), Zoho CRM callback.url.",
+    )
+    p.add_argument("vendor", help="zuora, zoho-analytics or zoho-crm (aliases too)")
+    p.add_argument("token", help="the token's name")
+    p.set_defaults(func=cmd_hook_url)
     p = sub.add_parser("watches", help="list watches from the database (operators)")
     p.add_argument("--all", action="store_true", help="include finished and stopped watches")
     p.add_argument("--limit", type=int, default=200, help="at most this many rows (200)")

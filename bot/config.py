@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
+from bot.api import credentials
 from bot.vendors.base import Connection, SyncOptions
 from bot.vendors.micro import DEFAULT_BASE_URL as MICRO_DEFAULT_URL
 from bot.vendors.micro import MicroConnection
 from bot.vendors.zoho_auth import ZOHO_DCS, ZohoConnection
 from bot.vendors.zuora import API_SANDBOX_HOSTS, ZUORA_ENVS, ZuoraConnection
-from storage import DEFAULT_CONNECTION
+from storage import DEFAULT_CONNECTION, ApiToken
 from storage.engine import (
     DEFAULT_DATABASE,
     DatabaseURL,
@@ -100,6 +101,10 @@ class Settings:
     quota_per_channel: int = 100  # active watches one channel may hold
     quota_per_user: int = 50  # active watches one person may have started
     min_schedule_minutes: int = 60  # SYNCWATCH_MIN_SCHEDULE_MINUTES: least time between runs
+    # SYNCWATCH_PUBLIC_URL: where Slack and vendors reach this bot (callback URLs start so).
+    public_url: str = ""
+    api_rate_per_minute: float = 120.0  # SYNCWATCH_API_RATE_PER_MINUTE: requests per token
+    tokens: Mapping[str, ApiToken] = field(default_factory=dict)  # [tokens.<name>], by name
 
     def __repr__(self) -> str:
         return (
@@ -219,6 +224,9 @@ class Settings:
             admins=_slack_ids(
                 toml.get("admins", []), SLACK_USER, f"admins in {config_path}", problems
             ),
+            public_url=get.url("SYNCWATCH_PUBLIC_URL", "", origin_only=False).rstrip("/"),
+            api_rate_per_minute=get.number("SYNCWATCH_API_RATE_PER_MINUTE", 120, minimum=1),
+            tokens=_tokens(toml, config_path, problems),
         )
         if problems:
             raise ConfigError(problems)
@@ -782,6 +790,52 @@ def _sync_targets(
                 password=_text(section, "password") or None,
                 schedule_id=_text(section, "schedule_id") or None,
             ),
+        )
+    return found
+
+
+def _tokens(
+    toml: Mapping[str, Any], config_path: str | None, problems: list[str]
+) -> dict[str, ApiToken]:
+    """`[tokens.<name>] sha256 = "<hex digest of the token>", channels = ["C…"]`: API tokens
+    the operator made (docs/operations.md#api-tokens). Only the hash is written down."""
+    table = toml.get("tokens", {})
+    if not isinstance(table, dict):
+        problems.append(f"[tokens] in {config_path} must be a table of token names")
+        return {}
+    found = {}
+    for name, section in table.items():
+        where = f"[tokens.{name}] in {config_path}"
+        if not credentials.NAME.match(str(name)) or not isinstance(section, dict):
+            problems.append(
+                f"{where}: a token name is lower-case letters, digits, - and _ (a table)"
+            )
+            continue
+        unknown = set(section) - {"sha256", "channels"}
+        if unknown:
+            problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        token_digest = _text(section, "sha256").lower()
+        if not credentials.HEX64.match(token_digest):
+            problems.append(
+                f"{where}: sha256 must be the 64-hex-digit SHA-256 of the token "
+                '(e.g. printf %s "$TOKEN" | sha256sum)'
+            )
+            continue
+        channels = _slack_ids(
+            section.get("channels", []), SLACK_CHANNEL, f"channels of {where}", problems
+        )
+        if not channels:
+            problems.append(f"{where}: channels must list at least one channel id")
+            continue
+        listed = tuple(c for c in section["channels"] if c in channels)
+        found[name] = ApiToken(
+            name=name,
+            digest=token_digest,
+            hook_digest=credentials.digest(credentials.hook_key(token_digest)),
+            channels=tuple(dict.fromkeys(listed)),
+            created_by=None,
+            created_at=0.0,
+            source="config",
         )
     return found
 

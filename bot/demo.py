@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from bot.api import credentials
 from bot.config import Settings
 from bot.runtime import BotProcess
 from bot.simulators.micro import MicroSimulator
@@ -52,6 +53,7 @@ INVOICES_CSV = (
     b"Invoice: Number,Invoice: Amount,Invoice: Status\n"
     b"INV-00017,1200.00,Posted\nINV-00018,310.50,Posted\nINV-00019,89.90,Draft\n"
 )
+AQUA_SCRIPT = "2c92c0f96abc17de016abd62bd0c4c11"  # started by a script, through the API
 MICRO_JOB = "imp_8QmZ2vK4tR"
 CRM_JOB = "6120045000001938011"
 DATASOURCE = "2480011000000630011"
@@ -203,6 +205,10 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
         zuora.add_file(FILE_IDS[0], INVOICES_CSV)
         zuora.add_file(FILE_IDS[1], PAYMENTS_CSV)
         zuora.add_job(AQUA_BAD, steps_failed(AQUA_BAD, code="90029"))
+        # The script's query runs a while: its callback, not a poll, brings the news.
+        running = steps_two_batches(AQUA_SCRIPT, records=(3, 2))
+        zuora.add_job(AQUA_SCRIPT, [running[0]] * 6 + running[1:])
+        slack.set_channel(CHANNEL, creator="U0ALICE")  # alice made the channel: she may make tokens
         zoho.add_import_job(WS, JOB_OK, steps_success(total_rows=1200, polls_running=3))
         zoho.add_import_job(
             WS,
@@ -247,7 +253,8 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             f"127.0.0.1; the bot is the real one, serving http://127.0.0.1:{port}/slack/events."
             f"\nChannel {CHANNEL_NAME}: alice and bob watch Zoho imports, dana and erin Zuora "
             "queries, frank a Micro import, gina a CRM bulk write, hank runs a datasource "
-            "sync; carol mistypes."
+            "sync; carol mistypes; alice makes an API token, a nightly script announces its "
+            "Zuora query with it, and Zuora's callback says when it is done."
         )
         session = DemoSession(term, slack, f"http://127.0.0.1:{port}")
         try:
@@ -269,7 +276,9 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             session.command("U0HANK", f"sync {WS}/{DATASOURCE}")
             time.sleep(pause)
             session.command("U0CAROL", "watch zoho-analytic 12/34")
-            ok = _wait_for_outcomes(bot, timeout, expected=7)
+            time.sleep(pause)
+            _script_and_callback(term, session, zuora)
+            ok = _wait_for_outcomes(bot, timeout, expected=8)
             time.sleep(0.3)  # let the last callbacks print
             _print_transcript(term, slack)
         finally:
@@ -282,6 +291,33 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             "`syncwatch run` (see README)."
         )
         return 0
+
+
+def _script_and_callback(term: Terminal, session: DemoSession, zuora: ZuoraSimulator) -> None:
+    """alice makes a token; a script starts a watch with it; Zuora calls back."""
+    session.command("U0ALICE", "token create nightly-etl")
+    answer = session.slack.wait_for(f"respond/demo{session.n}", timeout=10)[0].params["text"]
+    token = "swt_" + answer.split("`swt_", 1)[1].split("`", 1)[0]
+    base = session.base_url
+    term.say(term.style("\nthe nightly script: POST /api/v1/watches (Bearer swt_…)", "35"))
+    created = httpx.post(
+        f"{base}/api/v1/watches",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"vendor": "zuora", "ref": AQUA_SCRIPT},
+        timeout=10,
+    )
+    watch = created.json()
+    term.say(f"  → {created.status_code} watch {watch['id']}, status {watch['status']}")
+    time.sleep(1.5)
+    key = credentials.hook_key(credentials.digest(token))
+    url = f"/hooks/zuora/{key[:8]}…?job={AQUA_SCRIPT[:8]}…&status=Completed"
+    term.say(term.style(f"\nZuora's notifyUrl: GET {url}", "35"))
+    called = httpx.get(
+        f"{base}/hooks/zuora/{key}",
+        params={"job": AQUA_SCRIPT, "status": "Completed"},
+        timeout=10,
+    )
+    term.say(f"  → {called.status_code} {called.json()['status']} {called.json()['watches']}")
 
 
 def _wait_for_outcomes(bot: BotProcess, timeout: float, expected: int) -> bool:

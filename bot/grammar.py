@@ -16,7 +16,21 @@ MAX_TEXT = 4000
 MAX_REFS = 10
 CONNECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 SHORT_ID = re.compile(r"^[ws][a-z0-9]{3,12}$")
-HELP_TOPICS = ("vendors", "watch", "links", "sync", "schedules", "list", "stop", "permissions")
+HELP_TOPICS = (
+    "vendors",
+    "watch",
+    "links",
+    "sync",
+    "schedules",
+    "list",
+    "stop",
+    "permissions",
+    "tokens",
+)
+TOKEN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")  # bot/api/credentials.py's NAME
+# A channel as Slack sends a picked mention (`<#C123|name>`, `<#C123>`) or its bare id.
+CHANNEL_ARG = re.compile(r"^(?:<#([CG][A-Z0-9]{2,20})(?:\|[^>]{0,80})?>|([CG][A-Z0-9]{2,20}))$")
+MAX_TOKEN_CHANNELS = 10
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,24 @@ class StopRequest:
     target_id: str
 
 
-Request = HelpRequest | WatchRequest | WatchLinksRequest | SyncRequest | ListRequest | StopRequest
+@dataclass(frozen=True)
+class TokenRequest:
+    """`token create <name> [<#channel> …]`, `token list`, `token revoke <name>`."""
+
+    action: str  # create | list | revoke
+    name: str = ""
+    channels: tuple[str, ...] = ()  # create: none given means the channel it is typed in
+
+
+Request = (
+    HelpRequest
+    | WatchRequest
+    | WatchLinksRequest
+    | SyncRequest
+    | ListRequest
+    | StopRequest
+    | TokenRequest
+)
 
 
 class CommandError(ValueError):
@@ -86,6 +117,7 @@ _CREDENTIAL_PATTERNS = [
     re.compile(r"\b1000\.[0-9a-fA-F]{16,}\.[0-9a-fA-F]{16,}\b"),  # Zoho OAuth tokens
     re.compile(r"(?i)\b(?:password|passwd|pwd)\s*[=:]"),
     re.compile(r"(?i)\b(?:bearer|zoho-oauthtoken|basic)\s+[A-Za-z0-9._~+/=-]{16,}"),
+    re.compile(r"\bsw[th]_[A-Za-z0-9_-]{16,}"),  # our own API tokens and callback keys
 ]
 # Every pattern here is linear in the text: no two quantifiers can share the same characters
 # (`\s*[=:]?\s*` could split one run of spaces between its two `\s*` in n² ways, and the
@@ -158,7 +190,9 @@ def parse(text: str, secrets: Collection[str] = ()) -> Request:
         return ListRequest()
     if verb in ("stop", "unwatch"):
         return _parse_stop(args)
-    guess = difflib.get_close_matches(verb, ["watch", "sync", "list", "stop", "help"], n=1)
+    if verb in ("token", "tokens"):
+        return _parse_token(args)
+    guess = difflib.get_close_matches(verb, ["watch", "sync", "list", "stop", "help", "token"], n=1)
     hint = f" Did you mean `{guess[0]}`?" if guess else ""
     raise CommandError(
         f"I don't know the subcommand {code(verb)}.{hint} "
@@ -386,3 +420,43 @@ def _parse_stop(args: list[str]) -> StopRequest:
             example,
         )
     return StopRequest(target)
+
+
+def _parse_token(args: list[str]) -> TokenRequest:
+    example = f"{COMMAND} token create nightly-etl"
+    action = args[0].lower() if args else ""
+    if action in ("list", "ls") and len(args) == 1:
+        return TokenRequest("list")
+    if action not in ("create", "revoke") or len(args) < 2:
+        raise CommandError(
+            "`token` takes `create <name> [<#channel> …]`, `list` or `revoke <name>`.", example
+        )
+    name = args[1].lower()
+    if not TOKEN_NAME.match(name):
+        raise CommandError(
+            f"{code(args[1])} is not a token name: one word of lower-case letters, digits, "
+            "`-` or `_` (up to 40), e.g. the script's name.",
+            example,
+        )
+    if action == "revoke":
+        if len(args) != 2:
+            raise CommandError(
+                "`token revoke` takes one token name.", f"{COMMAND} token revoke {name}"
+            )
+        return TokenRequest("revoke", name)
+    channels: list[str] = []
+    for raw in args[2:]:
+        match = CHANNEL_ARG.match(raw)
+        if match is None:
+            raise CommandError(
+                f"{code(raw)} is not a channel I can read: pick it from Slack's list after "
+                "`#` (it arrives as a link), or give its id (`C…`, at the bottom of the "
+                "channel's details).",
+                f"{COMMAND} token create {name} C0123ABCD",
+            )
+        channel = match.group(1) or match.group(2)
+        if channel not in channels:
+            channels.append(channel)
+    if len(channels) > MAX_TOKEN_CHANNELS:
+        raise CommandError(f"A token may post in at most {MAX_TOKEN_CHANNELS} channels.", example)
+    return TokenRequest("create", name, tuple(channels))

@@ -55,9 +55,12 @@ def new_watch(
     now: float,
     every: float | None = None,
     trigger: bool = False,
+    token_name: str | None = None,
+    requested_by: str | None = None,
 ) -> NewWatch:
-    """The one way a watch is drafted, for a typed command and a scheduled run alike: its
-    first interval, its deadline and, for a sync, that its first poll triggers the sync."""
+    """The one way a watch is drafted, for a typed command, a scheduled run, an API call and
+    a vendor callback alike: its first interval, its deadline and, for a sync, that its
+    first poll triggers the sync. `token_name` names the API token that started it."""
     return NewWatch(
         vendor=spec.key,
         ref=ref,
@@ -68,6 +71,8 @@ def new_watch(
         interval_s=start_interval(spec, every, policy),
         deadline=now + policy.watch_timeout,
         trigger=trigger,
+        token_name=token_name,
+        requested_by=requested_by,
     )
 
 

@@ -22,6 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot import lifecycle, texts
@@ -49,6 +51,9 @@ FILE_CHUNK = 1024 * 1024  # a result file kept in the database is stored in rows
 # (the tests') from calling a merely busy machine stuck (docs/operations.md#health).
 STUCK_AFTER_TICKS = 30
 STUCK_AFTER_MIN_S = 30.0
+# `wake()` starts at most one early tick this often: a flood of vendor callbacks costs a
+# few extra claims a second, never a claim per callback.
+WAKE_GAP_S = 0.2
 
 
 class Poller:
@@ -100,6 +105,8 @@ class Poller:
         # could not be saved leave their leases behind, given back once it can.
         self.database = DatabaseWait(store, "polls", on_back=self._after_outage)
         self._outcomes_lost = False
+        self._ticking = False
+        self._last_wake = float("-inf")
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -162,9 +169,29 @@ class Poller:
         watches remain, keep the workers fed until the next tick would start. Returns how
         many watches were claimed; does not wait for the last polls. A tick that ends,
         with or without work, beats the heartbeat; one that raised does not."""
-        claimed = self._tick()
+        self._ticking = True
+        try:
+            claimed = self._tick()
+        finally:
+            self._ticking = False
         self.heartbeat.beat()
         return claimed
+
+    def wake(self) -> None:
+        """Tick now rather than within the second: a vendor callback just made watches due
+        (docs/architecture.md#vendor-callbacks). Skipped while a tick runs (it ends within
+        the second anyway, and the scheduler would only refuse a second one) and more
+        often than WAKE_GAP_S."""
+        scheduler = self._scheduler
+        if scheduler is None or self._closed or self._ticking:
+            return
+        now = self._monotonic()
+        with self._lock:
+            if now - self._last_wake < WAKE_GAP_S:
+                return
+            self._last_wake = now
+        with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
+            scheduler.modify_job("poll-tick", next_run_time=dt.datetime.now(dt.UTC))
 
     def _tick(self) -> int:
         until = time.monotonic() + TICK_SECONDS * 0.9

@@ -17,6 +17,9 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from bot import health
+from bot.api.http import ApiHttp, TokenRate
+from bot.api.tokens import TokenAdmin, TokenBook
+from bot.api.watches import WatchApi
 from bot.app import HTTP_THREADS, create_app, make_wsgi
 from bot.budget import MonthlyBudget
 from bot.config import Settings
@@ -32,7 +35,7 @@ from bot.redaction import Redactor
 from bot.replica import LEASE_SECONDS, Replica
 from bot.schedules import ScheduleRunner
 from bot.service import Service
-from bot.slack import build_slack_client
+from bot.slack import MembershipCache, build_slack_client
 from bot.vendors import SyncOptions, VendorContext, build_http_client
 from bot.vendors.pool import VendorPool
 from storage import Store
@@ -153,6 +156,25 @@ class BotProcess:
             files_in_database=settings.database.dialect == "postgresql",
             monotonic=monotonic,
         )
+        # The watch API and vendor callbacks (docs/architecture.md#watch-api).
+        self.tokens = TokenBook(self.store, settings.tokens)
+        self.token_admin = TokenAdmin(
+            self.store, settings, self.tokens, clock=clock, redactor=self.redactor
+        )
+        self.watch_api = WatchApi(
+            self.store,
+            settings,
+            clock=clock,
+            policy=policy,
+            membership=MembershipCache(self.slack, clock).problem,
+            on_change=self.notifier.wake,
+            on_due=self.poller.wake,
+        )
+        self.api_http = ApiHttp(
+            self.watch_api,
+            self.tokens,
+            TokenRate(self.store.rate_take, settings.api_rate_per_minute, clock),
+        )
         self.after_ack = AfterAck()  # acks first, then the work after them
         self.app = create_app(
             settings,
@@ -161,6 +183,7 @@ class BotProcess:
             metrics=self.metrics,
             authorize=authorize,
             after=self.after_ack,
+            tokens=self.token_admin,
         )
         self.metrics.watch_store(self._store_figures)
         self._server: Any = None
@@ -247,6 +270,7 @@ class BotProcess:
             health=self.health,
             gate=self.after_ack.gate,
             signing_secret=self.settings.slack_signing_secret,
+            api=self.api_http,
         )
         self._server = create_server(
             wsgi,

@@ -88,6 +88,77 @@ def _ask(name: str, base_url: str, call: Callable[[], str]) -> TokenCheck:
         return TokenCheck(name, "", f"can't reach {base_url} to check {name} ({why})")
 
 
+@dataclass(frozen=True)
+class ChannelFacts:
+    """What `conversations.info` says about a conversation, for the bot's purposes:
+    `error` is Slack's code when it would not say (`channel_not_found`, `missing_scope`)."""
+
+    channel_id: str
+    error: str | None = None
+    is_member: bool = False
+    is_archived: bool = False
+    is_direct: bool = False  # a DM or group DM: the bot only posts in channels
+    creator: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the bot can't post there, as a stable code, or None."""
+        if self.error is not None:
+            return "not_in_channel" if self.error == "channel_not_found" else self.error
+        if self.is_direct:
+            return "not_a_channel"
+        if self.is_archived:
+            return "channel_archived"
+        if not self.is_member:
+            return "not_in_channel"
+        return None
+
+
+def channel_facts(client: WebClient, channel_id: str) -> ChannelFacts:
+    """Ask Slack about one conversation. A refusal is a fact too (`error`); only a Slack
+    that can't be reached raises (the SDK's SlackClientError)."""
+    try:
+        info = client.conversations_info(channel=channel_id)
+    except SlackApiError as err:
+        return ChannelFacts(channel_id, error=str(err.response.get("error") or "unknown"))
+    channel = info.get("channel") or {}
+    if channel.get("is_im") or channel.get("is_mpim"):
+        return ChannelFacts(channel_id, is_direct=True)
+    return ChannelFacts(
+        channel_id,
+        is_member=bool(channel.get("is_member")),
+        is_archived=bool(channel.get("is_archived")),
+        creator=channel.get("creator") or None,
+    )
+
+
+class MembershipCache:
+    """Whether the bot may post in a channel, asked of Slack at most once per `keep_s` per
+    channel while the answer is yes: the watch API asks it for every request, and
+    `conversations.info` is limited (Tier 3, about 50 a minute). A "no" is asked again
+    next time, so an invitation takes effect at once. A channel the bot is removed from
+    after a "yes" is found by the notifier, which pauses its watches."""
+
+    def __init__(
+        self, client: WebClient, clock: Callable[[], float], keep_s: float = 300.0
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.keep_s = keep_s
+        self._yes: dict[str, float] = {}
+
+    def problem(self, channel_id: str) -> str | None:
+        now = self.clock()
+        if self._yes.get(channel_id, float("-inf")) > now:
+            return None
+        facts = channel_facts(self.client, channel_id)
+        if facts.problem is None:
+            self._yes[channel_id] = now + self.keep_s
+        else:
+            self._yes.pop(channel_id, None)
+        return facts.problem
+
+
 def build_upload_client() -> httpx.Client:
     """The client that sends result-file bytes to the pre-signed URL Slack hands out
     (docs/slack.md#file-uploads). httpx, like every other HTTP call the bot makes itself;

@@ -323,6 +323,150 @@ def usage_error(message: str, example: str) -> str:
     return f":warning: {message}\nExample: `{example}` · `{COMMAND} help` for more."
 
 
+# -- API tokens (Slack) -------------------------------------------------------------------
+
+
+def token_created(name: str, token: str, channels: str, hooks: str) -> str:
+    """The one time a token is shown: privately, to the admin who made it."""
+    return (
+        f":key: Token *{name}* for {channels}. Copy it now: it is shown only this once and "
+        f"I keep only a hash of it.\n`{token}`\n"
+        f"Scripts send it as `Authorization: Bearer …` to the watch API; watches they start "
+        f'say "started by *{name}*".\n*Vendor callback URLs* (they hold the token\'s '
+        f"callback key, not the token):\n{hooks}\n`{COMMAND} help tokens` has examples."
+    )
+
+
+def hook_url_line(label: str, field: str, url: str) -> str:
+    return f"• {label} — `{field}`: `{url}`"
+
+
+def hooks_need_public_url(paths: str) -> str:
+    return (
+        f"{paths}\n(put syncwatch's public address in front: whoever runs it sets "
+        "`SYNCWATCH_PUBLIC_URL`, then `syncwatch hook-url <vendor> <token>` prints them whole)"
+    )
+
+
+def token_name_taken(name: str) -> str:
+    return (
+        f":warning: There is already a token named *{name}*. Nothing was created. Pick "
+        f"another name, or `{COMMAND} token revoke {name}` first."
+    )
+
+
+def token_channel_problem(channel: str, why: str) -> str:
+    return (
+        f":warning: I can't post in <#{channel}> ({why}), so a token for it would start "
+        "watches nobody sees. Invite me there with `/invite @syncwatch` first. Nothing was "
+        "created."
+    )
+
+
+def not_token_admin(what: str, has_admins: bool) -> str:
+    rule = (
+        "syncwatch admins (the `admins` of its config)"
+        if has_admins
+        else "the person who created each of its channels (syncwatch has no `admins` set)"
+    )
+    return f":no_entry: Only {rule} may {what}. Nothing was changed."
+
+
+def no_such_token(name: str) -> str:
+    return f":warning: There's no token named *{name}*. `{COMMAND} token list` shows them."
+
+
+def token_in_config(name: str) -> str:
+    return (
+        f":warning: Token *{name}* comes from syncwatch's config file; whoever runs syncwatch "
+        "removes it there (and restarts). Nothing was changed."
+    )
+
+
+def token_revoked(name: str) -> str:
+    return (
+        f":wastebasket: Revoked token *{name}*: the API refuses it and its callback URLs "
+        "answer 404 from now on. Watches it started keep running."
+    )
+
+
+NO_TOKENS_HERE = (
+    f"No API tokens for this channel. An admin makes one with `{COMMAND} token create <name>`."
+)
+
+
+def token_list_line(name: str, channels: str, origin: str) -> str:
+    return f"• *{name}* — {channels} · {origin}"
+
+
+# -- the watch API's errors (JSON `message`s: plain text, no Slack markup) -------------------
+
+API_UNAUTHORIZED = "A valid API token is required: send it as `Authorization: Bearer swt_…`."
+API_NOT_FOUND = "There is no such watch for this token."
+API_NO_ROUTE = "There is nothing at this address; see /api/v1/openapi.json."
+API_BODY_TOO_LARGE = "The request body is over 64 KB."
+API_INVALID_JSON = "The body must be a JSON object (UTF-8)."
+API_NOT_AN_OBJECT = "The body must be a JSON object."
+API_CHANNEL_REQUIRED = "This token has several channels: say which one with `channel`."
+API_NOT_IN_CHANNEL = (
+    "syncwatch is not a member of that channel, so it can't post there: /invite @syncwatch."
+)
+API_CHANNEL_ARCHIVED = "That channel is archived."
+API_SLACK_UNAVAILABLE = "Slack could not be asked about the channel; try again shortly."
+API_IDEMPOTENCY_REUSED = "This Idempotency-Key was already used with a different body."
+API_IDEMPOTENCY_BUSY = "A request with this Idempotency-Key is still being answered; retry."
+API_BAD_IDEMPOTENCY_KEY = "Idempotency-Key must be 1 to 200 visible ASCII characters."
+API_NO_JOB_ID = "No job id found in the callback (query `job`, `jobId` or `id`, or the body)."
+
+
+def api_method_not_allowed(allowed: str) -> str:
+    return f"Use {allowed} here."
+
+
+def api_rate_limited(seconds: int) -> str:
+    return f"Too many requests for this token; retry in {seconds} s."
+
+
+def api_unknown_field(names: str) -> str:
+    return f"Unknown field(s): {names}."
+
+
+def api_missing_field(name: str) -> str:
+    return f"`{name}` is required."
+
+
+def api_invalid_field(name: str, expected: str) -> str:
+    return f"`{name}` must be {expected}."
+
+
+def api_unknown_vendor(name: str, known: str) -> str:
+    return f"Unknown vendor {name!r}. Known: {known}."
+
+
+def api_vendor_not_configured(label: str) -> str:
+    return f"{label} isn't set up on this syncwatch; nothing was started."
+
+
+def api_unknown_connection(family: str, name: str, configured: str) -> str:
+    return f"There's no {family} connection named {name!r}. Configured: {configured}."
+
+
+def api_channel_not_allowed(channel: str) -> str:
+    return f"This token may not post in {channel}."
+
+
+def api_unavailable(reason: str) -> str:
+    return f"syncwatch can't save anything right now ({reason}); nothing was changed."
+
+
+def api_quota(active: int, limit: int, whose: str) -> str:
+    return f"{whose} already has {active} active watches; the limit is {limit}."
+
+
+def api_internal_error(ref: str) -> str:
+    return f"Something went wrong (ref {ref}); nothing was changed."
+
+
 # -- help ---------------------------------------------------------------------------------
 
 NOT_IN_THREADS = "Slash commands can't be used inside threads; run them in the channel."
@@ -336,6 +480,8 @@ def help_intro(topics: Iterable[str]) -> str:
         f"• `{COMMAND} watch <link>` — or paste a vendor API link\n"
         f"• `{COMMAND} list` — active watches and schedules in this channel\n"
         f"• `{COMMAND} stop <watch-id | schedule-id>` — stop watching\n"
+        f"• `{COMMAND} token create <name>` — let a script or a vendor callback start "
+        "watches here (admins)\n"
         f"• `{COMMAND} help <topic>` — topics: {', '.join(topics)}"
     )
 
@@ -387,7 +533,9 @@ def help_sections(
             "connection's syncs may be run by anyone, unless the operator set a sync allowlist "
             "for it (then only listed people and channels). *Stop*, *Retry sync* and stopping "
             "a schedule: the person who started it, people on that connection's allowlist, "
-            "and syncwatch admins. Others get a private refusal."
+            "and syncwatch admins. Others get a private refusal. API tokens "
+            f"(`{COMMAND} help tokens`): syncwatch admins, or when none are set, whoever "
+            "created each of the token's channels."
         ),
         "list": (
             f"*List* — `{COMMAND} list` shows this channel's active watches and schedules, each "
@@ -399,4 +547,40 @@ def help_sections(
             "does the same."
         ),
         "vendors": f"*Vendors*\n{vendor_lines}",
+        "tokens": tokens_help(),
     }
+
+
+HOME_TOKENS = (
+    "*Scripts and vendor callbacks* — jobs that scripts start can show up here by themselves. "
+    f"An admin makes a token in the channel with `{COMMAND} token create nightly-etl` "
+    "(shown once, privately, with its callback URLs); the script then calls\n"
+    "```curl -X POST $SYNCWATCH/api/v1/watches -H 'Authorization: Bearer swt_…' "
+    '-H \'Content-Type: application/json\' -d \'{"vendor": "zuora", "ref": "<job id>"}\'```'
+    f"\n`{COMMAND} help tokens` says more."
+)
+
+
+def tokens_help() -> str:
+    """`help tokens`: the API and callbacks, with things to copy."""
+    return (
+        f"*API tokens* — `{COMMAND} token create <name> [<#channel> …]` (default: this "
+        f"channel), `{COMMAND} token list`, `{COMMAND} token revoke <name>`. Only syncwatch "
+        "admins may create or revoke one (the `admins` of its config; when none are set, "
+        "whoever created each of the token's channels). The token is shown once, privately; "
+        'I keep only its hash. Watches it starts say "started by *<name>*".\n'
+        "*Start a watch from a script* (201, or 200 with the watch already running):\n"
+        "```curl -X POST https://<syncwatch>/api/v1/watches -H 'Authorization: Bearer swt_…' "
+        "-H 'Content-Type: application/json' -H 'Idempotency-Key: run-2024-06-01' "
+        '-d \'{"vendor": "zuora", "ref": "2c92c0f8…", "requested_by": "U0ALICE"}\'```\n'
+        "*Wait for it*: `curl https://<syncwatch>/api/v1/watches/<id> -H 'Authorization: Bearer "
+        "swt_…'` gives its state, vendor status, progress, files and link; `-X DELETE` stops "
+        "it. The contract: `/api/v1/openapi.json`.\n"
+        "*Vendor callbacks* — paste the token's callback URL (shown with it; `syncwatch "
+        "hook-url <vendor> <name>` prints it) into the vendor, and a job announces itself: "
+        "Zuora AQuA `notifyUrl` = `…/hooks/zuora/<key>?job=${JOBID}&status=${STATUS}`; Zoho "
+        "Analytics import `callbackUrl` = `…/hooks/zoho-analytics/<key>?workspace=<workspace-id>`; "
+        "Zoho CRM bulk write `callback.url` = `…/hooks/zoho-crm/<key>`. A watched job is checked "
+        "at once; an unwatched one gets a watch in the token's (first) channel. I only take the "
+        "job id from a callback: my own check of the job decides what it says."
+    )

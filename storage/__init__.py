@@ -12,6 +12,7 @@ from .records import (
     DONE,
     PAUSED,
     STOPPED,
+    ApiToken,
     Event,
     NewWatch,
     OutboxKind,
@@ -24,8 +25,10 @@ from .records import (
     TransitionDraft,
     Watch,
     WatchStatus,
+    actor_token,
+    token_actor,
 )
-from .store import DuplicateWatchError, Store
+from .store import DuplicateWatchError, IdempotencyRecord, Store, TokenNameTaken
 
 __all__ = [
     "ACTIVE",
@@ -33,9 +36,11 @@ __all__ = [
     "DONE",
     "PAUSED",
     "STOPPED",
+    "ApiToken",
     "DatabaseUnavailable",
     "DuplicateWatchError",
     "Event",
+    "IdempotencyRecord",
     "NewWatch",
     "OutboxKind",
     "OutboxRow",
@@ -44,9 +49,12 @@ __all__ = [
     "Schedule",
     "ScheduleStatus",
     "Store",
+    "TokenNameTaken",
     "Transition",
     "TransitionDraft",
     "Watch",
     "WatchStatus",
+    "actor_token",
     "check_database",
+    "token_actor",
 ]

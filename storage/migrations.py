@@ -32,6 +32,8 @@ DATA_TABLES = (
     "schedule_runs",
     "result_files",
     "result_chunks",
+    "api_tokens",
+    "api_idempotency",
 )
 # Tables whose integer `id` the database numbers (a copy sets the counter past the last).
 IDENTITY_TABLES = ("transitions", "outbox")
@@ -305,6 +307,38 @@ def m008_replicas(db: Database) -> None:
         "ON DELETE CASCADE, seq INTEGER NOT NULL, data BLOB NOT NULL, "
         "PRIMARY KEY (file_id, seq))"
     )
+
+
+@migration(
+    postgresql=(
+        "ALTER TABLE watches ADD COLUMN token_name TEXT",
+        "ALTER TABLE watches ADD COLUMN requested_by TEXT",
+        "CREATE TABLE api_tokens (name TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, "
+        "hook_digest TEXT NOT NULL UNIQUE, channels TEXT NOT NULL, created_by TEXT, "
+        "created_at DOUBLE PRECISION NOT NULL)",
+        "CREATE TABLE api_idempotency (token_name TEXT NOT NULL, key TEXT NOT NULL, "
+        "body_digest TEXT NOT NULL, watch_id TEXT, status BIGINT, "
+        "created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (token_name, key))",
+        "CREATE INDEX idx_api_idempotency_created_at ON api_idempotency (created_at)",
+    )
+)
+def m009_api_tokens(db: Database) -> None:
+    # The watch API (docs/architecture.md#watch-api): a watch remembers the token that
+    # started it and the script's `requested_by`; tokens are kept only as SHA-256 hashes
+    # of the token and of its callback key; an Idempotency-Key maps to the watch it made.
+    db["watches"].add_column("token_name", str)
+    db["watches"].add_column("requested_by", str)
+    db.execute(
+        "CREATE TABLE api_tokens (name TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, "
+        "hook_digest TEXT NOT NULL UNIQUE, channels TEXT NOT NULL, created_by TEXT, "
+        "created_at REAL NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE api_idempotency (token_name TEXT NOT NULL, key TEXT NOT NULL, "
+        "body_digest TEXT NOT NULL, watch_id TEXT, status INTEGER, "
+        "created_at REAL NOT NULL, PRIMARY KEY (token_name, key))"
+    )
+    db.execute("CREATE INDEX idx_api_idempotency_created_at ON api_idempotency (created_at)")
 
 
 def apply(db: Database) -> None:

@@ -83,6 +83,10 @@ class Watch:
     stopped_by: str | None
     pause_reason: str | None
     trigger_pending: int = 0
+    # Started through the watch API or a vendor callback: the token's name, and what the
+    # script said it runs for (docs/architecture.md#watch-api). None for slash commands.
+    token_name: str | None = None
+    requested_by: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any] | sqlite3.Row) -> Watch:
@@ -107,6 +111,52 @@ class NewWatch:
     deadline: float
     team_id: str | None = None
     trigger: bool = False  # a sync: the first poll starts it
+    token_name: str | None = None  # started through the API, with this token
+    requested_by: str | None = None  # the API body's `requested_by`, as given
+
+
+# Who did something, as stored in `requester_id`, `stopped_by` and a transition's `actor`:
+# a Slack user id, or an API token (a script, a vendor callback) as `token:<name>`. Only a
+# Slack user is mentioned; a token is named (docs/architecture.md#watch-api).
+TOKEN_ACTOR = "token:"
+
+
+def token_actor(name: str) -> str:
+    return TOKEN_ACTOR + name
+
+
+def actor_token(actor: str | None) -> str | None:
+    """The token's name when `actor` is a token, else None (a Slack user, or nobody)."""
+    if actor and actor.startswith(TOKEN_ACTOR):
+        return actor[len(TOKEN_ACTOR) :]
+    return None
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token for the watch API and its vendor callbacks. Only hashes are kept:
+    `digest` is the SHA-256 (hex) of the token, `hook_digest` that of its hook key.
+    `source` is `slack` (made with `/syncwatch token create`) or `config` (the TOML file)."""
+
+    name: str
+    digest: str
+    hook_digest: str
+    channels: tuple[str, ...]
+    created_by: str | None
+    created_at: float
+    source: str = "slack"
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ApiToken:
+        return cls(
+            name=row["name"],
+            digest=row["digest"],
+            hook_digest=row["hook_digest"],
+            channels=tuple(json.loads(row["channels"] or "[]")),
+            created_by=row.get("created_by"),
+            created_at=float(row.get("created_at") or 0),
+            source="slack",
+        )
 
 
 @dataclass(frozen=True)

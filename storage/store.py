@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .db import SqliteEngine
@@ -21,6 +22,7 @@ from .records import (
     DONE,
     PAUSED,
     STOPPED,
+    ApiToken,
     Event,
     NewWatch,
     OutboxKind,
@@ -59,6 +61,21 @@ class DuplicateWatchError(Exception):
     def __init__(self, existing: Watch) -> None:
         super().__init__(f"already watching as {existing.id}")
         self.existing = existing
+
+
+class TokenNameTaken(Exception):
+    """A token of that name already exists."""
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """What an `Idempotency-Key` already stands for: the request's body digest, and once
+    it is answered, the watch and the status it was answered with (None while the first
+    request with that key is still being answered)."""
+
+    body_digest: str
+    watch_id: str | None
+    status: int | None
 
 
 class Store:
@@ -170,6 +187,8 @@ class Store:
                         "polls": 0,
                         "deadline": draft.deadline,
                         "trigger_pending": int(draft.trigger),
+                        "token_name": draft.token_name,
+                        "requested_by": draft.requested_by,
                     },
                 )
                 self._queue(watch_id, OutboxKind.PARENT, now)
@@ -196,6 +215,28 @@ class Store:
             [vendor, ref, channel_id],
         )
         return Watch.from_row(rows[0]) if rows else None
+
+    def find_active_in(self, vendor: str, ref: str, channels: Sequence[str]) -> list[Watch]:
+        """Active watches of one job in any of `channels` (a vendor callback's scope)."""
+        if not channels:
+            return []
+        marks = ", ".join("?" for _ in channels)
+        rows = self._rows(
+            "SELECT * FROM watches WHERE vendor = ? AND ref = ? AND status = 'active' "
+            f"AND channel_id IN ({marks}) ORDER BY created_at",
+            [vendor, ref, *channels],
+        )
+        return [Watch.from_row(r) for r in rows]
+
+    def result_file_names(self, watch_id: str) -> list[str]:
+        """The names of the result files queued for a watch's thread, in order (notes
+        instead of files are not named)."""
+        rows = self._rows(
+            "SELECT payload FROM outbox WHERE watch_id = ? AND kind = 'upload' ORDER BY id",
+            [watch_id],
+        )
+        names = (json.loads(r["payload"] or "{}").get("filename") for r in rows)
+        return [str(n) for n in names if n]
 
     def list_watches(
         self,
@@ -887,6 +928,100 @@ class Store:
             if note:
                 self._record(watch.id, TransitionDraft(event=Event.NOTE, note=note), False, now)
             return watch
+
+    # -- API tokens --------------------------------------------------------------------------
+    # Only hashes are stored (docs/architecture.md#api-tokens): the SHA-256 of the token and
+    # of its callback key. Look-ups are by hash; the caller compares in constant time.
+
+    def add_token(self, token: ApiToken) -> ApiToken:
+        """Store a new token. Raises TokenNameTaken when the name is in use."""
+        try:
+            with self.engine.transaction():
+                if self.engine.row("SELECT 1 FROM api_tokens WHERE name = ?", [token.name]):
+                    raise TokenNameTaken(token.name)
+                self._insert(
+                    "api_tokens",
+                    {
+                        "name": token.name,
+                        "digest": token.digest,
+                        "hook_digest": token.hook_digest,
+                        "channels": json.dumps(list(token.channels)),
+                        "created_by": token.created_by,
+                        "created_at": token.created_at,
+                    },
+                )
+        except INTEGRITY_ERRORS:  # two creations of one name raced: one got in
+            raise TokenNameTaken(token.name) from None
+        return token
+
+    def _token_where(self, column: str, value: str) -> ApiToken | None:
+        rows = self._rows(f"SELECT * FROM api_tokens WHERE {column} = ?", [value])
+        return ApiToken.from_row(rows[0]) if rows else None
+
+    def token_by_digest(self, digest: str) -> ApiToken | None:
+        return self._token_where("digest", digest)
+
+    def token_by_hook(self, hook_digest: str) -> ApiToken | None:
+        return self._token_where("hook_digest", hook_digest)
+
+    def token_named(self, name: str) -> ApiToken | None:
+        return self._token_where("name", name)
+
+    def list_tokens(self) -> list[ApiToken]:
+        return [ApiToken.from_row(r) for r in self._rows("SELECT * FROM api_tokens ORDER BY name")]
+
+    def revoke_token(self, name: str) -> bool:
+        """Delete a token (and with it its callback key and its idempotency keys). Returns
+        whether there was one."""
+        with self.engine.transaction():
+            self.engine.execute("DELETE FROM api_idempotency WHERE token_name = ?", [name])
+            return (
+                self.engine.execute("DELETE FROM api_tokens WHERE name = ?", [name]).rowcount == 1
+            )
+
+    # -- idempotency keys ----------------------------------------------------------------------
+
+    def idempotency_reserve(
+        self, token_name: str, key: str, body_digest: str, now: float, keep_s: float
+    ) -> IdempotencyRecord | None:
+        """Claim `key` for a request: None when this request is the first with it (answer
+        it, then `idempotency_settle`); else what the key already stands for. Keys older
+        than `keep_s` are forgotten."""
+        with self.engine.transaction():
+            self.engine.execute("DELETE FROM api_idempotency WHERE created_at < ?", [now - keep_s])
+            taken = self.engine.execute(
+                "INSERT INTO api_idempotency (token_name, key, body_digest, created_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING key",
+                [token_name, key, body_digest, now],
+            )
+            if taken.rows:
+                return None
+            return self.idempotency_record(token_name, key)
+
+    def idempotency_record(self, token_name: str, key: str) -> IdempotencyRecord | None:
+        row = self.engine.row(
+            "SELECT body_digest, watch_id, status FROM api_idempotency "
+            "WHERE token_name = ? AND key = ?",
+            [token_name, key],
+        )
+        if row is None:
+            return None
+        return IdempotencyRecord(str(row[0]), row[1], None if row[2] is None else int(row[2]))
+
+    def idempotency_settle(self, token_name: str, key: str, watch_id: str, status: int) -> None:
+        with self.engine.transaction():
+            self.engine.execute(
+                "UPDATE api_idempotency SET watch_id = ?, status = ? "
+                "WHERE token_name = ? AND key = ?",
+                [watch_id, status, token_name, key],
+            )
+
+    def idempotency_release(self, token_name: str, key: str) -> None:
+        """The request with `key` made nothing (it was refused): a retry may use the key."""
+        with self.engine.transaction():
+            self.engine.execute(
+                "DELETE FROM api_idempotency WHERE token_name = ? AND key = ?", [token_name, key]
+            )
 
     # -- result files held in the database ------------------------------------------------
 

@@ -29,3 +29,7 @@ def test_demo_prints_the_channel_and_threads_and_succeeds():
     assert "@gina Job completed with problems" in text and "MANDATORY_NOT_FOUND ×5" in text
     assert "hank types: /syncwatch sync" in text and "@hank Sync completed with problems" in text
     assert transcript.count("Asked by @") == 7  # one parent per watch, nothing doubled
+    # A script announces its job with a token, and Zuora's callback reaches the watch.
+    assert "alice types: /syncwatch token create nightly-etl" in text and "`swt_" in text
+    assert "→ 201 watch w" in text and "→ 202 polling" in text
+    assert transcript.count("Started by nightly-etl") == 1

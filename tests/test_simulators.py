@@ -79,7 +79,10 @@ def test_conversations_info_follows_set_channel(fake: FakeSlackAPI, client: WebC
         "is_member": True,
         "is_archived": False,
         "is_private": False,
+        "creator": "",
     }
+    fake.set_channel("C5", creator="U0MAKER")  # who made it: the admin rule for tokens
+    assert client.conversations_info(channel="C5")["channel"]["creator"] == "U0MAKER"
     fake.set_channel("C2", is_member=False)
     assert client.conversations_info(channel="C2")["channel"]["is_member"] is False
     with pytest.raises(SlackApiError) as posted:

@@ -11,8 +11,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks, grammar, texts
-from bot.listeners.deps import after_ack_of, service_of
+from bot.api.tokens import TokenAdmin
+from bot.listeners.deps import after_ack_of, service_of, tokens_of
 from bot.service import Requester, Service
+from bot.slack import channel_facts
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,9 @@ def answer(
         request = grammar.parse(command.get("text") or "", service.known_secrets)
     except grammar.CommandError as err:
         ack(**blocks.render_usage_error(err).as_kwargs())  # the error *is* the ack
+        return
+    if isinstance(request, grammar.TokenRequest):
+        answer_token(ack, request, command, respond, client, context)
         return
     if isinstance(request, POSTS_HERE):
         refusal = conversation_problem(command)
@@ -62,6 +67,43 @@ def start_in_channel(
         log.warning(
             "the answer to %s could not be delivered (HTTP %s)", who.user_id, sent.status_code
         )
+
+
+def answer_token(
+    ack: Ack,
+    request: grammar.TokenRequest,
+    command: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+    context: dict[str, Any],
+) -> None:
+    """`token list` is answered in the ack; `create` and `revoke` ask Slack about the
+    token's channels first (who made them, whether the bot is in them), after the ack. The
+    new token goes only to the person, through response_url (docs/architecture.md#api-tokens)."""
+    admin = tokens_of(context)
+    if admin is None:
+        ack(text=texts.something_went_wrong("tokens"))
+        return
+    who = requester(command)
+    if request.action == "list":
+        ack(**admin.handle(request, who, {}).as_kwargs())
+        return
+    ack()
+    work = partial(_token_after_ack, admin, request)
+    after_ack_of(context).submit(work, command, respond, client)
+
+
+def _token_after_ack(
+    admin: TokenAdmin,
+    request: grammar.TokenRequest,
+    command: dict[str, Any],
+    respond: Respond,
+    client: WebClient,
+) -> None:
+    who = requester(command)
+    facts = {c: channel_facts(client, c) for c in admin.channels_to_check(request, who)}
+    reply = admin.handle(request, who, facts)
+    respond(**reply.as_kwargs(), response_type="ephemeral")
 
 
 def requester(command: dict[str, Any]) -> Requester:

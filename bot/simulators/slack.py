@@ -76,6 +76,7 @@ class _ChannelState:
     is_archived: bool = False
     exists: bool = True
     kind: str = "channel"  # channel | private | im | mpim
+    creator: str = ""  # the user who made the channel ("" for the unset default)
 
 
 ChangeCallback = Callable[[str, Message], None]
@@ -167,11 +168,14 @@ class FakeSlackAPI(LocalServer):
         is_archived: bool = False,
         exists: bool = True,
         kind: str = "channel",
+        creator: str = "",
     ) -> None:
         if kind not in ("channel", "private", "im", "mpim"):
             raise ValueError(f"unknown conversation kind {kind!r}")
         with self._cond:
-            self._channels[channel_id] = _ChannelState(is_member, is_archived, exists, kind)
+            self._channels[channel_id] = _ChannelState(
+                is_member, is_archived, exists, kind, creator
+            )
 
     def on_change(self, callback: ChangeCallback) -> ChangeCallback:
         """Call `callback(kind, message)` after each "post", "update" and "file" share.
@@ -484,6 +488,7 @@ class FakeSlackAPI(LocalServer):
                 "is_member": state.is_member,
                 "is_archived": state.is_archived,
                 "is_private": state.kind == "private",
+                "creator": state.creator,
             },
         }
 

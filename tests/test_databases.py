@@ -277,21 +277,25 @@ def test_a_lost_postgresql_connection_is_unavailable_then_recovers(pg_url):
 
     from storage import DatabaseUnavailable
 
-    store = Store(pg_url)
+    store = Store(pg_url, pool_size=1)  # one connection: the one cut below
+    # Another process on the same server (another test run, a benchmark, a replica): only
+    # this store's connection may be cut, never every syncwatch session on the server.
+    bystander = Store(pg_url)
     try:
         store.create_watches(
             [NewWatch("zoho-analytics", "1/1", "default", "C1", "U1", 10.0, NOW + 86400)], NOW
         )
         assert store.problem() is None
+        assert bystander.problem() is None
+        (pid,) = store.engine.row("SELECT pg_backend_pid()")
         with psycopg.connect(pg_url.target, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'syncwatch' AND pid <> pg_backend_pid()"
-            )
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
         with pytest.raises(DatabaseUnavailable, match="PostgreSQL can't be reached"):
             store.list_watches()
         store.engine._checked = float("-inf")  # look again now, not in a second
         assert store.problem() is None  # the pool opened a fresh connection
         assert [w.ref for w in store.list_watches()] == ["1/1"]  # nothing was lost
+        assert [w.ref for w in bystander.list_watches()] == ["1/1"]  # its link was left alone
     finally:
+        bystander.close()
         store.close()

@@ -35,7 +35,7 @@ import httpx
 from bot.simulators import HttpReply, HttpRequest
 from bot.simulators.slack import Call, FakeSlackAPI
 from bot.vendors.zoho_analytics import snapshot_from
-from storage import NewWatch, Store
+from storage import DatabaseUnavailable, DuplicateWatchError, NewWatch, Store
 
 SIGNING_SECRET = "bench-signing-secret"
 WORKSPACE = "2480011000000498001"
@@ -584,7 +584,31 @@ def seed_watches(
             )
             for i in range(start, min(count, start + 500))
         ]
+        again(_create_once, store, drafts, now)
+
+
+def again(fn: Callable[..., Any], *args: Any, within: float = 30.0) -> Any:
+    """`fn(*args)`, tried again while the database is unavailable (up to `within` s): a
+    PostgreSQL server shared with other users may have our connections cut mid-seeding
+    (the pool opens new ones). Only for steps that are whole or nothing, or idempotent."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return fn(*args)
+        except DatabaseUnavailable as err:
+            if time.monotonic() > deadline:
+                raise
+            log(f"database connection lost ({err.reason}); trying again")
+            time.sleep(0.25)
+
+
+def _create_once(store: Store, drafts: list[NewWatch], now: float) -> None:
+    """One batch, all or none; a batch whose commit went through before the connection was
+    cut is found in place when tried again."""
+    try:
         store.create_watches(drafts, now)
+    except DuplicateWatchError:
+        pass
 
 
 # Rows a seeding statement writes at once: a few thousand parameters, well within both
@@ -673,9 +697,9 @@ def seed_store(
     try:
         now = time.time()
         seed_watches(store, count, interval=interval, channels=channels)
-        spread_due(store, now if due_from is None else due_from, interval)
+        again(spread_due, store, now if due_from is None else due_from, interval)
         if primed:
-            prime_running(store, now)
+            again(prime_running, store, now)
         engine = store.engine.dialect
     finally:
         store.close()

@@ -49,7 +49,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -59,6 +59,7 @@ from common import (
     UNLIMITED_RATE,
     FakeVendor,
     SlackFake,
+    again,
     bot_env,
     emit,
     log,
@@ -73,9 +74,7 @@ from psycopg import sql
 
 import bot
 from bot.replica import BEAT_SECONDS, LEASE_SECONDS
-from storage import DatabaseUnavailable, Store
-
-T = TypeVar("T")
+from storage import Store
 
 # The checkout whose `bot` this bench imported (PYTHONPATH=<checkout> to measure another,
 # bench/README.md): every bot process is given the same.
@@ -462,21 +461,6 @@ def counted_between(
     }
 
 
-def patiently(fn: Callable[..., T], *args: Any) -> T:
-    """`fn(*args)`, again while the database is unavailable (up to 30 s): another user of
-    the PostgreSQL server may cut our connections (the pool then opens new ones). Each
-    bot's log says whether its own were cut (`database_interruptions`)."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return fn(*args)
-        except DatabaseUnavailable as err:
-            if time.monotonic() > deadline:
-                raise
-            log(f"bench's database connection: {err.reason}; trying again")
-            time.sleep(0.25)
-
-
 # -- per-watch analysis ---------------------------------------------------------------------
 
 
@@ -536,7 +520,7 @@ class Run:
         exclude: set[int] = set()
         db_name = None
         if pg is not None and self.store.engine.dialect == "postgresql":
-            exclude = {int(patiently(self.store.engine.row, "SELECT pg_backend_pid()")[0])}
+            exclude = {int(again(self.store.engine.row, "SELECT pg_backend_pid()")[0])}
             db_name = urlsplit(database).path.lstrip("/")
         self.meter = Meter(bots, vendor, slack, pg if db_name else None, db_name, exclude)
 
@@ -554,13 +538,13 @@ class Run:
         cpu0 = self.meter.read()
         profiler = Profiler(self.args.profile, self.args.profile_mode, label, self.bots)
         t0 = time.time()
-        patiently(self.store.poll_all_soon, t0)
+        again(self.store.poll_all_soon, t0)
         all_seen = wait_until(
             lambda: self.vendor.stats()["jobs_since_mark"] >= self.watches,
             self.args.drain_timeout,
             every=0.1,
         )
-        applied = wait_until(lambda: patiently(self.store.poll_backlog, t0)[0] == 0, 30, every=0.05)
+        applied = wait_until(lambda: again(self.store.poll_backlog, t0)[0] == 0, 30, every=0.05)
         t1 = time.time()
         cpu1 = self.meter.read()
         profiler.stop()
@@ -593,7 +577,7 @@ class Run:
 
     def spread(self, start: float) -> None:
         """The next round: due evenly over one interval from `start`."""
-        patiently(spread_due, self.store, start, self.args.interval)
+        again(spread_due, self.store, start, self.args.interval)
 
     def steady(self, label: str) -> dict[str, Any]:
         """The watches due evenly over one interval: does it keep up, at what CPU?"""
@@ -607,7 +591,7 @@ class Run:
         t1 = time.time()
         cpu1 = self.meter.read()
         counted1 = self.bot_polls()
-        backlog, oldest = patiently(self.store.poll_backlog, t1 - 2)
+        backlog, oldest = again(self.store.poll_backlog, t1 - 2)
         polls = self.vendor.polls(since=t0)
         jobs = by_job(polls, t0, t1)
         n = sum(len(ts) for ts in jobs.values())
@@ -630,7 +614,7 @@ class Run:
 
 
 def _leases(store: Store, owner: str | None) -> int:
-    row = patiently(store.engine.row, "SELECT COUNT(*) FROM watches WHERE lease_owner = ?", [owner])
+    row = again(store.engine.row, "SELECT COUNT(*) FROM watches WHERE lease_owner = ?", [owner])
     return int(row[0]) if row else 0
 
 
@@ -731,14 +715,14 @@ def takeover(
         log(f"takeover/{watches}: {warm:g}s of steady polling by 2 replicas, then SIGKILL")
         time.sleep(warm)
         counted_before = run.bot_polls()
-        ids = {int(r["pid"]): r["id"] for r in patiently(run.store.replicas, 0)}
+        ids = {int(r["pid"]): r["id"] for r in again(run.store.replicas, 0)}
         victim_id = ids.get(victim.pid)
         # In steady state a replica holds leases only while it polls (a few at a time, for
         # tens of ms): kill it at such a moment, or there is nothing to take over.
         wait_until(lambda: _leases(run.store, victim_id) > 0, 10, every=0.002)
         killed_at = time.time()
         victim.kill()
-        held = patiently(
+        held = again(
             run.store.engine.query,
             "SELECT ref, lease_until FROM watches WHERE lease_owner = ?",
             [victim_id],
@@ -760,7 +744,7 @@ def takeover(
         survivor_alive = survivor.proc.poll() is None
         interrupted = {b.name: b.interruptions() for b in run.bots}
         counted_after = run.bot_polls()
-        backlog, oldest = patiently(run.store.poll_backlog, end - 2)
+        backlog, oldest = again(run.store.poll_backlog, end - 2)
     polls = vendor.polls(since=begin)
     after = by_job(polls, killed_at, end)
     retake = [min(after[j]) - killed_at for j in held_jobs if j in after]
@@ -828,6 +812,16 @@ def code_version() -> dict[str, Any]:
     }
 
 
+def failed_or(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """One configuration's result, or why it could not be measured: a long run keeps the
+    others (another user of the PostgreSQL server may cut connections past every retry)."""
+    try:
+        return fn(*args)
+    except Exception as err:
+        log(f"{fn.__name__} failed: {type(err).__name__}: {err}")
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
@@ -842,9 +836,17 @@ def summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
         pg_vs_sqlite = ratio(drain("pg1", "polls_per_s"), drain("sqlite", "polls_per_s"))
         two_vs_one = ratio(drain("pg2", "polls_per_s"), drain("pg1", "polls_per_s"))
-        rounds_clean = all(
+        measured = [c for c in configs.values() if "drain" in c]
+        rounds_clean = len(measured) == len(configs) and all(
             c["drain"]["round"]["lost"] == 0 and c["drain"]["round"]["doubled"] == 0
-            for c in configs.values()
+            for c in measured
+        )
+        # A bot that had to wait for the database (connections cut by another user of the
+        # server) polled less and may poll a watch again: that configuration isn't clean.
+        interrupted = sorted(
+            n
+            for n, c in configs.items()
+            if any(c.get("database_interruptions_in_bot_logs", {}).values())
         )
         out[size] = {
             "drain_polls_per_s": {n: drain(n, "polls_per_s") for n in configs},
@@ -857,6 +859,8 @@ def summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 drain("pg1", "polls_per_bot_cpu_s"), drain("sqlite", "polls_per_bot_cpu_s")
             ),
             "two_vs_one": two_vs_one,
+            "configs_with_database_interruptions": interrupted,
+            "configs_failed": sorted(n for n, c in configs.items() if "error" in c),
             "goals": {
                 "pg_vs_sqlite_ge_0.8": pg_vs_sqlite is not None and pg_vs_sqlite >= 0.8,
                 "two_vs_one_ge_1.8": two_vs_one is not None and two_vs_one >= 1.8,
@@ -883,12 +887,14 @@ def main() -> None:
         try:
             for size in args.watches:
                 for name in (c for c in args.configs if c != "takeover"):
-                    results.setdefault(str(size), {})[name] = measure(
-                        name, replicas[name], size, args, tmp, (vendor, slack), pg, client
+                    results.setdefault(str(size), {})[name] = failed_or(
+                        measure, name, replicas[name], size, args, tmp, (vendor, slack), pg, client
                     )
             if "takeover" in args.configs:
                 assert pg is not None
-                taken = takeover(args.takeover_watches, args, tmp, (vendor, slack), pg, client)
+                taken = failed_or(
+                    takeover, args.takeover_watches, args, tmp, (vendor, slack), pg, client
+                )
         finally:
             if pg is not None:
                 pg.close()

@@ -299,3 +299,26 @@ def test_a_lost_postgresql_connection_is_unavailable_then_recovers(pg_url):
     finally:
         bystander.close()
         store.close()
+
+
+def test_budget_writes_alone_commit_without_waiting_for_the_disk(pg_url):
+    """Every poll of every replica writes its account's budget row; waiting for the disk
+    on each held that row's lock ~0.3 ms, which capped one account's polls, all replicas
+    together. Only those writes skip the wait: a poll's outcome still waits for it."""
+    store = Store(pg_url, pool_size=1)  # one connection: what it says is what they ran with
+    try:
+        with store.engine.transaction():
+            assert store.rate_take("vendor:zoho/acct", 0.01, 0.09, NOW) == 0.0
+            assert store.engine.row("SHOW synchronous_commit") == ("off",)
+        store.rate_reserve("slack-post:C1", 1.0, NOW)  # the row's first write: an insert
+        with store.engine.transaction():
+            store.rate_reserve("slack-post:C1", 1.0, NOW)
+            assert store.engine.row("SHOW synchronous_commit") == ("off",)
+        with store.engine.transaction():  # the next transaction on that connection
+            store.create_watches(
+                [NewWatch("zoho-analytics", "1/1", "default", "C1", "U1", 10.0, NOW + 86400)],
+                NOW,
+            )
+            assert store.engine.row("SHOW synchronous_commit") == ("on",)
+    finally:
+        store.close()

@@ -35,7 +35,7 @@ import httpx
 from bot.simulators import HttpReply, HttpRequest
 from bot.simulators.slack import Call, FakeSlackAPI
 from bot.vendors.zoho_analytics import snapshot_from
-from storage import NewWatch, Store
+from storage import DatabaseUnavailable, DuplicateWatchError, NewWatch, Store
 
 SIGNING_SECRET = "bench-signing-secret"
 WORKSPACE = "2480011000000498001"
@@ -181,8 +181,12 @@ class ChildServer:
             raise RuntimeError(f"{target.__name__} did not start within 30 s")
         self.root: str = parent_end.recv()
         self.pid = self._process.pid
+        # One client for every look-up: httpx.get() builds one per call (~25 ms of CPU in
+        # the bench process, which shares the machine with what it measures).
+        self._http = httpx.Client(timeout=30)
 
     def close(self) -> None:
+        self._http.close()
         if self._process.is_alive():
             self._process.terminate()
         self._process.join(timeout=5)
@@ -191,10 +195,10 @@ class ChildServer:
             self._process.join(timeout=5)
 
     def get(self, path: str, **params: Any) -> Any:
-        return httpx.get(f"{self.root}{path}", params=params, timeout=30).json()
+        return self._http.get(f"{self.root}{path}", params=params).json()
 
     def post(self, path: str, **params: Any) -> Any:
-        return httpx.post(f"{self.root}{path}", params=params, timeout=30).json()
+        return self._http.post(f"{self.root}{path}", params=params).json()
 
     def __enter__(self) -> ChildServer:
         return self
@@ -232,6 +236,12 @@ class FakeVendor(ChildServer):
         """Arrival times (epoch seconds) of every job poll at or after `since`."""
         return list(self.get("/_control/times", since=since)["times"])
 
+    def polls(self, since: float = 0.0) -> list[tuple[float, int]]:
+        """(arrival time, job index) of every job poll at or after `since`: which watch
+        each request was for (the job id is `job_id(index)`)."""
+        found = self.get("/_control/polls", since=since)
+        return list(zip(found["times"], found["jobs"], strict=True))
+
     def job_url(self, job: int) -> str:
         return f"{self.url}/restapi/v2/bulk/workspaces/{WORKSPACE}/importjobs/{job}"
 
@@ -246,6 +256,8 @@ class _VendorState:
     token_requests: int = 0
     times: list[float] | None = None
     job_flips: dict[str, float] | None = None
+    jobs: list[int] | None = None  # beside `times`: the job index each poll was for
+    jobs_since_mark: set[str] | None = None  # distinct jobs polled since the last mark
 
     def route(self, method: str, target: str) -> tuple[int, Any, bool]:
         """(status, JSON body, whether to delay by `latency`)."""
@@ -261,11 +273,14 @@ class _VendorState:
     def _poll(self, job: str) -> dict[str, Any]:
         now = time.time()
         self.polls += 1
-        assert self.times is not None
+        assert self.times is not None and self.jobs is not None
         if len(self.times) < 5_000_000:  # bounded: a few hours at full speed
             self.times.append(now)
+            self.jobs.append(int(job) - FIRST_JOB if job.isdigit() else -1)
         if self.marked_at is not None and self.first_after_mark is None:
             self.first_after_mark = now
+        if self.jobs_since_mark is not None:
+            self.jobs_since_mark.add(job)
         terminal = (self.flipped_at is not None and now >= self.flipped_at) or (
             job in (self.job_flips or {})
         )
@@ -288,6 +303,7 @@ class _VendorState:
             return 200, {"at": now}, False
         if path == "/_control/mark":
             self.marked_at, self.first_after_mark = now, None
+            self.jobs_since_mark = set()
             return 200, {"at": now}, False
         if path == "/_control/stats":
             stats = {
@@ -296,11 +312,18 @@ class _VendorState:
                 "flipped_at": self.flipped_at,
                 "marked_at": self.marked_at,
                 "first_after_mark": self.first_after_mark,
+                "jobs_since_mark": len(self.jobs_since_mark or ()),
             }
             return 200, stats, False
         if path == "/_control/times":
             since = float(query.partition("=")[2] or 0)
             return 200, {"times": [t for t in self.times or [] if t >= since]}, False
+        if path == "/_control/polls":
+            since = float(query.partition("=")[2] or 0)
+            found = [
+                (t, j) for t, j in zip(self.times or [], self.jobs or [], strict=True) if t >= since
+            ]
+            return 200, {"times": [t for t, _ in found], "jobs": [j for _, j in found]}, False
         return 404, {"error": f"no route {path}"}, False
 
 
@@ -322,7 +345,7 @@ def completed_job(now: float) -> dict[str, Any]:
 
 
 def _serve_vendor(conn: Any, latency: float) -> None:
-    state = _VendorState(latency, times=[])
+    state = _VendorState(latency, times=[], jobs=[])
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -573,60 +596,127 @@ def seed_watches(
             )
             for i in range(start, min(count, start + 500))
         ]
+        again(_create_once, store, drafts, now)
+
+
+def again(fn: Callable[..., Any], *args: Any, within: float = 30.0) -> Any:
+    """`fn(*args)`, tried again while the database is unavailable (up to `within` s): a
+    PostgreSQL server shared with other users may have our connections cut mid-seeding
+    (the pool opens new ones). Only for steps that are whole or nothing, or idempotent."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return fn(*args)
+        except DatabaseUnavailable as err:
+            if time.monotonic() > deadline:
+                raise
+            log(f"database connection lost ({err.reason}); trying again")
+            time.sleep(0.25)
+
+
+def _create_once(store: Store, drafts: list[NewWatch], now: float) -> None:
+    """One batch, all or none; a batch whose commit went through before the connection was
+    cut is found in place when tried again."""
+    try:
         store.create_watches(drafts, now)
+    except DuplicateWatchError:
+        pass
+
+
+# Rows a seeding statement writes at once: a few thousand parameters, well within both
+# SQLite's and PostgreSQL's limits on bound parameters.
+SEED_BATCH = 500
+
+
+def _batches(items: Sequence[Any], size: int = SEED_BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _active_ids(store: Store) -> list[str]:
+    rows = store.engine.query("SELECT id FROM watches WHERE status = 'active' ORDER BY id")
+    return [row["id"] for row in rows]
 
 
 def spread_due(store: Store, start: float, window: float) -> None:
-    """Make the active watches due evenly over [start, start + window)."""
-    with store.engine.pool.immediate() as db:
-        n = db.execute("SELECT COUNT(*) FROM watches WHERE status = 'active'").fetchone()[0]
-        ids = [r[0] for r in db.execute("SELECT id FROM watches WHERE status = 'active'")]
-        db.conn.executemany(
-            "UPDATE watches SET next_poll_at = ? WHERE id = ?",
-            [(start + window * k / max(n, 1), wid) for k, wid in enumerate(ids)],
-        )
+    """Make the active watches due evenly over [start, start + window).
+
+    SQL that SQLite and PostgreSQL both read (`Store` rewrites placeholders for the
+    latter), the times computed here: the same seeding for either engine."""
+    ids = _active_ids(store)
+    with store.engine.transaction():
+        done = 0
+        for batch in _batches(ids):
+            cases = " ".join("WHEN ? THEN ?" for _ in batch)
+            params: list[Any] = []
+            for k, wid in enumerate(batch, start=done):
+                params += [wid, start + window * k / max(len(ids), 1)]
+            marks = ", ".join("?" for _ in batch)
+            store.engine.execute(
+                f"UPDATE watches SET next_poll_at = CASE id {cases} END WHERE id IN ({marks})",
+                [*params, *batch],
+            )
+            done += len(batch)
 
 
 def prime_running(store: Store, now: float) -> None:
     """Put every active watch in the steady state of a long-running job: first poll done
     (state `running`, the very snapshot the fake vendor's answer normalizes to), parent
     message posted (a made-up ts) and every queued outbox row sent. Polls then change
-    nothing until the job ends, and the only Slack traffic is the terminal news."""
+    nothing until the job ends, and the only Slack traffic is the terminal news.
+    Engine-neutral SQL, as in `spread_due`."""
     snapshot = snapshot_from({"jobId": "0", **RUNNING}).to_json()
-    with store.engine.pool.immediate() as db:
-        db.execute(
+    rows = store.engine.query("SELECT id, channel_id FROM watches ORDER BY created_at, id")
+    with store.engine.transaction():
+        store.engine.execute(
             "UPDATE watches SET state = 'running', raw_status = ?, snapshot = ?, polls = 1 "
             "WHERE status = 'active'",
             [f"{RUNNING['jobCode']} {RUNNING['jobStatus']}", snapshot],
         )
-        db.execute(
-            "INSERT OR REPLACE INTO slack_messages (watch_id, channel_id, ts, posted_at, editable) "
-            "SELECT id, channel_id, printf('1600000000.%06d', rowid), ?, 1 FROM watches",
-            [now],
+        done = 0
+        for batch in _batches(rows):
+            params: list[Any] = []
+            for k, row in enumerate(batch, start=done + 1):
+                params += [row["id"], row["channel_id"], f"1600000000.{k:06d}", now]
+            values = ", ".join("(?, ?, ?, ?, 1)" for _ in batch)
+            store.engine.execute(
+                "INSERT INTO slack_messages (watch_id, channel_id, ts, posted_at, editable) "
+                f"VALUES {values} ON CONFLICT (watch_id) DO UPDATE SET "
+                "channel_id = excluded.channel_id, ts = excluded.ts, "
+                "posted_at = excluded.posted_at, editable = excluded.editable",
+                params,
+            )
+            done += len(batch)
+        store.engine.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ? WHERE status = 'pending'", [now]
         )
-        db.execute("UPDATE outbox SET status = 'sent', sent_at = ? WHERE status = 'pending'", [now])
 
 
 def seed_store(
-    db_path: str,
+    database: str,
     count: int,
     *,
     interval: float,
     channels: int = 1,
     primed: bool = True,
+    due_from: float | None = None,
 ) -> None:
-    """Create, spread and (optionally) prime `count` watches in a fresh database file."""
+    """Create, spread and (optionally) prime `count` watches in a fresh database: a SQLite
+    file path or a PostgreSQL URL. They fall due evenly over one interval from `due_from`
+    (default: now)."""
     started = time.monotonic()
-    store = Store(db_path)
+    store = Store(database)
     try:
         now = time.time()
         seed_watches(store, count, interval=interval, channels=channels)
-        spread_due(store, now, interval)
+        again(spread_due, store, now if due_from is None else due_from, interval)
         if primed:
-            prime_running(store, now)
+            again(prime_running, store, now)
+        engine = store.engine.dialect
     finally:
         store.close()
-    log(f"seeded {count} watches in {time.monotonic() - started:.1f}s ({db_size_mb(db_path)} MB)")
+    size = f", {db_size_mb(database)} MB" if engine == "sqlite" else ""
+    log(f"seeded {count} watches ({engine}) in {time.monotonic() - started:.1f}s{size}")
 
 
 # -- terminal replies -----------------------------------------------------------------------

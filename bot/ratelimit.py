@@ -177,17 +177,40 @@ class SharedBuckets:
         self.clock = clock
         self._queue_end: dict[tuple[str, ...], float] = {}
         self._lock = threading.Lock()
+        self._takes: dict[tuple[str, ...], threading.Lock] = {}  # one take of a key at a time
+
+    # Asks of the ledger for one take: the first, and again while a refusal named a moment
+    # that had already come when it arrived (see `take`).
+    TRIES = 3
 
     def take(self, key: tuple[str, ...], rate_per_minute: float) -> float:
-        """0 when granted; else the seconds until this caller should ask again."""
+        """0 when granted; else the seconds until this caller should ask again.
+
+        Callers read the clock before their statement reaches the shared row, so a caller
+        whose reading came later can land first and move the bucket past an earlier
+        reading: the earlier one is refused for a moment that has already come by the time
+        the refusal arrives (poll workers and replicas in parallel do this all the time
+        under a budget that is far from spent). Such a refusal is asked again at once with
+        a fresh reading, instead of sending the poll back to the next tick (a claim and a
+        write for nothing). The ledger decides every take, so the budget stays exact.
+
+        This process's takes of one key go one at a time, clock reading included: its own
+        workers then never cross, and the shared row sees one statement per replica at a
+        time rather than a queue of every worker's (with two replicas, polls spent most of
+        their time waiting for that row's lock, and crossed again on every try)."""
         burst, refill = _bucket_shape(rate_per_minute)
         interval = 60.0 / refill
-        now = self.clock()
-        wait = self.ledger.rate_take(
-            "vendor:" + "/".join(key), interval, (burst - 1) * interval, now
-        )
-        if wait <= 0:
-            return 0.0
+        name = "vendor:" + "/".join(key)
+        with self._lock:
+            turnstile = self._takes.setdefault(key, threading.Lock())
+        with turnstile:
+            for _ in range(self.TRIES):
+                now = self.clock()
+                wait = self.ledger.rate_take(name, interval, (burst - 1) * interval, now)
+                if wait <= 0:
+                    return 0.0
+                if now + wait > self.clock():  # a wait still ahead: a refusal for real
+                    break
         with self._lock:
             slot = max(now + wait, self._queue_end.get(key, 0.0))
             self._queue_end[key] = slot + interval

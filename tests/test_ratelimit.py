@@ -49,3 +49,63 @@ def test_callers_denied_together_come_back_one_refill_apart(clock):
     assert denials <= 1000 * 1.2
     worst = max(sum(1 for t in granted if start <= t < start + 60) for start in granted)
     assert worst <= 100
+
+
+def test_a_processes_takes_of_one_shared_budget_reach_the_database_one_at_a_time():
+    """Poll workers of one process taking at once queue here, not on the shared row's lock
+    (where every worker's statement waited behind the others', and readings crossed)."""
+    import threading
+    import time
+
+    from bot.ratelimit import SharedBuckets
+
+    class Ledger:
+        def __init__(self) -> None:
+            self.inside = 0
+            self.most = 0
+            self.lock = threading.Lock()
+
+        def rate_take(self, key: str, interval: float, tolerance: float, now: float) -> float:
+            with self.lock:
+                self.inside += 1
+                self.most = max(self.most, self.inside)
+            time.sleep(0.005)  # a round trip to the database
+            with self.lock:
+                self.inside -= 1
+            return 0.0
+
+        def rate_reserve(self, key: str, interval: float, now: float) -> tuple[float, float]:
+            raise NotImplementedError
+
+        def rate_hold(self, key: str, until: float) -> None:
+            raise NotImplementedError
+
+    ledger = Ledger()
+    buckets = SharedBuckets(ledger, time.time)
+    start = threading.Barrier(8)
+
+    def worker(account: str) -> None:
+        start.wait()
+        for _ in range(5):
+            assert buckets.take(("zoho-analytics", account), 1e9) == 0
+
+    threads = [threading.Thread(target=worker, args=("acct",)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert ledger.most == 1
+    # Another account's budget is another row: its takes don't wait for these. Each take
+    # here waits inside the ledger until the other account's is inside too.
+    meet = threading.Barrier(2, timeout=10)
+    ledger.rate_take = lambda *args: meet.wait() * 0.0  # type: ignore[method-assign]
+    done: list[float] = []
+    threads = [
+        threading.Thread(target=lambda a=a: done.append(buckets.take(("zoho", a), 1e9)))
+        for a in ("a", "b")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=15)
+    assert done == [0.0, 0.0]

@@ -177,6 +177,59 @@ def test_two_replicas_together_stay_within_one_vendor_budget(store, second):
     assert len(granted) >= 300 * 60 / 60 * 0.8
 
 
+class _LandsSecond:
+    """A replica's ledger whose statement reaches the shared row only after `first` ran
+    and `elapsed` seconds passed: two callers' clock readings crossing on their way to the
+    database (each reads the clock, then waits its turn for the row)."""
+
+    def __init__(self, store: Store, clock, elapsed: float, first) -> None:
+        self.store, self.clock, self.elapsed, self.first = store, clock, elapsed, [first]
+        self.asks = 0
+
+    def rate_take(self, key: str, interval: float, tolerance: float, now: float) -> float:
+        self.asks += 1
+        if self.first:
+            self.clock.advance(self.elapsed)
+            self.first.pop()()
+        return self.store.rate_take(key, interval, tolerance, now)
+
+
+@pytest.mark.parametrize("per_minute", [1e9, 1e6])
+def test_a_poll_is_not_held_back_when_another_replicas_later_reading_lands_first(
+    store, second, per_minute
+):
+    """The budget has room; replica B read the clock after replica A but reached the row
+    first. A's refusal names a moment that had come before the refusal arrived: A asks again
+    instead of sending its poll back to the next tick (which cost a claim, a write and a
+    tick for a third to half of all polls with two replicas at an unlimited rate)."""
+    from bot.ratelimit import SharedBuckets
+    from tests.fakes import FakeClock
+
+    clock = FakeClock()
+    key = ("zoho-analytics", "acct")
+    b = SharedBuckets(second, clock)
+    b_granted: list[float] = []
+    ledger = _LandsSecond(store, clock, 0.002, lambda: b_granted.append(b.take(key, per_minute)))
+    a = SharedBuckets(ledger, clock)
+    assert a.take(key, per_minute) == 0  # polled now, not throttled
+    assert b_granted == [0]
+    assert ledger.asks == 2
+
+
+def test_a_refusal_for_a_moment_still_ahead_is_not_asked_again(store):
+    from bot.ratelimit import SharedBuckets
+    from tests.fakes import FakeClock
+
+    clock = FakeClock()
+    ledger = _LandsSecond(store, clock, 0.002, lambda: None)
+    buckets = SharedBuckets(ledger, clock)
+    while buckets.take(("micro", "k"), 60) == 0:  # 60 a minute: burst 10, then 1 a 1.2 s
+        pass
+    asks = ledger.asks
+    assert buckets.take(("micro", "k"), 60) > 0
+    assert ledger.asks == asks + 1  # one look at the ledger: the wait was real
+
+
 def test_two_replicas_post_into_one_channel_at_one_replicas_pace(store, second):
     from bot.ratelimit import SharedPace
     from tests.fakes import FakeClock

@@ -38,6 +38,7 @@ from common import (
     ChildServer,
     SlackFake,
     bot_env,
+    command_form,
     emit,
     job_id,
     log,
@@ -194,27 +195,7 @@ def _serve_instant(conn: Any) -> None:
 
 def command_forms(first: int, n: int, respond_root: str) -> list[dict[str, str]]:
     """`n` commands; command k (from `first`) watches job k, so no two watch the same job."""
-    forms = []
-    for i in range(n):
-        k = first + i
-        if i % 10 < 4:
-            text = f"watch za {WORKSPACE}/{job_id(k)}"
-        elif i % 10 < 7:
-            text = "help"
-        else:
-            text = "list"
-        forms.append(
-            {
-                "command": "/syncwatch",
-                "text": text,
-                "team_id": "T1",
-                "user_id": f"U{k % 7 + 1:04d}",
-                "channel_id": CHANNEL,
-                "response_url": f"{respond_root}/respond/r{k}",
-                "trigger_id": f"trigger-{k}",
-            }
-        )
-    return forms
+    return [command_form(first + i, respond_root, CHANNEL, mix=i) for i in range(n)]
 
 
 def responds_seen(slack: SlackFake) -> int:

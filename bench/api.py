@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import tempfile
 import threading
 import time
@@ -35,6 +34,7 @@ from common import (
     log,
     machine,
     summary_ms,
+    timed_exchange,
 )
 
 from bot.api import credentials
@@ -69,18 +69,7 @@ def fire(url: str, bodies: list[bytes]) -> list[tuple[int, float]]:
             "Connection: close\r\n\r\n"
         ).encode() + body
         barrier.wait(timeout=30)
-        started = time.perf_counter()
-        try:
-            with socket.create_connection((host, port), timeout=10) as sock:
-                sock.sendall(request)
-                chunks = []
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-            answer = b"".join(chunks)
-            status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0
-        except (OSError, ValueError, IndexError):
-            status = 0
-        return status, time.perf_counter() - started
+        return timed_exchange(host, port, request)
 
     with ThreadPoolExecutor(len(bodies)) as pool:
         return list(pool.map(send, bodies))

@@ -552,6 +552,41 @@ def bot_env(
 # -- seeding --------------------------------------------------------------------------------
 
 
+def command_form(k: int, respond_root: str, channel: str, mix: int | None = None) -> dict[str, str]:
+    """Slash command k of the benches' mix (by `mix`, default k: 4 in 10 `watch` a job of
+    their own, 3 `help`, 3 `list`), as Slack would post it."""
+    kind = (k if mix is None else mix) % 10
+    text = f"watch za {WORKSPACE}/{job_id(k)}" if kind < 4 else "help" if kind < 7 else "list"
+    return {
+        "command": "/syncwatch",
+        "text": text,
+        "team_id": "T1",
+        "user_id": f"U{k % 7 + 1:04d}",
+        "channel_id": channel,
+        "response_url": f"{respond_root}/respond/r{k}",
+        "trigger_id": f"trigger-{k}",
+    }
+
+
+def timed_exchange(host: str, port: int, request: bytes) -> tuple[int, float]:
+    """Send one raw HTTP request on a fresh connection and read the whole answer: (HTTP
+    status or 0, seconds from connect to the full response)."""
+    import socket
+
+    started = time.perf_counter()
+    try:
+        with socket.create_connection((host, port), timeout=10) as sock:
+            sock.sendall(request)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        answer = b"".join(chunks)
+        status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0
+    except (OSError, ValueError, IndexError):
+        status = 0
+    return status, time.perf_counter() - started
+
+
 def job_id(index: int) -> int:
     return FIRST_JOB + index
 

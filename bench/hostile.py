@@ -50,17 +50,17 @@ from urllib.parse import urlencode
 import httpx
 from common import (
     UNLIMITED_RATE,
-    WORKSPACE,
     FakeVendor,
     SlackFake,
     bot_env,
+    command_form,
     emit,
-    job_id,
     log,
     machine,
     percentile,
     signed_headers,
     summary_ms,
+    timed_exchange,
     wait_until,
 )
 
@@ -266,25 +266,6 @@ def hostile_attack(
 # -- the signed stream (its own process) -----------------------------------------------------
 
 
-def command_form(k: int, respond_root: str) -> dict[str, str]:
-    """Command k of the stream (ack.py's mix): every `watch` watches a job of its own."""
-    if k % 10 < 4:
-        text = f"watch za {WORKSPACE}/{job_id(k)}"
-    elif k % 10 < 7:
-        text = "help"
-    else:
-        text = "list"
-    return {
-        "command": "/syncwatch",
-        "text": text,
-        "team_id": "T1",
-        "user_id": f"U{k % 7 + 1:04d}",
-        "channel_id": CHANNEL,
-        "response_url": f"{respond_root}/respond/r{k}",
-        "trigger_id": f"trigger-{k}",
-    }
-
-
 def signed_request(port: int, form: dict[str, str]) -> bytes:
     body = urlencode(form)
     head = "".join(f"{k}: {v}\r\n" for k, v in signed_headers(body).items())
@@ -296,18 +277,7 @@ def signed_request(port: int, form: dict[str, str]) -> bytes:
 
 def signed_once(port: int, request: bytes) -> tuple[int, float]:
     """(HTTP status or 0, seconds from connect to the full response)."""
-    started = time.perf_counter()
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(request)
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        answer = b"".join(chunks)
-        status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/") else 0
-    except (OSError, ValueError, IndexError):
-        status = 0
-    return status, time.perf_counter() - started
+    return timed_exchange("127.0.0.1", port, request)
 
 
 def signed_stream(
@@ -328,7 +298,7 @@ def signed_stream(
 
     with ThreadPoolExecutor(64) as pool:
         for i in range(count):
-            form = command_form(first + i, respond_root)
+            form = command_form(first + i, respond_root, CHANNEL)
             request = signed_request(port, form)  # built before its time comes
             time.sleep(max(0.0, start_at + i / rate - time.monotonic()))
             pool.submit(send, i, request, form["text"].split()[0])
@@ -342,7 +312,7 @@ def warm_up(port: int, respond_root: str) -> None:
     """One of each command before measuring: first-use imports and caches are not idle cost
     and not attack cost."""
     for k in (1_000_000, 1_000_004, 1_000_007):
-        status, _ = signed_once(port, signed_request(port, command_form(k, respond_root)))
+        status, _ = signed_once(port, signed_request(port, command_form(k, respond_root, CHANNEL)))
         if status != 200:
             raise RuntimeError(f"warm-up command answered {status}")
 

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 Params = Sequence[Any] | dict[str, Any]
 Dialect = Literal["sqlite", "postgresql"]
@@ -121,12 +121,12 @@ def database_password(value: str) -> str:
 
 
 def redact(text: str, dsn: str) -> str:
-    """`text` with the DSN's password taken out (libpq errors may quote the conninfo)."""
-    try:
-        password = urlsplit(dsn).password
-    except ValueError:
-        password = None
-    return text.replace(password, "***") if password else text
+    """`text` with the DSN's password taken out, as written or decoded (libpq errors may
+    quote the conninfo)."""
+    password = database_password(dsn)
+    for form in (password, quote(password, safe="")) if password else ():
+        text = text.replace(form, "***")
+    return text
 
 
 class Engine(Protocol):

@@ -633,9 +633,13 @@ class Store:
 
     def pending_upload_paths(self) -> set[str]:
         """Spool files that pending upload rows still need."""
+        return self._pending_upload_refs("path")
+
+    def _pending_upload_refs(self, field: str) -> set[str]:
+        """The `field` (a spool path, a stored file id) of every pending upload row."""
         rows = self._rows("SELECT payload FROM outbox WHERE kind = 'upload' AND status = 'pending'")
-        paths = (json.loads(r["payload"] or "{}").get("path") for r in rows)
-        return {path for path in paths if path}
+        refs = (json.loads(r["payload"] or "{}").get(field) for r in rows)
+        return {ref for ref in refs if ref}
 
     def mark_in_flight(self, row_id: int, now: float) -> None:
         with self.engine.transaction():
@@ -1078,8 +1082,7 @@ class Store:
     def sweep_files(self, before: float) -> int:
         """Delete stored files older than `before` that no pending upload row names (left
         by a replica that died between download and record). Returns how many."""
-        rows = self._rows("SELECT payload FROM outbox WHERE kind = 'upload' AND status = 'pending'")
-        keep = {json.loads(r["payload"] or "{}").get("file_id") for r in rows}
+        keep = self._pending_upload_refs("file_id")
         stale = [
             r["id"]
             for r in self._rows("SELECT id FROM result_files WHERE created_at < ?", [before])

@@ -116,6 +116,7 @@ class BotProcess:
             log.warning("SYNCWATCH_SLACK_PACE=off against Slack itself: expect 429s")
         self.replica = Replica(self.store, clock=clock)
         self.metrics.name_replica(self.replica.id)
+        self.after_ack = AfterAck()  # acks first, then the work after them
         self.notifier = Notifier(
             self.store,
             writer,
@@ -126,6 +127,7 @@ class BotProcess:
             claim_seconds=LEASE_SECONDS,
             shared=self.store,
             monotonic=monotonic,
+            requests_answered=self.after_ack.gate.wait_quiet,
         )
         policy = PollPolicy.from_settings(settings)
         self.schedules = ScheduleRunner(
@@ -155,6 +157,7 @@ class BotProcess:
             buckets=SharedBuckets(self.store, clock),
             files_in_database=settings.database.dialect == "postgresql",
             monotonic=monotonic,
+            requests_answered=self.after_ack.gate.wait_quiet,
         )
         # The watch API and vendor callbacks (docs/architecture.md#watch-api).
         self.tokens = TokenBook(self.store, settings.tokens)
@@ -175,7 +178,6 @@ class BotProcess:
             self.tokens,
             TokenRate(self.store.rate_take, settings.api_rate_per_minute, clock),
         )
-        self.after_ack = AfterAck()  # acks first, then the work after them
         self.app = create_app(
             settings,
             self.service,

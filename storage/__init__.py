@@ -4,6 +4,14 @@
 the one door to the database.
 """
 
+from .alerts import (
+    DEFAULT_ALERT_EVERY,
+    MAX_ALERT_EVERY,
+    AlertPolicy,
+    RunOutcome,
+    ScheduleRun,
+    decide_alert,
+)
 from .db import check_database
 from .health import DatabaseUnavailable
 from .records import (
@@ -31,6 +39,12 @@ from .records import (
 from .store import DuplicateWatchError, IdempotencyRecord, Store, TokenNameTaken
 
 __all__ = [
+    "DEFAULT_ALERT_EVERY",
+    "MAX_ALERT_EVERY",
+    "AlertPolicy",
+    "RunOutcome",
+    "ScheduleRun",
+    "decide_alert",
     "ACTIVE",
     "DEFAULT_CONNECTION",
     "DONE",

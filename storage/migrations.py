@@ -341,6 +341,39 @@ def m009_api_tokens(db: Database) -> None:
     db.execute("CREATE INDEX idx_api_idempotency_created_at ON api_idempotency (created_at)")
 
 
+@migration(
+    postgresql=(
+        "ALTER TABLE schedules ADD COLUMN alert_policy TEXT NOT NULL DEFAULT 'every'",
+        "ALTER TABLE schedules ADD COLUMN alert_every BIGINT NOT NULL DEFAULT 5",
+        "ALTER TABLE schedules ADD COLUMN streak_kind TEXT",
+        "ALTER TABLE schedules ADD COLUMN streak_count BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE schedules ADD COLUMN streak_since DOUBLE PRECISION",
+        "ALTER TABLE schedule_runs ADD COLUMN held BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE schedule_runs ADD COLUMN outcome TEXT",
+        "ALTER TABLE schedule_runs ADD COLUMN streak_count BIGINT",
+        "ALTER TABLE schedule_runs ADD COLUMN streak_since DOUBLE PRECISION",
+        "ALTER TABLE schedule_runs ADD COLUMN broke_count BIGINT",
+        "CREATE INDEX idx_schedule_runs_watch_id ON schedule_runs (watch_id)",
+    )
+)
+def m011_alert_policy(db: Database) -> None:
+    # Alert policy for recurring syncs (docs/architecture.md#alert-policy): per schedule,
+    # which runs reach the channel, and the current streak of failed or good runs. Each run
+    # keeps the streak as it stood when it ended (its parent shows it), and `held` while its
+    # outbox rows wait for the run's outcome to decide whether it is announced.
+    db["schedules"].add_column("alert_policy", str, not_null_default="every")
+    db["schedules"].add_column("alert_every", int, not_null_default=5)
+    db["schedules"].add_column("streak_kind", str)  # ok | failed; NULL before the first run
+    db["schedules"].add_column("streak_count", int, not_null_default=0)
+    db["schedules"].add_column("streak_since", float)  # due time of the streak's first run
+    db["schedule_runs"].add_column("held", int, not_null_default=0)
+    db["schedule_runs"].add_column("outcome", str)  # ok | failed | stopped
+    db["schedule_runs"].add_column("streak_count", int)
+    db["schedule_runs"].add_column("streak_since", float)
+    db["schedule_runs"].add_column("broke_count", int)  # the other kind's streak it ended
+    db["schedule_runs"].create_index(["watch_id"])
+
+
 def apply(db: Database) -> None:
     """Bring a SQLite database up to date (called inside the store's write transaction)."""
     _refuse_newer({m.name for m in migrations.applied(db)})

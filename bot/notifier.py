@@ -281,7 +281,7 @@ class Notifier:
         upto, watch = self.store.pending_parent_upto(row.watch_id)
         if upto < row.id or watch is None:
             return  # an earlier render already covered this row
-        message = blocks.render_parent(watch, self.clock())
+        message = blocks.render_parent(watch, self.clock(), self.store.run_of(watch.id))
         ref = self.store.parent_ref(watch.id)
         if ref is not None and not ref.editable:  # Slack won't take edits: thread only
             self.store.mark_parent_rows_sent(watch.id, upto, self.clock())

@@ -172,11 +172,21 @@ def schedule_runs_spaced(schedule_id: str, floor_minutes: int) -> str:
     )
 
 
-def scheduled(ref: str, schedule_id: str, cron: str, tz: str, next_run: str) -> str:
+def scheduled(
+    ref: str, schedule_id: str, cron: str, tz: str, next_run: str, alerts: str = ""
+) -> str:
+    """`alerts` is the policy's label when it is not `every`."""
+    if alerts:
+        posts = (
+            f"It {alerts}: a run that goes well posts nothing here (it shows in "
+            f"`{COMMAND} list` and on my App Home). Change with "
+            f"`{COMMAND} schedule {schedule_id} alert every`"
+        )
+    else:
+        posts = "Each run gets its own message here"
     return (
         f":calendar: Scheduled `{ref}` as `{schedule_id}`: `{cron}` ({tz}). Next run "
-        f"{next_run}. Each run gets its own message here; stop with "
-        f"`{COMMAND} stop {schedule_id}`."
+        f"{next_run}. {posts}; stop with `{COMMAND} stop {schedule_id}`."
     )
 
 
@@ -186,6 +196,58 @@ def schedule_ran_late(schedule_id: str, due: str) -> str:
 
 def schedule_run_skipped(schedule_id: str) -> str:
     return f"Schedule {schedule_id}'s next run was skipped: this sync is still running."
+
+
+# -- alert policy for schedules (docs/architecture.md#alert-policy) ------------------------
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def alert_policy_label(policy: str, every: int) -> str:
+    """What a schedule's policy posts, for `list`, App Home and answers."""
+    if policy == "failures":
+        return "posts failed runs only"
+    if policy == "smart":
+        if every == 1:
+            return "posts every failed run, and once when it is back to normal"
+        return (
+            f"posts the 1st failed run, then every {every} more in a row (the "
+            f"{ordinal(1 + every)}, {ordinal(1 + 2 * every)}, …), and once when it is back "
+            "to normal"
+        )
+    return "posts every run"
+
+
+def streak_failed(count: int, since: str, good_before: int) -> str:
+    """A failed scheduled run's parent: where it stands in the schedule's streak."""
+    if count == 1:
+        after = (
+            f" after {good_before} good run{'s' if good_before != 1 else ''}" if good_before else ""
+        )
+        return f":rotating_light: First failed run{after}"
+    return f":rotating_light: {ordinal(count)} failure in a row since {since}"
+
+
+def back_to_normal(failures: int) -> str:
+    return (
+        f":white_check_mark: Back to normal after {failures} failure{'s' if failures != 1 else ''}"
+    )
+
+
+def failing_for(count: int) -> str:
+    """A schedule's current failure streak in `list` and App Home."""
+    return f":rotating_light: {count} failed run{'s' if count != 1 else ''} in a row"
+
+
+def schedule_alert_changed(schedule_id: str, label: str) -> str:
+    return f":bell: Schedule `{schedule_id}` now {label}."
+
+
+def schedule_alert_unchanged(schedule_id: str, label: str) -> str:
+    return f"Schedule `{schedule_id}` already {label}; nothing changed."
 
 
 SYNC_RETRY_ASKED = "asked to run the sync again."

@@ -542,6 +542,8 @@ def help_intro(topics: Iterable[str]) -> str:
         f"• `{COMMAND} watch <link>` — or paste a vendor API link\n"
         f"• `{COMMAND} list` — active watches and schedules in this channel\n"
         f"• `{COMMAND} stop <watch-id | schedule-id>` — stop watching\n"
+        f"• `{COMMAND} schedule <schedule-id> alert every | failures | smart` — which runs "
+        "of a schedule post here\n"
         f"• `{COMMAND} token create <name>` — let a script or a vendor callback start "
         "watches here (admins)\n"
         f"• `{COMMAND} help <topic>` — topics: {', '.join(topics)}"
@@ -588,7 +590,15 @@ def help_sections(
             f"run posts its own message. Runs are at least {_minutes(schedule_floor_minutes)} "
             "apart (the operator's minimum). A run missed while syncwatch was down runs once when "
             f"it is back and says it ran late. `{COMMAND} list` shows the next run; "
-            f"`{COMMAND} stop s3xq` ends a schedule."
+            f"`{COMMAND} stop s3xq` ends a schedule.\n"
+            "*Alerts* — add `alert <policy>` to choose which runs post here: `alert every` "
+            "(the default: each run), `alert failures` (only failed runs, with their "
+            "mention), or `alert smart` (the 1st failure, then every 5th more in a row, and "
+            "one message when it is back to normal; `alert smart every 3` changes the 5). "
+            "Runs that go well then post nothing, but stay in `list` and on my App Home. A "
+            'failed run\'s message shows its streak ("3rd failure in a row since …"). '
+            f"Change it later with `{COMMAND} schedule s3xq alert failures` (who may stop a "
+            f"schedule may change it), e.g. `{COMMAND} sync <ws>/<ds> at 06:30 alert failures`."
         ),
         "permissions": (
             "*Who may do what* — anyone in a channel I'm in may watch jobs and list. A "

@@ -175,7 +175,7 @@ def render_parent(watch: Watch, now: float, run: ScheduleRun | None = None) -> M
     elif watch.status == PAUSED:
         status_line = f":double_vertical_bar: *Paused* ({esc(watch.pause_reason or 'paused')})"
 
-    streak = _streak_line(run)
+    streak = _streak_line(watch, run)
     if streak:
         status_line += f"\n{streak}"
     blocks: list[dict[str, Any]] = [section(f"{job_title(watch)}\n{status_line}")]
@@ -218,9 +218,12 @@ def render_parent(watch: Watch, now: float, run: ScheduleRun | None = None) -> M
     return Message(esc(text), blocks)
 
 
-def _streak_line(run: ScheduleRun | None) -> str:
-    """A scheduled run's place in its schedule's streak, once it has ended."""
-    if run is None or not run.streak_count:
+def _streak_line(watch: Watch, run: ScheduleRun | None) -> str:
+    """A scheduled run's place in its schedule's streak, once it has ended, and only while
+    the watch still shows that outcome (a *Retry sync* may have run it again since)."""
+    if run is None or not run.streak_count or watch.status != DONE:
+        return ""
+    if (watch.state == State.SUCCEEDED) != (run.outcome == RunOutcome.OK):
         return ""
     if run.outcome == RunOutcome.FAILED:
         since = slack_date(run.streak_since) if run.streak_since else "its first run"

@@ -242,3 +242,30 @@ def test_changing_the_policy_applies_to_the_next_run_and_keeps_the_streak(slack)
     runs = slack.run(s, "ok", "fail")
     assert slack.posted() == [True, False, True]
     assert "First failed run after 1 good run" in slack.parent(runs[1])
+
+
+def test_a_retried_failed_run_that_succeeds_no_longer_shows_the_failure_streak(slack):
+    s = slack.schedule("failures")
+    (run,) = slack.run(s, "fail")
+    assert "First failed run" in slack.parent(run)
+    now = slack.clock.advance(60)
+    assert slack.store.restart_sync(run, "U1", now, now + DAY, note="asked again") is not None
+    slack.poll(run, OK)
+    slack.notifier.deliver_due()
+    assert "First failed run" not in slack.parent(run) and "Succeeded" in slack.parent(run)
+
+
+def test_list_shows_a_schedules_failure_streak_and_policy(slack):
+    from bot.blocks import render_home, render_list
+
+    s = slack.schedule("smart", every=2)
+    slack.run(s, "fail", "fail")
+    schedules = slack.store.list_schedules(channel_id="C1")
+    listing = json.dumps(render_list([], slack.clock.now, schedules).blocks)
+    assert f":rotating_light: 2 failed runs in a row since <!date^{int(START)}^" in listing
+    assert "Alerts: posts the 1st failed run, then every 2 more in a row" in listing
+    home = json.dumps(render_home([], slack.clock.now, schedules)["blocks"])
+    assert "2 failed runs in a row" in home
+    slack.run(s, "ok")
+    schedules = slack.store.list_schedules(channel_id="C1")
+    assert "in a row" not in json.dumps(render_list([], slack.clock.now, schedules).blocks)

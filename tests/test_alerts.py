@@ -268,4 +268,6 @@ def test_list_shows_a_schedules_failure_streak_and_policy(slack):
     assert "2 failed runs in a row" in home
     slack.run(s, "ok")
     schedules = slack.store.list_schedules(channel_id="C1")
-    assert "in a row" not in json.dumps(render_list([], slack.clock.now, schedules).blocks)
+    assert "failed runs in a row" not in json.dumps(
+        render_list([], slack.clock.now, schedules).blocks
+    )

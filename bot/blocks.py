@@ -16,6 +16,7 @@ from storage import (
     DONE,
     PAUSED,
     STOPPED,
+    Digest,
     Event,
     RunOutcome,
     Schedule,
@@ -482,6 +483,25 @@ def _schedule_blocks(schedules: list[Schedule]) -> list[dict[str, Any]]:
     if len(schedules) > LIST_SCHEDULES:
         out.append(context(f"…and {len(schedules) - LIST_SCHEDULES} more."))
     return out
+
+
+def render_digest(digest: Digest) -> Message:
+    """One channel message summing up the quiet runs of its schedules since the last one
+    (docs/architecture.md#alert-digest)."""
+    head = texts.digest_heading(digest.cadence, esc(digest.tz))
+    lines = [
+        texts.digest_line(
+            line.schedule_id,
+            f"{esc(vendor_label(line.vendor))} `{esc(line.ref)}`",
+            line.ok,
+            line.failed,
+        )
+        for line in digest.lines[:40]
+    ]
+    if len(digest.lines) > 40:
+        lines.append(f"…and {len(digest.lines) - 40} more schedules.")
+    body = "\n".join(lines)
+    return Message(head, [section(f"{head}\n{body}")])
 
 
 def render_notice(text: str) -> Message:

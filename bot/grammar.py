@@ -71,6 +71,15 @@ class SyncRequest:
     at: str | None = None
     tz: str | None = None
     alert: AlertChoice | None = None  # only with `at`
+    digest: str | None = None  # daily | weekly, only with `at`
+
+
+@dataclass(frozen=True)
+class ScheduleDigestRequest:
+    """`schedule <id> digest daily|weekly|off`: sum up a schedule's quiet runs."""
+
+    schedule_id: str
+    digest: str | None  # None: off
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ Request = (
     | StopRequest
     | TokenRequest
     | ScheduleAlertRequest
+    | ScheduleDigestRequest
 )
 
 
@@ -235,7 +245,14 @@ def _parse_help(args: list[str]) -> HelpRequest:
 
 
 # How many words each option takes; None = every word up to the next option (cron fields).
-_OPTION_WORDS: dict[str, int | None] = {"as": 1, "every": 1, "tz": 1, "at": None, "alert": None}
+_OPTION_WORDS: dict[str, int | None] = {
+    "as": 1,
+    "every": 1,
+    "tz": 1,
+    "at": None,
+    "alert": None,
+    "digest": None,
+}
 
 
 def _take_options(
@@ -411,7 +428,7 @@ _SYNC_TARGET = re.compile(r"^([0-9]{1,20})/([0-9]{1,20})$")  # ASCII: \d admits 
 
 def _parse_sync(args: list[str]) -> SyncRequest:
     example = f"{COMMAND} sync 2480011000000498001/2480011000000630011"
-    positional, options = _take_options(args, ("as", "at", "tz", "alert"), example)
+    positional, options = _take_options(args, ("as", "at", "tz", "alert", "digest"), example)
     if len(positional) != 1:
         raise CommandError(f"`sync` needs exactly one `{_SYNC_SYNTAX}`.", example)
     match = _SYNC_TARGET.match(positional[0])
@@ -422,14 +439,20 @@ def _parse_sync(args: list[str]) -> SyncRequest:
         )
     if "tz" in options and "at" not in options:
         raise CommandError("`tz` only applies to a schedule given with `at`.", example)
-    if "alert" in options and "at" not in options:
-        raise CommandError("`alert` only applies to a schedule given with `at`.", ALERT_EXAMPLE)
+    for option in ("alert", "digest"):
+        if option in options and "at" not in options:
+            raise CommandError(
+                f"`{option}` only applies to a schedule given with `at`.", ALERT_EXAMPLE
+            )
     # `at "0 6 * * *"`: the quotes people type around a cron (Slack may make them curly).
     at = " ".join(options["at"]).strip(_QUOTES) if "at" in options else None
     tz = " ".join(options["tz"]) if "tz" in options else None
     alert = parse_alert(options["alert"], ALERT_EXAMPLE) if "alert" in options else None
+    digest = None
+    if "digest" in options:
+        digest = parse_digest(options["digest"], DIGEST_EXAMPLE, allow_off=False)
     return SyncRequest(
-        match.group(1), match.group(2), _parse_connection(options, example), at, tz, alert
+        match.group(1), match.group(2), _parse_connection(options, example), at, tz, alert, digest
     )
 
 
@@ -444,6 +467,25 @@ _ALERT_NAMES = {
     "failed": AlertPolicy.FAILURES,
     "smart": AlertPolicy.SMART,
 }
+DIGEST_EXAMPLE = (
+    f"{COMMAND} sync 2480011000000498001/2480011000000630011 at 06:30 alert failures digest daily"
+)
+
+
+def parse_digest(words: list[str], example: str, *, allow_off: bool) -> str | None:
+    """`daily` | `weekly` (| `off` when changing a schedule): None means off."""
+    choices = ("daily", "weekly", "off") if allow_off else ("daily", "weekly")
+    word = words[0].lower()
+    if len(words) != 1 or word not in choices:
+        shown = "`, `".join(choices)
+        raise CommandError(
+            f"`digest` takes one of `{shown}`, not {code(' '.join(words))}: a message that "
+            "sums up the runs that posted nothing, every day or every Monday.",
+            example,
+        )
+    return None if word == "off" else word
+
+
 _ALERT_COUNT = re.compile(r"^[0-9]{1,3}$")  # ASCII digits, and never a long number
 
 
@@ -486,12 +528,13 @@ def parse_alert(words: list[str], example: str) -> AlertChoice:
     return AlertChoice(policy, int(rest[0]))
 
 
-def _parse_schedule_change(args: list[str]) -> ScheduleAlertRequest:
+def _parse_schedule_change(args: list[str]) -> ScheduleAlertRequest | ScheduleDigestRequest:
     example = f"{COMMAND} schedule s3xq alert failures"
-    if len(args) < 3 or args[1].lower() != "alert":
+    if len(args) < 3 or args[1].lower() not in ("alert", "digest"):
         raise CommandError(
-            "`schedule` takes a schedule id and a new alert policy: "
-            "`schedule <schedule-id> alert every | failures | smart [every N]`.",
+            "`schedule` takes a schedule id and what to change: "
+            "`schedule <schedule-id> alert every | failures | smart [every N]` or "
+            "`schedule <schedule-id> digest daily | weekly | off`.",
             example,
         )
     target = args[0].lower()
@@ -501,6 +544,9 @@ def _parse_schedule_change(args: list[str]) -> ScheduleAlertRequest:
             f"(`{COMMAND} list` shows them).",
             example,
         )
+    if args[1].lower() == "digest":
+        digest_example = f"{COMMAND} schedule {target} digest daily"
+        return ScheduleDigestRequest(target, parse_digest(args[2:], digest_example, allow_off=True))
     return ScheduleAlertRequest(
         target, parse_alert(args[2:], f"{COMMAND} schedule {target} alert failures")
     )

@@ -250,6 +250,39 @@ def schedule_alert_unchanged(schedule_id: str, label: str) -> str:
     return f"Schedule `{schedule_id}` already {label}; nothing changed."
 
 
+def digest_heading(cadence: str, tz: str) -> str:
+    period = "Daily" if cadence == "daily" else "Weekly"
+    return (
+        f":bar_chart: *{period} digest of quiet scheduled runs* ({tz}) — the runs that posted "
+        "nothing here since the last digest:"
+    )
+
+
+def digest_line(schedule_id: str, title: str, ok: int, failed: int) -> str:
+    runs = f"{ok + failed} run{'s' if ok + failed != 1 else ''}"
+    if not failed:
+        outcome = "all succeeded" if ok != 1 else "succeeded"
+    elif not ok:
+        outcome = "all failed" if failed != 1 else "failed"
+    else:
+        outcome = f"{ok} ok, {failed} failed"
+    return f"• `{schedule_id}` {title}: {runs}, {outcome}"
+
+
+def digest_label(cadence: str | None, tz: str, at: str) -> str:
+    """`at`: the digest's local time (bot/digests.py DIGEST_HOUR)."""
+    if not cadence:
+        return ""
+    when = "every day" if cadence == "daily" else "every Monday"
+    return f"quiet runs summed up here {when} at {at} ({tz})"
+
+
+def schedule_digest_changed(schedule_id: str, label: str) -> str:
+    if not label:
+        return f":bell: Schedule `{schedule_id}` no longer has a digest."
+    return f":bar_chart: Schedule `{schedule_id}`: {label}."
+
+
 SYNC_RETRY_ASKED = "asked to run the sync again."
 
 

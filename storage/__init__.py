@@ -13,6 +13,7 @@ from .alerts import (
     decide_alert,
 )
 from .db import check_database
+from .digests import DIGEST_CADENCES, Digest, DigestLine
 from .health import DatabaseUnavailable
 from .records import (
     ACTIVE,
@@ -39,6 +40,9 @@ from .records import (
 from .store import DuplicateWatchError, IdempotencyRecord, Store, TokenNameTaken
 
 __all__ = [
+    "DIGEST_CADENCES",
+    "Digest",
+    "DigestLine",
     "DEFAULT_ALERT_EVERY",
     "MAX_ALERT_EVERY",
     "AlertPolicy",

@@ -172,12 +172,23 @@ class AlertStore:
             "UPDATE schedules SET streak_kind = ?, streak_count = ?, streak_since = ? WHERE id = ?",
             [outcome.value, count, since, run["schedule_id"]],
         )
+        decision = decide_alert(run["alert_policy"], int(run["alert_every"]), outcome, count, broke)
+        quiet = bool(run["held"]) and not decision.alert  # what a digest sums up
         self.engine.execute(
             "UPDATE schedule_runs SET outcome = ?, streak_count = ?, streak_since = ?, "
-            "broke_count = ?, held = 0 WHERE schedule_id = ? AND due_at = ?",
-            [outcome.value, count, since, broke, run["schedule_id"], run["due_at"]],
+            "broke_count = ?, held = 0, quiet = ?, ended_at = ? "
+            "WHERE schedule_id = ? AND due_at = ?",
+            [
+                outcome.value,
+                count,
+                since,
+                broke,
+                int(quiet),
+                now,
+                run["schedule_id"],
+                run["due_at"],
+            ],
         )
-        decision = decide_alert(run["alert_policy"], int(run["alert_every"]), outcome, count, broke)
         if run["held"]:
             if decision.alert:
                 self._release_held(watch_id, now)

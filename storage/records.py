@@ -261,6 +261,8 @@ class Schedule:
     streak_kind: str | None = None  # ok | failed; None before the first run ended
     streak_count: int = 0
     streak_since: float | None = None  # due time of the streak's first run
+    digest: str | None = None  # daily | weekly: quiet runs summed up in one message
+    digest_since: float | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Schedule:

@@ -15,6 +15,7 @@ from typing import Any
 
 from .alerts import OUTBOX_STATUS, AlertStore
 from .db import SqliteEngine
+from .digests import DigestStore
 from .engine import DatabaseURL, Engine, Result, integrity_errors, parse_database_url
 from .migrations import apply as apply_migrations
 from .migrations import apply_postgres
@@ -79,7 +80,7 @@ class IdempotencyRecord:
     status: int | None
 
 
-class Store(AlertStore):
+class Store(AlertStore, DigestStore):
     """The only door to the database. Safe to share across threads."""
 
     def __init__(self, database: str | DatabaseURL, *, pool_size: int | None = None) -> None:

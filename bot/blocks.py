@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot import texts
+from bot.digests import DIGEST_HOUR
 from bot.grammar import COMMAND, HELP_TOPICS, CommandError
 from bot.urls import URL_SHAPES
 from bot.vendors import SPECS, JobSnapshot, State, lookup
@@ -475,6 +476,8 @@ def _schedule_blocks(schedules: list[Schedule]) -> list[dict[str, Any]]:
             f"`{esc(s.cron)}` ({esc(s.tz)}), next {when}, set by <@{s.requester_id}>\n"
             f"Alerts: {texts.alert_policy_label(s.alert_policy, s.alert_every)}"
         )
+        if s.digest:
+            line += f"; {texts.digest_label(s.digest, esc(s.tz), f'{DIGEST_HOUR:02d}:00')}"
         if s.streak_kind == RunOutcome.FAILED and s.streak_count:
             line += f"\n{texts.failing_for(s.streak_count)}"
             if s.streak_since:

@@ -15,6 +15,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot import blocks, grammar, lifecycle, texts
 from bot.config import Settings
+from bot.digests import DIGEST_HOUR
 from bot.redaction import MIN_SECRET_CHARS
 from bot.schedules import NeverFires, TooFrequent, first_run, parse_schedule
 from bot.vendors import JobSnapshot, VendorSpec, lookup
@@ -113,6 +114,8 @@ class Service:
             return self.sync(request, who)
         if isinstance(request, grammar.ScheduleAlertRequest):
             return self.change_alert(request, who)
+        if isinstance(request, grammar.ScheduleDigestRequest):
+            return self.change_digest(request, who)
         raise TypeError(f"unhandled request {request!r}")
 
     @saves
@@ -250,7 +253,14 @@ class Service:
         )
         alert = request.alert or grammar.AlertChoice()
         schedule = self.store.create_schedule(
-            draft, cron, tz, first, now, alert_policy=alert.policy.value, alert_every=alert.every
+            draft,
+            cron,
+            tz,
+            first,
+            now,
+            alert_policy=alert.policy.value,
+            alert_every=alert.every,
+            digest=request.digest,
         )
         log.info(
             "schedule %s created: %s %s (%s) in %s, alerts %s",
@@ -266,7 +276,30 @@ class Service:
         quiet = ""
         if alert.policy != AlertPolicy.EVERY:
             quiet = texts.alert_policy_label(alert.policy.value, alert.every)
-        return blocks.render_notice(texts.scheduled(ref, schedule.id, cron, tz, when, quiet))
+        answer = texts.scheduled(ref, schedule.id, cron, tz, when, quiet)
+        if request.digest:
+            answer += f" Digest: {texts.digest_label(request.digest, tz, _digest_at())}."
+        return blocks.render_notice(answer)
+
+    @saves
+    def change_digest(
+        self, request: grammar.ScheduleDigestRequest, who: Requester
+    ) -> blocks.Message:
+        """`schedule <id> digest daily|weekly|off` (docs/architecture.md#alert-digest); the
+        same permission as changing its alerts."""
+        schedule = self._schedule_here(request.schedule_id, who)
+        if schedule is None or schedule.status != ScheduleStatus.ACTIVE:
+            return blocks.render_notice(texts.no_schedule_here(blocks.esc(request.schedule_id)))
+        if not self._may_manage(schedule.requester_id, schedule.connection, who):
+            return blocks.render_notice(texts.not_allowed("change this schedule's digest"))
+        if schedule.digest == request.digest:
+            label = texts.digest_label(request.digest, schedule.tz, _digest_at()) or "no digest"
+            return blocks.render_notice(texts.schedule_alert_unchanged(schedule.id, f"has {label}"))
+        if not self.store.set_digest(schedule.id, request.digest, self.clock()):
+            return blocks.render_notice(texts.schedule_already_stopped(schedule.id))
+        log.info("schedule %s digest set to %s by %s", schedule.id, request.digest, who.user_id)
+        label = texts.digest_label(request.digest, schedule.tz, _digest_at())
+        return blocks.render_notice(texts.schedule_digest_changed(schedule.id, label))
 
     @saves
     def change_alert(self, request: grammar.ScheduleAlertRequest, who: Requester) -> blocks.Message:
@@ -427,6 +460,10 @@ class Service:
             return blocks.render_notice(texts.has_ended(watch.id, watch.status))
         self.store.poll_soon(watch.id, self.clock())
         return None
+
+
+def _digest_at() -> str:
+    return f"{DIGEST_HOUR:02d}:00"
 
 
 def _errors_csv(watch_id: str, text: str) -> dict[str, object]:

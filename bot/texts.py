@@ -631,7 +631,11 @@ def help_sections(
             "Runs that go well then post nothing, but stay in `list` and on my App Home. A "
             'failed run\'s message shows its streak ("3rd failure in a row since …"). '
             f"Change it later with `{COMMAND} schedule s3xq alert failures` (who may stop a "
-            f"schedule may change it), e.g. `{COMMAND} sync <ws>/<ds> at 06:30 alert failures`."
+            f"schedule may change it), e.g. `{COMMAND} sync <ws>/<ds> at 06:30 alert failures`.\n"
+            "*Digest* — add `digest daily` or `digest weekly` (or later "
+            f"`{COMMAND} schedule s3xq digest daily|weekly|off`) to get one message here at "
+            "09:00 in the schedule's zone, every day or every Monday, summing up the runs "
+            "that posted nothing since the last one."
         ),
         "permissions": (
             "*Who may do what* — anyone in a channel I'm in may watch jobs and list. A "

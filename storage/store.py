@@ -846,6 +846,7 @@ class Store(AlertStore, DigestStore):
         *,
         alert_policy: str = "every",
         alert_every: int = 5,
+        digest: str | None = None,
     ) -> Schedule:
         with self.engine.transaction():
             schedule_id = self._new_id("s", "schedules")
@@ -866,6 +867,8 @@ class Store(AlertStore, DigestStore):
                     "created_at": now,
                     "alert_policy": alert_policy,
                     "alert_every": alert_every,
+                    "digest": digest,
+                    "digest_since": now if digest else None,
                 },
             )
         found = self.get_schedule(schedule_id)

@@ -232,10 +232,14 @@ def parse(text: str, secrets: Collection[str] = ()) -> Request:
     )
 
 
+# Words people try for a topic that another one covers.
+_HELP_ALIASES = {"alert": "schedules", "alerts": "schedules", "digest": "schedules"}
+
+
 def _parse_help(args: list[str]) -> HelpRequest:
     if not args:
         return HelpRequest()
-    topic = args[0].lower()
+    topic = _HELP_ALIASES.get(args[0].lower(), args[0].lower())
     if topic in HELP_TOPICS or lookup(topic) is not None:
         return HelpRequest(topic)
     raise CommandError(

@@ -640,8 +640,9 @@ def help_sections(
         "permissions": (
             "*Who may do what* — anyone in a channel I'm in may watch jobs and list. A "
             "connection's syncs may be run by anyone, unless the operator set a sync allowlist "
-            "for it (then only listed people and channels). *Stop*, *Retry sync* and stopping "
-            "a schedule: the person who started it, people on that connection's allowlist, "
+            "for it (then only listed people and channels). *Stop*, *Retry sync*, and "
+            "stopping a schedule or changing its alerts or digest: the person who started it, "
+            "people on that connection's allowlist, "
             "and syncwatch admins. Others get a private refusal. API tokens "
             f"(`{COMMAND} help tokens`): syncwatch admins, or when none are set, whoever "
             "created each of the token's channels."

@@ -49,6 +49,8 @@ def assert_example_works(err: CommandError) -> None:
         ("help vendors", HelpRequest("vendors")),
         ("help za", HelpRequest("za")),
         ("HELP watch", HelpRequest("watch")),
+        ("help alerts", HelpRequest("schedules")),
+        ("help digest", HelpRequest("schedules")),
         (f"watch za {REF}", WatchRequest("zoho-analytics", (REF,))),
         (f"watch zoho-analytics {REF}", WatchRequest("zoho-analytics", (REF,))),
         (f"watch ZA {REF}", WatchRequest("zoho-analytics", (REF,))),

@@ -110,6 +110,10 @@ class DigestStore:
         was already made (by anyone). A slot with no quiet runs is recorded as `empty` and
         posts nothing."""
         key = digest_key(channel_id, cadence, tz, slot_at)
+        # Asked every minute by every replica: a read answers "already made" without
+        # taking the write lock; the insert below still decides a race.
+        if self.engine.row("SELECT 1 FROM digests WHERE key = ?", [key]):
+            return None
         with self.engine.transaction():
             first = self.engine.execute(
                 "INSERT INTO digests (key, channel_id, cadence, tz, slot_at, summary, status, "
@@ -153,6 +157,12 @@ class DigestStore:
     def claim_digests(self, now: float, owner: str, lease_s: float) -> list[Digest]:
         """Pending digests due now that no other replica is posting, claimed for `owner`
         until `now + lease_s`."""
+        # Every delivery round asks; nearly always there is nothing, and a read says so
+        # without a write transaction.
+        if not self.engine.row(
+            "SELECT 1 FROM digests WHERE status = 'pending' AND next_attempt_at <= ? LIMIT 1", [now]
+        ):
+            return []
         with self.engine.transaction():
             rows = self._rows(
                 "UPDATE digests SET owner = :owner, owner_until = :until WHERE key IN "

@@ -99,6 +99,10 @@ class Harness:
             return []
         return [m.text + json.dumps(m.blocks) for m in self.fake.thread("C1", ref.ts)]
 
+    def thread_texts(self, watch_id: str) -> list[str]:
+        ref = self.store.parent_ref(watch_id)
+        return [m.text for m in self.fake.thread("C1", ref.ts)] if ref else []
+
     def posted(self) -> list[bool]:
         """For each run so far: did it post anything to the channel?"""
         return [self.parent(w) is not None for w in self.runs]
@@ -135,6 +139,11 @@ def test_every_posts_each_run_and_shows_the_streak_and_the_recovery(slack):
     # Each run's thread reads as before: running, then the outcome mentioning the requester.
     assert any("is *running*" in r for r in slack.thread(runs[0]))
     assert any("<@U1>" in r and "failed" in r for r in slack.thread(runs[3]))
+    assert slack.thread_texts(runs[3]) == [
+        ":arrows_counterclockwise: First check: sync is *running* (`RUNNING`). "
+        "I'll post here when it changes.",
+        ":x: <@U1> Sync failed after 2m 00s (`FAILURE`).",
+    ]
 
 
 def test_failures_posts_only_failed_runs_with_their_mention(slack, fake_slack):
@@ -177,6 +186,14 @@ def test_smart_posts_the_first_and_every_nth_failure_then_recovers_once(slack):
     # Recovery: on the recovering run's parent and once in its thread.
     assert "Back to normal after 5 failures" in slack.parent(runs[6])
     assert sum("Back to normal" in r for r in slack.thread(runs[6])) == 1
+    # Exactly what each posted thread holds: the outcome with its mention (and the
+    # recovery), nothing that narrated the run while it was quiet.
+    for failed in (runs[1], runs[3], runs[5], runs[8]):
+        assert slack.thread_texts(failed) == [":x: <@U1> Sync failed after 2m 00s (`FAILURE`)."]
+    assert slack.thread_texts(runs[6]) == [
+        ":white_check_mark: <@U1> Sync succeeded in 2m 00s (`SUCCESS`). Rows: 1,200 imported.",
+        ":white_check_mark: Back to normal after 5 failures.",
+    ]
     assert "First failed run after 2 good runs" in slack.parent(runs[8])
 
 

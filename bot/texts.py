@@ -626,8 +626,9 @@ def help_sections(
             f"`{COMMAND} stop s3xq` ends a schedule.\n"
             "*Alerts* — add `alert <policy>` to choose which runs post here: `alert every` "
             "(the default: each run), `alert failures` (only failed runs, with their "
-            "mention), or `alert smart` (the 1st failure, then every 5th more in a row, and "
-            "one message when it is back to normal; `alert smart every 3` changes the 5). "
+            "mention), or `alert smart` (the 1st failure in a row, then every 5 more: the "
+            "6th, 11th, …, and one message when it is back to normal; `alert smart every 3` "
+            "makes it the 4th, 7th, …). "
             "Runs that go well then post nothing, but stay in `list` and on my App Home. A "
             'failed run\'s message shows its streak ("3rd failure in a row since …"). '
             f"Change it later with `{COMMAND} schedule s3xq alert failures` (who may stop a "

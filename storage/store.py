@@ -36,6 +36,7 @@ from .records import (
     Watch,
     WatchStatus,
 )
+from .settings import ChannelSettingsStore
 
 INTEGRITY_ERRORS = integrity_errors()
 
@@ -78,7 +79,7 @@ class IdempotencyRecord:
     status: int | None
 
 
-class Store:
+class Store(ChannelSettingsStore):
     """The only door to the database. Safe to share across threads."""
 
     def __init__(self, database: str | DatabaseURL, *, pool_size: int | None = None) -> None:
@@ -164,7 +165,7 @@ class Store:
             created = self._create_watches(drafts, now)
         except INTEGRITY_ERRORS:
             # Two replicas created the same watch at once: the unique index let one through.
-            for draft in drafts:
+            for draft in map(self.routed, drafts):
                 existing = self.find_active(draft.vendor, draft.ref, draft.channel_id)
                 if existing is not None:
                     raise DuplicateWatchError(existing) from None
@@ -174,7 +175,7 @@ class Store:
     def _create_watches(self, drafts: list[NewWatch], now: float) -> list[Watch]:
         created = []
         with self.engine.transaction():
-            for draft in drafts:
+            for draft in map(self.routed, drafts):
                 existing = self.find_active(draft.vendor, draft.ref, draft.channel_id)
                 if existing is not None:
                     raise DuplicateWatchError(existing)
@@ -541,10 +542,13 @@ class Store:
     # queues: a parent row waits only for earlier parent rows (a reply waiting for a parent
     # must not block that parent), and a thread row waits for an earlier parent row only
     # while the parent message doesn't exist yet. A paced or throttled edit of the top
-    # message must not hold back the reply that tells the person their job ended.
+    # message must not hold back the reply that tells the person their job ended. A row held
+    # for quiet hours (`held_until`) holds back nothing: a failure after it posts at once
+    # (docs/architecture.md#channel-settings).
     _NOT_BLOCKED = (
         "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.watch_id = o.watch_id "
         "AND p.status = 'pending' AND p.id < o.id AND p.next_attempt_at > :now "
+        "AND p.held_until IS NULL "
         "AND (CASE WHEN o.kind = 'parent' THEN p.kind = 'parent' "
         "ELSE p.kind != 'parent' OR NOT EXISTS "
         "(SELECT 1 FROM slack_messages m WHERE m.watch_id = o.watch_id) END))"
@@ -930,7 +934,9 @@ class Store:
                 "UPDATE schedules SET next_run_at = ?, last_run_at = ? WHERE id = ?",
                 [next_run_at, now, schedule_id],
             )
-            running = self.find_active(draft.vendor, draft.ref, draft.channel_id)
+            # The run's watch goes where its channel routes it (create_watches routes it).
+            where = self.routed(draft).channel_id
+            running = self.find_active(draft.vendor, draft.ref, where)
             if running is not None:  # still syncing from before: say so where people look
                 skipped = TransitionDraft(event=Event.NOTE, note=skipped_note)
                 self._record(running.id, skipped, False, now)

@@ -16,7 +16,9 @@ from storage import (
     DONE,
     PAUSED,
     STOPPED,
+    ChannelSettings,
     Event,
+    QuietHours,
     Schedule,
     Transition,
     Watch,
@@ -129,9 +131,34 @@ def who(actor: str | None) -> str:
     return f"*{esc(name)}*" if name is not None else f"<@{actor}>"
 
 
-def mention_of(watch: Watch) -> str:
-    """Who the terminal reply pings: the requester when a person, else nobody."""
+def mention_of(watch: Watch, settings: ChannelSettings | None = None, failure: bool = True) -> str:
+    """Who the terminal reply pings: the requester when a person, else nobody; and only
+    when the channel's mention setting says so for this outcome."""
+    if settings is not None and not settings.mentions_requester(failure):
+        return ""
     return "" if actor_token(watch.requester_id) is not None else f"<@{watch.requester_id}> "
+
+
+# What a channel's "failures" settings (mention, broadcast, cc) count as a failure.
+FAILED_STATES = frozenset({State.FAILED, State.PARTIAL, State.CANCELLED, State.EXPIRED})
+
+
+def is_failure(transition: Transition) -> bool:
+    """A terminal reply that reports a failure: failed, partial, cancelled, expired, or the
+    watch timed out (docs/architecture.md#channel-settings)."""
+    if transition.event == Event.TIMEOUT:
+        return True
+    return transition.event == Event.STATE and transition.to_state in FAILED_STATES
+
+
+def cc_line(settings: ChannelSettings | None) -> str:
+    """ "cc @group @person" for a failure reply, from the channel's settings (ids only:
+    Slack's own select menus picked them)."""
+    if settings is None or not (settings.cc_groups or settings.cc_users):
+        return ""
+    groups = [f"<!subteam^{esc(g)}>" for g in settings.cc_groups]
+    people = [f"<@{esc(u)}>" for u in settings.cc_users]
+    return "cc " + " ".join(groups + people)
 
 
 def started_by(watch: Watch, *, capital: bool = True) -> str:
@@ -260,11 +287,23 @@ def _actions(watch: Watch) -> dict[str, Any]:
 # -- thread replies ------------------------------------------------------------------------
 
 
-def render_reply(watch: Watch, transition: Transition) -> Message:
-    """One thread reply for one history entry. Terminal replies mention the requester."""
+def render_reply(
+    watch: Watch, transition: Transition, settings: ChannelSettings | None = None
+) -> Message:
+    """One thread reply for one history entry. Terminal replies mention the requester (as
+    the channel's `settings` allow); failure replies add the channel's cc line."""
+    failure = is_failure(transition)
+    message = _render_reply(watch, transition, mention_of(watch, settings, failure))
+    cc = cc_line(settings) if failure else ""
+    if not cc:
+        return message
+    # Its own block: a long error quote clipped to the section's limit must not cut it.
+    return Message(f"{message.text} {cc}", [*message.blocks, section(cc)])
+
+
+def _render_reply(watch: Watch, transition: Transition, mention: str) -> Message:
     label = vendor_label(watch.vendor)
     raw = f" (`{esc_clip(transition.raw_status, 80)}`)" if transition.raw_status else ""
-    mention = mention_of(watch)
     took = duration(transition.at - watch.created_at)
     state = transition.to_state
 
@@ -344,6 +383,16 @@ def _error_detail(transition: Transition) -> str:
     if transition.note:
         parts.append(f"\n{esc(transition.note)}")
     return "\n".join(parts) if parts else ""
+
+
+def render_digest(lines: list[str], quiet: QuietHours | None) -> Message:
+    """One reply for what quiet hours held in a thread, oldest first (`lines` are rendered
+    replies and notes: already escaped)."""
+    head = texts.quiet_digest_head(
+        len(lines), f"{quiet.start}–{quiet.end} {esc(quiet.tz)}" if quiet else None
+    )
+    body = "\n".join(f"• {line}" for line in lines)
+    return Message(head, [section(f"{head}\n{body}")])
 
 
 def _reply(text: str) -> Message:

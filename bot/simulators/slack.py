@@ -49,6 +49,7 @@ class Message:
     edits: int = 0
     files: list[tuple[str, str, str]] = field(default_factory=list)  # (file_id, title, filename)
     metadata: dict[str, Any] | None = None
+    broadcast: bool = False  # a thread reply also sent to the channel (reply_broadcast)
 
 
 @dataclass(frozen=True)
@@ -365,6 +366,8 @@ class FakeSlackAPI(LocalServer):
         replies = self._replies(m.channel, m.ts) if m.thread_ts is None else []
         if m.thread_ts is not None:
             out["thread_ts"] = m.thread_ts
+            if m.broadcast:
+                out["subtype"] = "thread_broadcast"
         elif replies:  # Slack marks a parent with replies with its own ts
             out["thread_ts"] = m.ts
             out["reply_count"] = len(replies)
@@ -440,6 +443,7 @@ class FakeSlackAPI(LocalServer):
             blocks=_as_list(p.get("blocks")),
             thread_ts=_as_str(p.get("thread_ts")),
             metadata=_as_dict(p.get("metadata")),
+            broadcast=bool(p.get("thread_ts")) and _truthy(p.get("reply_broadcast")),
         )
         self._store(message, "post", changes)
         return {
@@ -497,7 +501,12 @@ class FakeSlackAPI(LocalServer):
         channel = str(p.get("channel", ""))
         if error := self._channel_error(channel, writing=False):
             return {"ok": False, "error": error}
-        top = [m for m in reversed(self._messages.get(channel, [])) if m.thread_ts is None]
+        # A broadcast reply shows in the channel too, as in Slack's own history.
+        top = [
+            m
+            for m in reversed(self._messages.get(channel, []))
+            if m.thread_ts is None or m.broadcast
+        ]
         return self._page(top, p)
 
     def _thread_history(self, p: dict[str, Any]) -> dict[str, Any]:

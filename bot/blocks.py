@@ -24,6 +24,7 @@ from storage import (
     Watch,
     actor_token,
 )
+from storage.settings import CONNECTION_ROUTE, VENDOR_ROUTE
 
 # Action ids: the verb; the button's value carries the watch id.
 WATCH_REFRESH = "watch.refresh"
@@ -422,15 +423,34 @@ def render_help(topic: str | None = None, schedule_floor_minutes: int = 60) -> M
     return Message(intro, blocks)
 
 
-def render_created(watches: list[Watch]) -> Message:
+def render_created(watches: list[Watch], routes: dict[str, str] | None = None) -> Message:
+    """ "Started …"; `routes` maps a watch that went to another channel to the route key
+    that sent it there (docs/architecture.md#channel-settings)."""
     ids = ", ".join(f"`{w.id}` ({job_title(w)})" for w in watches)
     noun = "a watch" if len(watches) == 1 else f"{len(watches)} watches"
-    return Message(texts.started(noun, ids, watches[0].id))
+    routes = routes or {}
+    notes = [
+        texts.routed_note(w.channel_id, route_reason(routes[w.id]))
+        for w in watches
+        if w.id in routes
+    ]
+    if not notes:
+        return Message(texts.started(noun, ids, watches[0].id))
+    return Message(
+        "\n".join([*dict.fromkeys(notes), texts.started_routed(noun, ids, watches[0].id)])
+    )
+
+
+def route_reason(key: str) -> str:
+    """What a route key names, for people: "Zuora", "connection `eu`"."""
+    if key.startswith(CONNECTION_ROUTE):
+        return f"connection `{esc(key.removeprefix(CONNECTION_ROUTE))}`"
+    return esc(vendor_label(key.removeprefix(VENDOR_ROUTE)))
 
 
 def render_duplicate(existing: Watch, parent_ts: str | None) -> Message:
     where = "its message in this channel"
-    if parent_ts:
+    if parent_ts:  # a routed watch's message is in the channel it was routed to
         where = f"<{archive_link(existing.channel_id, parent_ts)}|its message>"
     return Message(texts.already_watching(job_title(existing), existing.id, where))
 

@@ -169,7 +169,20 @@ class Service:
             ", ".join(f"{w.id} {w.vendor} {w.ref} in {w.channel_id}" for w in created),
         )
         self.on_change()
-        return blocks.render_created(created)
+        return blocks.render_created(created, self._routes_taken(created, who.channel_id))
+
+    def _routes_taken(self, created: list[Watch], asked_in: str) -> dict[str, str]:
+        """The route key that sent each watch made elsewhere than `asked_in` there."""
+        routed = [w for w in created if w.channel_id != asked_in]
+        if not routed:
+            return {}
+        here = self.store.channel_settings(asked_in)
+        taken = {}
+        for w in routed:
+            route = here.route_for(w.vendor, w.connection)
+            if route is not None:
+                taken[w.id] = route[1]
+        return taken
 
     def _quota_problem(self, adding: int, who: Requester) -> blocks.Message | None:
         in_channel = self.store.count_active(channel_id=who.channel_id)

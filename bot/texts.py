@@ -81,6 +81,13 @@ def started(noun: str, ids: str, first_id: str) -> str:
     )
 
 
+def started_routed(noun: str, ids: str, first_id: str) -> str:
+    return (
+        f":eyes: Started {noun}: {ids}. Updates go to its message and thread there. "
+        f"Stop with `{COMMAND} stop {first_id}`."
+    )
+
+
 def already_watching(title: str, watch_id: str, where: str) -> str:
     return (
         f"I'm already watching {title} in this channel as `{watch_id}` — see {where}. "

@@ -205,7 +205,11 @@ class WatchApi:
 
     def _visible(self, token: ApiToken, watch_id: str) -> Watch:
         watch = self._guard(lambda: self.store.get_watch(watch_id))
-        if watch is None or watch.channel_id not in token.channels:
+        # A watch the token started stays its own when its channel routed it elsewhere
+        # (docs/architecture.md#channel-settings).
+        if watch is None or (
+            watch.channel_id not in token.channels and watch.token_name != token.name
+        ):
             raise ApiError(404, "not_found", texts.API_NOT_FOUND)
         return watch
 

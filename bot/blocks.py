@@ -408,8 +408,12 @@ def render_usage_error(err: CommandError) -> Message:
     return Message(texts.usage_error(err.message, esc(err.example)))
 
 
-def render_help(topic: str | None = None, schedule_floor_minutes: int = 60) -> Message:
-    sections = texts.help_sections(list(SPECS.values()), URL_SHAPES, schedule_floor_minutes)
+def render_help(
+    topic: str | None = None, schedule_floor_minutes: int = 60, settings_by_admins: bool = False
+) -> Message:
+    sections = texts.help_sections(
+        list(SPECS.values()), URL_SHAPES, schedule_floor_minutes, settings_by_admins
+    )
     # Help is our own text, but its placeholders (`<vendor>`) would read as Slack markup.
     sections = {name: esc(text) for name, text in sections.items()}
     spec = lookup(topic) if topic else None

@@ -94,7 +94,11 @@ class Service:
 
     def handle(self, request: grammar.Request, who: Requester) -> blocks.Message:
         if isinstance(request, grammar.HelpRequest):
-            return blocks.render_help(request.topic, self.settings.min_schedule_minutes)
+            return blocks.render_help(
+                request.topic,
+                self.settings.min_schedule_minutes,
+                settings_by_admins=bool(self.settings.admins),
+            )
         if isinstance(request, grammar.WatchRequest):
             return self.create_watches(request, who)
         if isinstance(request, grammar.WatchLinksRequest):

@@ -489,12 +489,16 @@ def help_intro(topics: Iterable[str]) -> str:
         f"• `{COMMAND} stop <watch-id | schedule-id>` — stop watching\n"
         f"• `{COMMAND} token create <name>` — let a script or a vendor callback start "
         "watches here (admins)\n"
+        f"• `{COMMAND} settings` — this channel's mentions, routes and quiet hours\n"
         f"• `{COMMAND} help <topic>` — topics: {', '.join(topics)}"
     )
 
 
 def help_sections(
-    specs: Sequence[VendorSpec], url_shapes: Iterable[UrlShape], schedule_floor_minutes: int = 60
+    specs: Sequence[VendorSpec],
+    url_shapes: Iterable[UrlShape],
+    schedule_floor_minutes: int = 60,
+    settings_by_admins: bool = False,
 ) -> dict[str, str]:
     """Each `help <topic>` answer, by topic (unescaped: placeholders like `<vendor>`)."""
     vendor_lines = "\n".join(
@@ -555,6 +559,7 @@ def help_sections(
         ),
         "vendors": f"*Vendors*\n{vendor_lines}",
         "tokens": tokens_help(),
+        "settings": settings_help(settings_by_admins),
     }
 
 
@@ -719,3 +724,11 @@ def quiet_digest_head(count: int, window: str | None) -> str:
 
 
 HOME_SETTINGS_HEAD = "*Channel settings*"
+SETTINGS_BAD_MENTION = "Pick one of the choices."
+
+
+def settings_form_failed(code: str) -> str:
+    return (
+        f":warning: Slack didn't open the settings form (`{code}`). Nothing was changed; "
+        "run the command again."
+    )

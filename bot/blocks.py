@@ -529,11 +529,17 @@ def render_notice(text: str) -> Message:
     return Message(text)
 
 
+HOME_SETTINGS = 10  # channels whose settings App Home shows, at most
+
+
 def render_home(
-    watches: list[Watch], now: float, schedules: list[Schedule] | None = None
+    watches: list[Watch],
+    now: float,
+    schedules: list[Schedule] | None = None,
+    settings_lines: list[str] | None = None,
 ) -> dict[str, Any]:
     """The App Home view: the user's running watches and schedules (each with Stop), then
-    recent outcomes."""
+    recent outcomes, then the settings of the channels they watch in (one line each)."""
     schedules = schedules or []
     active = [w for w in watches if w.status in (ACTIVE, PAUSED)]
     recent = [w for w in watches if w.status not in (ACTIVE, PAUSED)][:10]
@@ -566,6 +572,9 @@ def render_home(
                 emoji, label = ":octagonal_sign:", "Stopped"
             lines.append(f"{emoji} {job_title(w)} — {label} in <#{w.channel_id}>")
         out.append(section("\n".join(lines)))
+    if settings_lines:
+        out.append({"type": "divider"})
+        out.append(section("\n".join([texts.HOME_SETTINGS_HEAD, *settings_lines])))
     out.append({"type": "divider"})
     out.append(section(esc(texts.HOME_TOKENS)))  # our text; its `<job id>` must not be markup
     return {"type": "home", "blocks": out[:100]}

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from bot import blocks, grammar, lifecycle, texts
+from bot import blocks, grammar, lifecycle, settings_form, texts
 from bot.config import Settings
 from bot.redaction import MIN_SECRET_CHARS
 from bot.schedules import NeverFires, TooFrequent, first_run, parse_schedule
@@ -367,7 +367,15 @@ class Service:
     def home_view(self, user_id: str) -> dict[str, Any]:
         """The App Home tab: the user's watches and schedules, then recent outcomes."""
         schedules = self.store.list_schedules(requester_id=user_id)
-        return blocks.render_home(self.watches_for_user(user_id), self.clock(), schedules)
+        watches = self.watches_for_user(user_id)
+        channels = sorted({w.channel_id for w in watches} | {s.channel_id for s in schedules})
+        settings = self.store.settings_of_channels(channels, limit=blocks.HOME_SETTINGS)
+        lines = [
+            f"<#{blocks.esc(s.channel_id)}> — {settings_form.summary(s)}"
+            for s in settings
+            if not s.is_default
+        ]
+        return blocks.render_home(watches, self.clock(), schedules, lines)
 
     def _stop_schedule(self, schedule_id: str, who: Requester) -> blocks.Message:
         schedule = self.store.get_schedule(schedule_id)

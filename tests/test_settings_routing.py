@@ -4,13 +4,14 @@ whichever way it was started (command, schedule run, API), and the person is tol
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from bot import grammar
 from bot.config import Settings
 from bot.lifecycle import PollPolicy
 from bot.schedules import ScheduleRunner
 from bot.service import Service
-from storage import ChannelSettings, NewWatch
+from storage import ChannelSettings, MentionPolicy, NewWatch, QuietHours
 from tests.conftest import bot_env
 from tests.test_api import REF, call, make_token
 from tests.test_service import ALICE, ZOHO
@@ -75,3 +76,21 @@ def test_a_watch_started_through_the_api_is_routed(start_bot, fake_slack, zoho_s
     assert parent.params["channel"] == "C0ALERTS"
     seen = call(slack, "GET", f"/api/v1/watches/{created.json()['id']}", token)
     assert seen.status_code == 200 and seen.json()["channel"] == "C0ALERTS"
+
+
+def test_app_home_shows_the_settings_of_the_channels_the_person_watches_in(store, clock):
+    service = Service(store, Settings.from_env(ZOHO), clock=clock)
+    service.handle(grammar.parse("watch za 1/2"), ALICE)
+    home = json.dumps(service.home_view("U1"))
+    assert "Channel settings" not in home  # C1 has none: nothing to show
+    store.save_channel_settings(
+        ChannelSettings(
+            "C1", mention=MentionPolicy.NEVER, quiet=QuietHours("22:00", "07:00", "UTC")
+        )
+    )
+    store.save_channel_settings(ChannelSettings("C0ELSE", broadcast_failures=True))
+    home = json.dumps(service.home_view("U1"))
+    assert "Channel settings" in home
+    assert "<#C1> \\u2014 never mention the requester" in home
+    assert "quiet hours 22:00\\u201307:00 UTC" in home
+    assert "C0ELSE" not in home  # not a channel of theirs

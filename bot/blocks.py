@@ -452,11 +452,17 @@ def route_reason(key: str) -> str:
     return esc(vendor_label(key.removeprefix(VENDOR_ROUTE)))
 
 
-def render_duplicate(existing: Watch, parent_ts: str | None) -> Message:
-    where = "its message in this channel"
-    if parent_ts:  # a routed watch's message is in the channel it was routed to
+def render_duplicate(
+    existing: Watch, parent_ts: str | None, asked_in: str | None = None
+) -> Message:
+    """ "Already watching"; a watch this channel routed elsewhere is named by its channel."""
+    channel = "this channel"
+    if asked_in is not None and existing.channel_id != asked_in:
+        channel = f"<#{esc(existing.channel_id)}>"
+    where = f"its message in {channel}"
+    if parent_ts:
         where = f"<{archive_link(existing.channel_id, parent_ts)}|its message>"
-    return Message(texts.already_watching(job_title(existing), existing.id, where))
+    return Message(texts.already_watching(job_title(existing), existing.id, where, channel))
 
 
 def render_list(

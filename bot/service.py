@@ -167,7 +167,9 @@ class Service:
             created = self.store.create_watches(drafts, now)
         except DuplicateWatchError as dup:
             ref = self.store.parent_ref(dup.existing.id)
-            return blocks.render_duplicate(dup.existing, ref.ts if ref else None)
+            return blocks.render_duplicate(
+                dup.existing, ref.ts if ref else None, asked_in=who.channel_id
+            )
         log.info(
             "watch created: %s",
             ", ".join(f"{w.id} {w.vendor} {w.ref} in {w.channel_id}" for w in created),

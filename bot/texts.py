@@ -88,9 +88,9 @@ def started_routed(noun: str, ids: str, first_id: str) -> str:
     )
 
 
-def already_watching(title: str, watch_id: str, where: str) -> str:
+def already_watching(title: str, watch_id: str, where: str, channel: str = "this channel") -> str:
     return (
-        f"I'm already watching {title} in this channel as `{watch_id}` — see {where}. "
+        f"I'm already watching {title} in {channel} as `{watch_id}` — see {where}. "
         "Nothing new was started."
     )
 

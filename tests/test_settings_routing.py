@@ -29,7 +29,9 @@ def test_a_routed_watch_posts_elsewhere_and_the_answer_says_where(store, clock):
     assert watch.channel_id == "C0ALERTS"
     assert "Watching in <#C0ALERTS> (this channel routes Zoho Analytics import there)" in reply.text
     again = service.handle(grammar.parse("watch za 1/2"), ALICE)  # found in the routed channel
-    assert "already watching" in again.text and watch.id in again.text
+    assert f"already watching *Zoho Analytics import* `1/2` in <#C0ALERTS> as `{watch.id}`" in (
+        again.text
+    )
     assert len(store.list_watches()) == 1
 
 

@@ -56,7 +56,7 @@ def _plain(text: str) -> dict[str, Any]:
 
 
 def _option(value: str, text: str) -> dict[str, Any]:
-    return {"text": _plain(text), "value": value}
+    return {"text": {"type": "plain_text", "text": text[:75]}, "value": value[:150]}
 
 
 def _input(

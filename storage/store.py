@@ -698,9 +698,11 @@ class Store(ChannelSettingsStore):
         return [OutboxRow.from_row(r) for r in rows]
 
     def outbox_backlog(self, now: float) -> tuple[int, float]:
-        """(pending rows, age in seconds of the oldest) for metrics."""
+        """(pending rows, age in seconds of the oldest) for metrics. Rows held for quiet
+        hours count, but not toward the age: they are waiting on purpose."""
         count, oldest = self.engine.row(
-            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
+            "SELECT COUNT(*), MIN(CASE WHEN held_until IS NULL THEN created_at END) "
+            "FROM outbox WHERE status = 'pending'"
         )
         return count, (now - oldest) if oldest is not None else 0.0
 

@@ -91,3 +91,12 @@ def test_a_held_row_does_not_hold_back_the_rows_after_it(store):
     store.mark_rows_sent([held.id], NOW, "9.9")
     assert store.held_rows(watch.id) == []
     assert {r.status for r in store.outbox_rows(watch.id) if r.id == held.id} == {"sent"}
+
+
+def test_held_rows_count_in_the_backlog_but_not_toward_its_age(store):
+    (watch,) = store.create_watches([draft()], NOW)
+    store.parent_posted(watch.id, "C1", "1.0", 10**9, NOW)
+    store.add_to_thread_once(watch.id, TransitionDraft(event="note", note="one"), [], NOW)
+    (row,) = [r for r in store.outbox_rows(watch.id) if r.kind == OutboxKind.REPLY]
+    store.hold_outbox(row.id, NOW + 3600)
+    assert store.outbox_backlog(NOW + 600) == (1, 0.0)

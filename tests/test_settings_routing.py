@@ -6,14 +6,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
+
 from bot import grammar
 from bot.config import Settings
 from bot.lifecycle import PollPolicy
 from bot.schedules import ScheduleRunner
 from bot.service import Service
+from bot.simulators.zuora import steps_two_batches
 from storage import ChannelSettings, MentionPolicy, NewWatch, QuietHours
 from tests.conftest import bot_env
 from tests.test_api import REF, call, make_token
+from tests.test_api_callbacks import AQUA, hook, key_of, wait_until
 from tests.test_service import ALICE, ZOHO
 
 
@@ -96,3 +100,32 @@ def test_app_home_shows_the_settings_of_the_channels_the_person_watches_in(store
     assert "<#C1> \\u2014 never mention the requester" in home
     assert "quiet hours 22:00\\u201307:00 UTC" in home
     assert "C0ELSE" not in home  # not a channel of theirs
+
+
+@pytest.fixture
+def zuora_bot(start_bot, fake_slack, zoho_sim, zuora_sim, tmp_path):
+    """A bot with Zuora that polls a watch again only when told (an hour's interval)."""
+    fake_slack.set_channel("C1", creator="U1")
+    env = bot_env(tmp_path, fake_slack, zoho_sim, zuora_sim=zuora_sim)
+    bot, slack = start_bot(env, poll_interval=3600)
+    return bot, slack, make_token(slack, fake_slack)
+
+
+def test_a_vendor_callback_starts_its_watch_where_the_channel_routes_it(
+    zuora_bot, fake_slack, zuora_sim
+):
+    bot, slack, token = zuora_bot
+    bot.store.save_channel_settings(ChannelSettings("C1", routes=(("vendor:zuora", "C0FIN"),)))
+    zuora_sim.add_job(AQUA, steps_two_batches(AQUA))
+    answer = hook(slack, "zuora", key_of(token), f"job={AQUA}&status=Completed")
+    assert answer.status_code == 202 and answer.json()["status"] == "watching"
+    [watch] = bot.store.list_watches(statuses=None)
+    assert watch.channel_id == "C0FIN"
+    parent = fake_slack.wait_for("chat.postMessage")[0]
+    assert parent.params["channel"] == "C0FIN"
+    wait_until(lambda: zuora_sim.polls(AQUA) == 1)
+    # Called back again: the watch is found in the routed channel and checked now.
+    again = hook(slack, "zuora", key_of(token), f"job={AQUA}&status=Completed")
+    assert again.status_code == 202 and again.json()["watches"] == [watch.id]
+    wait_until(lambda: zuora_sim.polls(AQUA) == 2)
+    assert len(bot.store.list_watches(statuses=None)) == 1

@@ -145,7 +145,12 @@ def submitted(ack: Ack, body: dict[str, Any], client: WebClient, context: Any) -
 def _announce(
     channel_id: str, note: str, body: dict[str, Any], respond: Any, client: WebClient
 ) -> None:
-    client.chat_postMessage(channel=channel_id, text=note, unfurl_links=False)
+    """Tell the channel who changed what. The settings are saved either way: a channel the
+    bot isn't in (yet) just doesn't hear about it."""
+    try:
+        client.chat_postMessage(channel=channel_id, text=note, unfurl_links=False)
+    except SlackApiError as err:
+        log.warning("settings note not posted in %s: %s", channel_id, err.response.get("error"))
 
 
 def _no_respond(**kwargs: Any) -> None:

@@ -80,11 +80,14 @@ class Notifier:
         claim_seconds: float = 120.0,
         shared: RateLedger | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        requests_answered: Callable[[], object] = lambda: None,
     ) -> None:
         """`paced=False` only for a Slack with no limits (the demo's local stand-in).
         `owner` names this process's claims on watches' deliveries (its replica id); a
         claim lasts `claim_seconds` unless the replica's heartbeat renews it. With `shared`
-        (the store), the paces live in the database and hold for every replica together."""
+        (the store), the paces live in the database and hold for every replica together.
+        `requests_answered` waits (briefly, bounded) while the server answers a burst of
+        requests, so a round woken by a burst posts after the burst is answered."""
         self.store = store
         self.client = client
         self.clock = clock
@@ -94,6 +97,7 @@ class Notifier:
         self.claim_seconds = claim_seconds
         self.credentials_error = ""  # Slack's code when it last rejected the bot token
         self.heartbeat = Heartbeat(STUCK_AFTER_S, monotonic)
+        self.requests_answered = requests_answered
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,6 +156,10 @@ class Notifier:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            # New work most often comes from a request that is still being answered, with
+            # others behind it: the people (and scripts) waiting on those answers go first,
+            # the posts follow within QUIET_WAIT_S (docs/architecture.md#watch-api).
+            self.requests_answered()
             delay = self._round()
             self._wake.wait(delay)
             self._wake.clear()

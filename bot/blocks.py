@@ -17,8 +17,10 @@ from storage import (
     DONE,
     PAUSED,
     STOPPED,
+    ChannelSettings,
     Digest,
     Event,
+    QuietHours,
     RunOutcome,
     Schedule,
     ScheduleRun,
@@ -26,6 +28,7 @@ from storage import (
     Watch,
     actor_token,
 )
+from storage.settings import CONNECTION_ROUTE, VENDOR_ROUTE
 
 # Action ids: the verb; the button's value carries the watch id.
 WATCH_REFRESH = "watch.refresh"
@@ -133,9 +136,34 @@ def who(actor: str | None) -> str:
     return f"*{esc(name)}*" if name is not None else f"<@{actor}>"
 
 
-def mention_of(watch: Watch) -> str:
-    """Who the terminal reply pings: the requester when a person, else nobody."""
+def mention_of(watch: Watch, settings: ChannelSettings | None = None, failure: bool = True) -> str:
+    """Who the terminal reply pings: the requester when a person, else nobody; and only
+    when the channel's mention setting says so for this outcome."""
+    if settings is not None and not settings.mentions_requester(failure):
+        return ""
     return "" if actor_token(watch.requester_id) is not None else f"<@{watch.requester_id}> "
+
+
+# What a channel's "failures" settings (mention, broadcast, cc) count as a failure.
+FAILED_STATES = frozenset({State.FAILED, State.PARTIAL, State.CANCELLED, State.EXPIRED})
+
+
+def is_failure(transition: Transition) -> bool:
+    """A terminal reply that reports a failure: failed, partial, cancelled, expired, or the
+    watch timed out (docs/architecture.md#channel-settings)."""
+    if transition.event == Event.TIMEOUT:
+        return True
+    return transition.event == Event.STATE and transition.to_state in FAILED_STATES
+
+
+def cc_line(settings: ChannelSettings | None) -> str:
+    """ "cc @group @person" for a failure reply, from the channel's settings (ids only:
+    Slack's own select menus picked them)."""
+    if settings is None or not (settings.cc_groups or settings.cc_users):
+        return ""
+    groups = [f"<!subteam^{esc(g)}>" for g in settings.cc_groups]
+    people = [f"<@{esc(u)}>" for u in settings.cc_users]
+    return "cc " + " ".join(groups + people)
 
 
 def started_by(watch: Watch, *, capital: bool = True) -> str:
@@ -286,11 +314,23 @@ def _actions(watch: Watch) -> dict[str, Any]:
 # -- thread replies ------------------------------------------------------------------------
 
 
-def render_reply(watch: Watch, transition: Transition) -> Message:
-    """One thread reply for one history entry. Terminal replies mention the requester."""
+def render_reply(
+    watch: Watch, transition: Transition, settings: ChannelSettings | None = None
+) -> Message:
+    """One thread reply for one history entry. Terminal replies mention the requester (as
+    the channel's `settings` allow); failure replies add the channel's cc line."""
+    failure = is_failure(transition)
+    message = _render_reply(watch, transition, mention_of(watch, settings, failure))
+    cc = cc_line(settings) if failure else ""
+    if not cc:
+        return message
+    # Its own block: a long error quote clipped to the section's limit must not cut it.
+    return Message(f"{message.text} {cc}", [*message.blocks, section(cc)])
+
+
+def _render_reply(watch: Watch, transition: Transition, mention: str) -> Message:
     label = vendor_label(watch.vendor)
     raw = f" (`{esc_clip(transition.raw_status, 80)}`)" if transition.raw_status else ""
-    mention = mention_of(watch)
     took = duration(transition.at - watch.created_at)
     state = transition.to_state
 
@@ -375,6 +415,16 @@ def _error_detail(transition: Transition) -> str:
     return "\n".join(parts) if parts else ""
 
 
+def render_quiet_digest(lines: list[str], quiet: QuietHours | None) -> Message:
+    """One reply for what quiet hours held in a thread, oldest first (`lines` are rendered
+    replies and notes: already escaped)."""
+    head = texts.quiet_digest_head(
+        len(lines), f"{quiet.start}–{quiet.end} {esc(quiet.tz)}" if quiet else None
+    )
+    body = "\n".join(f"• {line}" for line in lines)
+    return Message(head, [section(f"{head}\n{body}")])
+
+
 def _reply(text: str) -> Message:
     fallback = text.split("\n", 1)[0][:300]
     return Message(fallback, [section(text)])
@@ -387,8 +437,12 @@ def render_usage_error(err: CommandError) -> Message:
     return Message(texts.usage_error(err.message, esc(err.example)))
 
 
-def render_help(topic: str | None = None, schedule_floor_minutes: int = 60) -> Message:
-    sections = texts.help_sections(list(SPECS.values()), URL_SHAPES, schedule_floor_minutes)
+def render_help(
+    topic: str | None = None, schedule_floor_minutes: int = 60, settings_by_admins: bool = False
+) -> Message:
+    sections = texts.help_sections(
+        list(SPECS.values()), URL_SHAPES, schedule_floor_minutes, settings_by_admins
+    )
     # Help is our own text, but its placeholders (`<vendor>`) would read as Slack markup.
     sections = {name: esc(text) for name, text in sections.items()}
     spec = lookup(topic) if topic else None
@@ -402,17 +456,42 @@ def render_help(topic: str | None = None, schedule_floor_minutes: int = 60) -> M
     return Message(intro, blocks)
 
 
-def render_created(watches: list[Watch]) -> Message:
+def render_created(watches: list[Watch], routes: dict[str, str] | None = None) -> Message:
+    """ "Started …"; `routes` maps a watch that went to another channel to the route key
+    that sent it there (docs/architecture.md#channel-settings)."""
     ids = ", ".join(f"`{w.id}` ({job_title(w)})" for w in watches)
     noun = "a watch" if len(watches) == 1 else f"{len(watches)} watches"
-    return Message(texts.started(noun, ids, watches[0].id))
+    routes = routes or {}
+    notes = [
+        texts.routed_note(w.channel_id, route_reason(routes[w.id]))
+        for w in watches
+        if w.id in routes
+    ]
+    if not notes:
+        return Message(texts.started(noun, ids, watches[0].id))
+    return Message(
+        "\n".join([*dict.fromkeys(notes), texts.started_routed(noun, ids, watches[0].id)])
+    )
 
 
-def render_duplicate(existing: Watch, parent_ts: str | None) -> Message:
-    where = "its message in this channel"
+def route_reason(key: str) -> str:
+    """What a route key names, for people: "Zuora", "connection `eu`"."""
+    if key.startswith(CONNECTION_ROUTE):
+        return f"connection `{esc(key.removeprefix(CONNECTION_ROUTE))}`"
+    return esc(vendor_label(key.removeprefix(VENDOR_ROUTE)))
+
+
+def render_duplicate(
+    existing: Watch, parent_ts: str | None, asked_in: str | None = None
+) -> Message:
+    """ "Already watching"; a watch this channel routed elsewhere is named by its channel."""
+    channel = "this channel"
+    if asked_in is not None and existing.channel_id != asked_in:
+        channel = f"<#{esc(existing.channel_id)}>"
+    where = f"its message in {channel}"
     if parent_ts:
         where = f"<{archive_link(existing.channel_id, parent_ts)}|its message>"
-    return Message(texts.already_watching(job_title(existing), existing.id, where))
+    return Message(texts.already_watching(job_title(existing), existing.id, where, channel))
 
 
 def render_list(
@@ -511,11 +590,17 @@ def render_notice(text: str) -> Message:
     return Message(text)
 
 
+HOME_SETTINGS = 10  # channels whose settings App Home shows, at most
+
+
 def render_home(
-    watches: list[Watch], now: float, schedules: list[Schedule] | None = None
+    watches: list[Watch],
+    now: float,
+    schedules: list[Schedule] | None = None,
+    settings_lines: list[str] | None = None,
 ) -> dict[str, Any]:
     """The App Home view: the user's running watches and schedules (each with Stop), then
-    recent outcomes."""
+    recent outcomes, then the settings of the channels they watch in (one line each)."""
     schedules = schedules or []
     active = [w for w in watches if w.status in (ACTIVE, PAUSED)]
     recent = [w for w in watches if w.status not in (ACTIVE, PAUSED)][:10]
@@ -548,6 +633,9 @@ def render_home(
                 emoji, label = ":octagonal_sign:", "Stopped"
             lines.append(f"{emoji} {job_title(w)} — {label} in <#{w.channel_id}>")
         out.append(section("\n".join(lines)))
+    if settings_lines:
+        out.append({"type": "divider"})
+        out.append(section("\n".join([texts.HOME_SETTINGS_HEAD, *settings_lines])))
     out.append({"type": "divider"})
     out.append(section(esc(texts.HOME_TOKENS)))  # our text; its `<job id>` must not be markup
     return {"type": "home", "blocks": out[:100]}

@@ -26,6 +26,7 @@ HELP_TOPICS = (
     "stop",
     "permissions",
     "tokens",
+    "settings",
 )
 TOKEN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")  # bot/api/credentials.py's NAME
 # A channel as Slack sends a picked mention (`<#C123|name>`, `<#C123>`) or its bare id.
@@ -101,6 +102,11 @@ class StopRequest:
 
 
 @dataclass(frozen=True)
+class SettingsRequest:
+    """`settings`: open this channel's settings form (docs/architecture.md#channel-settings)."""
+
+
+@dataclass(frozen=True)
 class TokenRequest:
     """`token create <name> [<#channel> …]`, `token list`, `token revoke <name>`."""
 
@@ -119,6 +125,7 @@ Request = (
     | TokenRequest
     | ScheduleAlertRequest
     | ScheduleDigestRequest
+    | SettingsRequest
 )
 
 
@@ -222,7 +229,11 @@ def parse(text: str, secrets: Collection[str] = ()) -> Request:
         return _parse_token(args)
     if verb in ("schedule", "schedules"):
         return _parse_schedule_change(args)
-    verbs = ["watch", "sync", "list", "stop", "help", "token", "schedule"]
+    if verb == "settings":
+        if args:
+            raise CommandError("`settings` takes no arguments.", f"{COMMAND} settings")
+        return SettingsRequest()
+    verbs = ["watch", "sync", "list", "stop", "help", "token", "schedule", "settings"]
     guess = difflib.get_close_matches(verb, verbs, n=1)
     hint = f" Did you mean `{guess[0]}`?" if guess else ""
     raise CommandError(

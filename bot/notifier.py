@@ -251,14 +251,28 @@ class Notifier:
         # Two queues per watch, as in Store.due_outbox: edits of the top message, and the
         # thread (replies, files). A row that must wait holds back the rest of its own
         # queue; a held-back edit holds back the thread only while there is no top message.
+        # While the channel's quiet hours are on, thread rows are held instead (they stay in
+        # the outbox); the first thread row delivered after them releases them as one digest
+        # (docs/architecture.md#channel-settings).
         held: set[str] = set()
         watch_id = rows[0].watch_id
         try:
             with self._locks[hash(watch_id) % len(self._locks)]:
+                quiet = _Quiet(self, watch_id)
                 for row in rows:
                     queue = "parent" if row.kind == OutboxKind.PARENT else "thread"
-                    if queue in held:
+                    if queue in held or row.id in quiet.released:
                         continue
+                    if queue == "thread":
+                        until = quiet.until()
+                        if until is not None:
+                            self.store.hold_outbox(row.id, until)
+                            continue
+                        if not quiet.release():
+                            held.add(queue)
+                            continue
+                        if row.id in quiet.released:
+                            continue
                     delivered = self._deliver(row)
                     self.heartbeat.beat()  # progress within a long round
                     if not delivered:
@@ -268,12 +282,65 @@ class Notifier:
         finally:
             self.store.release_outbox(self.owner, watch_id)
 
+    def _release_held(self, watch_id: str) -> tuple[bool, set[int]]:
+        """Deliver what quiet hours held for a watch: its replies and notes as one digest
+        reply, then its files. Returns (whether all went, the rows that went)."""
+        rows = self.store.held_rows(watch_id)
+        if not rows:
+            return True, set()
+        first = rows[0]
+        # A held row waits for exactly its window's end; any other time is a failed or paced
+        # earlier attempt at the digest, whose wait holds the thread back.
+        if first.next_attempt_at != first.held_until and self.clock() < first.next_attempt_at:
+            return False, set()
+        done: set[int] = set()
+        lines = [r for r in rows if r.kind == OutboxKind.REPLY or "note" in r.payload]
+        if lines:
+            if not self._deliver(lines[0], lambda: self._post_digest(watch_id, lines)):
+                return False, done
+            done.update(r.id for r in lines)
+        for row in rows:
+            if row.id in done:
+                continue
+            if not self._deliver(row):
+                return False, done
+            done.add(row.id)
+        return True, done
+
+    def _post_digest(self, watch_id: str, rows: list[OutboxRow]) -> None:
+        """One reply for the held rows, posted exactly once: it carries the first row's
+        marker (found by the look-up after a crash) and every row is marked sent together."""
+        watch = self.store.get_watch(watch_id)
+        if watch is None:
+            for row in rows:
+                self.store.mark_dead(row.id, "watch missing")
+            return
+        channel, parent_ts = self._parent_ts(watch_id)
+        settings = self.store.channel_settings(watch.channel_id)
+        lines = []
+        for row in rows:
+            if row.kind == OutboxKind.REPLY:
+                transition = self.store.get_transition(row.transition_id or 0)
+                if transition is not None:
+                    reply = blocks.render_reply(watch, transition, settings)
+                    lines.append(reply.blocks[0]["text"]["text"] if reply.blocks else reply.text)
+            else:
+                icon = ":warning:" if row.payload.get("warning") else ":information_source:"
+                lines.append(f"{icon} {blocks.esc(str(row.payload['note']))}")
+        message = blocks.render_quiet_digest(lines, settings.quiet)
+        marker = {"outbox_id": rows[0].id, "kind": "digest"}
+        _, ts = self._post_once(rows[0].id, marker, channel, parent_ts, message)
+        self.store.mark_rows_sent([r.id for r in rows], self.clock(), ts)
+
     # -- one row ---------------------------------------------------------------------------
 
-    def _deliver(self, row: OutboxRow) -> bool:
-        """Deliver one row. Returns False when it was deferred (later rows must wait)."""
+    def _deliver(self, row: OutboxRow, send: Callable[[], None] | None = None) -> bool:
+        """Deliver one row (or do `send` on its behalf: a digest of held rows). Returns False
+        when it was deferred (later rows must wait)."""
         try:
-            if row.kind == OutboxKind.PARENT:
+            if send is not None:
+                send()
+            elif row.kind == OutboxKind.PARENT:
                 self._sync_parent(row)
             elif row.kind == OutboxKind.REPLY:
                 self._send_reply(row)
@@ -419,8 +486,13 @@ class Notifier:
             self.store.mark_dead(row.id, "watch or transition missing")
             return
         channel, parent_ts = self._parent_ts(watch.id)
-        message = blocks.render_reply(watch, transition)
-        _, ts = self._post_once(row.id, {"outbox_id": row.id}, channel, parent_ts, message)
+        # The channel's settings as they are at delivery (docs/architecture.md#channel-settings).
+        settings = self.store.channel_settings(watch.channel_id)
+        message = blocks.render_reply(watch, transition, settings)
+        broadcast = settings.broadcast_failures and blocks.is_failure(transition)
+        _, ts = self._post_once(
+            row.id, {"outbox_id": row.id}, channel, parent_ts, message, broadcast=broadcast
+        )
         self.store.mark_sent(row.id, self.clock(), slack_ref=ts)
 
     def _upload(self, row: OutboxRow) -> None:
@@ -521,11 +593,14 @@ class Notifier:
         message: blocks.Message,
         *,
         paced: bool = True,
+        broadcast: bool = False,
     ) -> tuple[str, str]:
         """chat.postMessage exactly once. The message carries `marker` in its metadata; a
         row already in flight (a crash, a timeout, a 5xx: Slack may have posted it) is first
         looked up by that marker, and only a post actually sent waits for the channel's
-        pace (`paced`). Returns (channel, ts)."""
+        pace (`paced`). A `broadcast` reply is also sent to the channel; it stays in the
+        thread too, where the look-up finds it. Returns (channel, ts)."""
+        extra = {"reply_broadcast": True} if broadcast and thread_ts else {}
         since = self.store.in_flight_since(row_id)
         if since is not None:
             found = self._find_posted(channel, thread_ts, marker, since)
@@ -545,6 +620,7 @@ class Notifier:
                     metadata={"event_type": METADATA_EVENT, "event_payload": marker},
                     unfurl_links=False,
                     unfurl_media=False,
+                    **extra,
                 )
             except SlackApiError as err:
                 if getattr(err.response, "status_code", 200) < 500:
@@ -598,6 +674,49 @@ class Notifier:
             if not cursor:
                 return
         log.warning("look-up stopped after %d pages of history; sending again", LOOKUP_PAGES)
+
+
+class _Quiet:
+    """One watch's quiet hours within one delivery round: whether its thread rows are held
+    now (read once, lazily), and the held rows released this round."""
+
+    def __init__(self, notifier: Notifier, watch_id: str) -> None:
+        self.notifier = notifier
+        self.watch_id = watch_id
+        self.released: set[int] = set()
+        self._until: float | None = None
+        self._read = False
+        self._done = False
+
+    def until(self) -> float | None:
+        """When the quiet window holding this watch's thread ends; None when not quiet.
+        Once a watch has failed, nothing of its thread is held any more."""
+        if not self._read:
+            self._read = True
+            self._until = self._compute()
+        return self._until
+
+    def _compute(self) -> float | None:
+        store = self.notifier.store
+        watch = store.get_watch(self.watch_id)
+        if watch is None:
+            return None
+        quiet = store.channel_settings(watch.channel_id).quiet
+        until = quiet.until(self.notifier.clock()) if quiet is not None else None
+        if until is None:
+            return None
+        if any(blocks.is_failure(t) for t in store.transitions(self.watch_id)):
+            return None
+        return until
+
+    def release(self) -> bool:
+        """Release the held rows once per round, before the first thread row that goes."""
+        if self._done:
+            return True
+        ok, sent = self.notifier._release_held(self.watch_id)
+        self.released |= sent
+        self._done = ok
+        return ok
 
 
 class _NoParentYet(Exception):

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from bot import blocks, grammar, lifecycle, texts
+from bot import blocks, grammar, lifecycle, settings_form, texts
 from bot.config import Settings
 from bot.digests import DIGEST_HOUR
 from bot.redaction import MIN_SECRET_CHARS
@@ -98,7 +98,11 @@ class Service:
 
     def handle(self, request: grammar.Request, who: Requester) -> blocks.Message:
         if isinstance(request, grammar.HelpRequest):
-            return blocks.render_help(request.topic, self.settings.min_schedule_minutes)
+            return blocks.render_help(
+                request.topic,
+                self.settings.min_schedule_minutes,
+                settings_by_admins=bool(self.settings.admins),
+            )
         if isinstance(request, grammar.WatchRequest):
             return self.create_watches(request, who)
         if isinstance(request, grammar.WatchLinksRequest):
@@ -171,13 +175,28 @@ class Service:
             created = self.store.create_watches(drafts, now)
         except DuplicateWatchError as dup:
             ref = self.store.parent_ref(dup.existing.id)
-            return blocks.render_duplicate(dup.existing, ref.ts if ref else None)
+            return blocks.render_duplicate(
+                dup.existing, ref.ts if ref else None, asked_in=who.channel_id
+            )
         log.info(
             "watch created: %s",
             ", ".join(f"{w.id} {w.vendor} {w.ref} in {w.channel_id}" for w in created),
         )
         self.on_change()
-        return blocks.render_created(created)
+        return blocks.render_created(created, self._routes_taken(created, who.channel_id))
+
+    def _routes_taken(self, created: list[Watch], asked_in: str) -> dict[str, str]:
+        """The route key that sent each watch made elsewhere than `asked_in` there."""
+        routed = [w for w in created if w.channel_id != asked_in]
+        if not routed:
+            return {}
+        here = self.store.channel_settings(asked_in)
+        taken = {}
+        for w in routed:
+            route = here.route_for(w.vendor, w.connection)
+            if route is not None:
+                taken[w.id] = route[1]
+        return taken
 
     def _quota_problem(self, adding: int, who: Requester) -> blocks.Message | None:
         in_channel = self.store.count_active(channel_id=who.channel_id)
@@ -424,7 +443,15 @@ class Service:
     def home_view(self, user_id: str) -> dict[str, Any]:
         """The App Home tab: the user's watches and schedules, then recent outcomes."""
         schedules = self.store.list_schedules(requester_id=user_id)
-        return blocks.render_home(self.watches_for_user(user_id), self.clock(), schedules)
+        watches = self.watches_for_user(user_id)
+        channels = sorted({w.channel_id for w in watches} | {s.channel_id for s in schedules})
+        settings = self.store.settings_of_channels(channels, limit=blocks.HOME_SETTINGS)
+        lines = [
+            f"<#{blocks.esc(s.channel_id)}> — {settings_form.summary(s)}"
+            for s in settings
+            if not s.is_default
+        ]
+        return blocks.render_home(watches, self.clock(), schedules, lines)
 
     def _schedule_here(self, schedule_id: str, who: Requester) -> Schedule | None:
         """The schedule, if `who` may see it from where they are: its own channel, or the

@@ -81,9 +81,16 @@ def started(noun: str, ids: str, first_id: str) -> str:
     )
 
 
-def already_watching(title: str, watch_id: str, where: str) -> str:
+def started_routed(noun: str, ids: str, first_id: str) -> str:
     return (
-        f"I'm already watching {title} in this channel as `{watch_id}` — see {where}. "
+        f":eyes: Started {noun}: {ids}. Updates go to its message and thread there. "
+        f"Stop with `{COMMAND} stop {first_id}`."
+    )
+
+
+def already_watching(title: str, watch_id: str, where: str, channel: str = "this channel") -> str:
+    return (
+        f"I'm already watching {title} in {channel} as `{watch_id}` — see {where}. "
         "Nothing new was started."
     )
 
@@ -579,12 +586,16 @@ def help_intro(topics: Iterable[str]) -> str:
         "of a schedule post here\n"
         f"• `{COMMAND} token create <name>` — let a script or a vendor callback start "
         "watches here (admins)\n"
+        f"• `{COMMAND} settings` — this channel's mentions, routes and quiet hours\n"
         f"• `{COMMAND} help <topic>` — topics: {', '.join(topics)}"
     )
 
 
 def help_sections(
-    specs: Sequence[VendorSpec], url_shapes: Iterable[UrlShape], schedule_floor_minutes: int = 60
+    specs: Sequence[VendorSpec],
+    url_shapes: Iterable[UrlShape],
+    schedule_floor_minutes: int = 60,
+    settings_by_admins: bool = False,
 ) -> dict[str, str]:
     """Each `help <topic>` answer, by topic (unescaped: placeholders like `<vendor>`)."""
     vendor_lines = "\n".join(
@@ -659,6 +670,7 @@ def help_sections(
         ),
         "vendors": f"*Vendors*\n{vendor_lines}",
         "tokens": tokens_help(),
+        "settings": settings_help(settings_by_admins),
     }
 
 
@@ -694,4 +706,140 @@ def tokens_help() -> str:
         "Zoho CRM bulk write `callback.url` = `…/hooks/zoho-crm/<key>`. A watched job is checked "
         "at once; an unwatched one gets a watch in the token's (first) channel. I only take the "
         "job id from a callback: my own check of the job decides what it says."
+    )
+
+
+# -- channel settings (docs/architecture.md#channel-settings) ------------------------------
+
+
+def settings_help(by_admins: bool) -> str:
+    """`help settings`: every setting, and who may change them here."""
+    who = (
+        "Only syncwatch admins (the `admins` of its config) may change them."
+        if by_admins
+        else "No syncwatch admins are configured, so anyone in the channel may change them."
+    )
+    return (
+        f"*Channel settings* — `{COMMAND} settings` in a channel opens a form with this "
+        f"channel's settings. {who}\n"
+        "• *Mention the requester* when a job ends: always (the default), only on failures "
+        "(failed, partial, cancelled, expired, timed out) or never.\n"
+        "• *Broadcast failures*: a failure reply is also sent to the channel.\n"
+        "• *On failure, also mention* user groups and people (cc at the end of the reply).\n"
+        "• *Routes*: watches of a vendor, or of a named connection, started here post into "
+        "another channel (one I'm in); a connection's route wins over its vendor's.\n"
+        "• *Quiet hours* (start, end, time zone; may cross midnight): thread replies that "
+        "aren't failures wait, and each watch gets one summary reply when quiet hours end "
+        "(then its files). Failures still post at once. The top message keeps updating.\n"
+        "Settings are per channel; my App Home tab shows those of your channels."
+    )
+
+
+SETTINGS_IN_A_CHANNEL = (
+    "Settings are per channel: run `/syncwatch settings` in the channel whose notifications "
+    "you want to change."
+)
+SETTINGS_ADMINS_ONLY = (
+    "Only syncwatch admins may change this channel's settings (the `admins` of its config). "
+    f"`{COMMAND} help settings` shows what they are."
+)
+SETTINGS_NOT_A_MEMBER = "Only people in this channel may change its settings. Nothing was changed."
+SETTINGS_TITLE = "Channel settings"
+SETTINGS_SAVE = "Save"
+SETTINGS_CANCEL = "Cancel"
+SETTINGS_MENTION_LABEL = "Mention the requester when a job ends"
+SETTINGS_MENTION_CHOICES = (
+    ("always", "Always"),
+    ("failures", "Only on failures"),
+    ("never", "Never"),
+)
+SETTINGS_BROADCAST_LABEL = "Failures"
+SETTINGS_BROADCAST_OPTION = "Also send failure replies to the channel"
+SETTINGS_CC_USERS_LABEL = "On failure, also mention these people"
+SETTINGS_CC_GROUPS_LABEL = "On failure, also mention these user groups"
+SETTINGS_NO_GROUPS = (
+    "_User groups can't be listed here (Slack didn't let me read them); people still can be "
+    "picked above._"
+)
+SETTINGS_ROUTES_HEAD = (
+    "*Routes* — watches started here post into another channel instead (one I'm in)."
+)
+SETTINGS_QUIET_HEAD = (
+    "*Quiet hours* — thread replies that aren't failures wait until they end, then come as "
+    "one summary per watch. Leave start and end empty for none."
+)
+SETTINGS_QUIET_START = "Quiet from"
+SETTINGS_QUIET_END = "Quiet until"
+SETTINGS_QUIET_TZ = "Time zone (IANA, e.g. Europe/Berlin)"
+
+
+def settings_vendor_route_label(vendor: str) -> str:
+    return f"{vendor} watches go to"
+
+
+def settings_connection_route_label(connection: str) -> str:
+    return f"Watches on connection {connection} go to"
+
+
+def settings_bad_channel(code: str) -> str:
+    return f"I can't use that channel (Slack says `{code}`). Pick another one."
+
+
+SETTINGS_ROUTE_NOT_MEMBER = (
+    "I'm not in that channel, so I couldn't post there. Invite me with `/invite @syncwatch` "
+    "first, or pick another channel."
+)
+SETTINGS_ROUTE_ARCHIVED = "That channel is archived. Pick another one."
+SETTINGS_QUIET_EMPTY = "Quiet hours need different start and end times."
+SETTINGS_QUIET_HALF = "Fill in both start and end, or neither."
+SETTINGS_BAD_ZONE = "That isn't a time zone I know. Use an IANA name such as Europe/Berlin."
+SETTINGS_NEED_ZONE = "Quiet hours need a time zone, such as Europe/Berlin."
+
+
+def settings_changed(user_id: str, summary: str) -> str:
+    return f":gear: <@{user_id}> changed this channel's settings: {summary}"
+
+
+def settings_summary(
+    mention: str,
+    broadcast: bool,
+    cc: str,
+    routes: str,
+    quiet: str,
+) -> str:
+    """One line that says every setting (parts already escaped)."""
+    mention_text = {
+        "always": "mention the requester on every outcome",
+        "failures": "mention the requester only on failures",
+        "never": "never mention the requester",
+    }[mention]
+    parts = [mention_text]
+    if broadcast:
+        parts.append("failures are sent to the channel")
+    if cc:
+        parts.append(f"failures also mention {cc}")
+    if routes:
+        parts.append(f"routes: {routes}")
+    parts.append(f"quiet hours {quiet}" if quiet else "no quiet hours")
+    return "; ".join(parts) + "."
+
+
+def routed_note(channel_id: str, why: str) -> str:
+    return f"Watching in <#{channel_id}> (this channel routes {why} there)."
+
+
+def quiet_digest_head(count: int, window: str | None) -> str:
+    during = f"during quiet hours ({window})" if window else "during quiet hours"
+    noun = "update" if count == 1 else "updates"
+    return f":zzz: {count} {noun} held {during}:"
+
+
+HOME_SETTINGS_HEAD = "*Channel settings*"
+SETTINGS_BAD_MENTION = "Pick one of the choices."
+
+
+def settings_form_failed(code: str) -> str:
+    return (
+        f":warning: Slack didn't open the settings form (`{code}`). Nothing was changed; "
+        "run the command again."
     )

@@ -37,6 +37,7 @@ from .records import (
     actor_token,
     token_actor,
 )
+from .settings import ChannelSettings, MentionPolicy, QuietHours
 from .store import DuplicateWatchError, IdempotencyRecord, Store, TokenNameTaken
 
 __all__ = [
@@ -55,15 +56,18 @@ __all__ = [
     "PAUSED",
     "STOPPED",
     "ApiToken",
+    "ChannelSettings",
     "DatabaseUnavailable",
     "DuplicateWatchError",
     "Event",
     "IdempotencyRecord",
+    "MentionPolicy",
     "NewWatch",
     "OutboxKind",
     "OutboxRow",
     "ParentRef",
     "PollResult",
+    "QuietHours",
     "Schedule",
     "ScheduleStatus",
     "Store",

@@ -35,6 +35,7 @@ DATA_TABLES = (
     "result_chunks",
     "api_tokens",
     "api_idempotency",
+    "channel_settings",
 )
 # Tables whose integer `id` the database numbers (a copy sets the counter past the last).
 IDENTITY_TABLES = ("transitions", "outbox")
@@ -340,6 +341,29 @@ def m009_api_tokens(db: Database) -> None:
         "created_at REAL NOT NULL, PRIMARY KEY (token_name, key))"
     )
     db.execute("CREATE INDEX idx_api_idempotency_created_at ON api_idempotency (created_at)")
+
+
+@migration(
+    postgresql=(
+        "CREATE TABLE channel_settings (channel_id TEXT PRIMARY KEY, mention TEXT NOT NULL, "
+        "broadcast_failures BIGINT NOT NULL, cc_users TEXT NOT NULL, cc_groups TEXT NOT NULL, "
+        "routes TEXT NOT NULL, quiet_start TEXT, quiet_end TEXT, quiet_tz TEXT, "
+        "updated_by TEXT, updated_at DOUBLE PRECISION NOT NULL)",
+        "ALTER TABLE outbox ADD COLUMN held_until DOUBLE PRECISION",
+    )
+)
+def m010_channel_settings(db: Database) -> None:
+    # Per-channel notification settings (docs/architecture.md#channel-settings): who the
+    # terminal reply mentions, failure broadcast and cc, routes to other channels, quiet
+    # hours. A channel without a row behaves as before. An outbox row held for quiet hours
+    # has `held_until` (the window's end); held rows don't hold back the rest of the thread.
+    db.execute(
+        "CREATE TABLE channel_settings (channel_id TEXT PRIMARY KEY, mention TEXT NOT NULL, "
+        "broadcast_failures INTEGER NOT NULL, cc_users TEXT NOT NULL, cc_groups TEXT NOT NULL, "
+        "routes TEXT NOT NULL, quiet_start TEXT, quiet_end TEXT, quiet_tz TEXT, "
+        "updated_by TEXT, updated_at REAL NOT NULL)"
+    )
+    db["outbox"].add_column("held_until", float)
 
 
 @migration(

@@ -223,6 +223,7 @@ class OutboxRow:
     attempts: int
     created_at: float
     next_attempt_at: float
+    held_until: float | None = None  # held for quiet hours until then
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> OutboxRow:
@@ -236,6 +237,7 @@ class OutboxRow:
             attempts=row["attempts"] or 0,
             created_at=row["created_at"],
             next_attempt_at=row["next_attempt_at"],
+            held_until=row.get("held_until"),
         )
 
 

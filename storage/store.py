@@ -38,6 +38,7 @@ from .records import (
     Watch,
     WatchStatus,
 )
+from .settings import ChannelSettingsStore
 
 INTEGRITY_ERRORS = integrity_errors()
 
@@ -80,7 +81,7 @@ class IdempotencyRecord:
     status: int | None
 
 
-class Store(AlertStore, DigestStore):
+class Store(ChannelSettingsStore, AlertStore, DigestStore):
     """The only door to the database. Safe to share across threads."""
 
     def __init__(self, database: str | DatabaseURL, *, pool_size: int | None = None) -> None:
@@ -166,7 +167,7 @@ class Store(AlertStore, DigestStore):
             created = self._create_watches(drafts, now)
         except INTEGRITY_ERRORS:
             # Two replicas created the same watch at once: the unique index let one through.
-            for draft in drafts:
+            for draft in map(self.routed, drafts):
                 existing = self.find_active(draft.vendor, draft.ref, draft.channel_id)
                 if existing is not None:
                     raise DuplicateWatchError(existing) from None
@@ -176,7 +177,7 @@ class Store(AlertStore, DigestStore):
     def _create_watches(self, drafts: list[NewWatch], now: float) -> list[Watch]:
         created = []
         with self.engine.transaction():
-            for draft in drafts:
+            for draft in map(self.routed, drafts):
                 existing = self.find_active(draft.vendor, draft.ref, draft.channel_id)
                 if existing is not None:
                     raise DuplicateWatchError(existing)
@@ -540,10 +541,13 @@ class Store(AlertStore, DigestStore):
     # queues: a parent row waits only for earlier parent rows (a reply waiting for a parent
     # must not block that parent), and a thread row waits for an earlier parent row only
     # while the parent message doesn't exist yet. A paced or throttled edit of the top
-    # message must not hold back the reply that tells the person their job ended.
+    # message must not hold back the reply that tells the person their job ended. A row held
+    # for quiet hours (`held_until`) holds back nothing: a failure after it posts at once
+    # (docs/architecture.md#channel-settings).
     _NOT_BLOCKED = (
         "NOT EXISTS (SELECT 1 FROM outbox p WHERE p.watch_id = o.watch_id "
         "AND p.status = 'pending' AND p.id < o.id AND p.next_attempt_at > :now "
+        "AND p.held_until IS NULL "
         "AND (CASE WHEN o.kind = 'parent' THEN p.kind = 'parent' "
         "ELSE p.kind != 'parent' OR NOT EXISTS "
         "(SELECT 1 FROM slack_messages m WHERE m.watch_id = o.watch_id) END))"
@@ -696,9 +700,11 @@ class Store(AlertStore, DigestStore):
         return [OutboxRow.from_row(r) for r in rows]
 
     def outbox_backlog(self, now: float) -> tuple[int, float]:
-        """(pending rows, age in seconds of the oldest) for metrics."""
+        """(pending rows, age in seconds of the oldest) for metrics. Rows held for quiet
+        hours count, but not toward the age: they are waiting on purpose."""
         count, oldest = self.engine.row(
-            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
+            "SELECT COUNT(*), MIN(CASE WHEN held_until IS NULL THEN created_at END) "
+            "FROM outbox WHERE status = 'pending'"
         )
         return count, (now - oldest) if oldest is not None else 0.0
 
@@ -945,7 +951,9 @@ class Store(AlertStore, DigestStore):
                 "UPDATE schedules SET next_run_at = ?, last_run_at = ? WHERE id = ?",
                 [next_run_at, now, schedule_id],
             )
-            running = self.find_active(draft.vendor, draft.ref, draft.channel_id)
+            # The run's watch goes where its channel routes it (create_watches routes it).
+            where = self.routed(draft).channel_id
+            running = self.find_active(draft.vendor, draft.ref, where)
             if running is not None:  # still syncing from before: say so where people look
                 skipped = TransitionDraft(event=Event.NOTE, note=skipped_note)
                 self._record(running.id, skipped, False, now)

@@ -40,6 +40,9 @@ def test_manifest_asks_only_for_the_scopes_used():
         # conversations.replies: find a file an interrupted upload may already have shared
         "channels:history",
         "groups:history",
+        # channel settings: the user groups to mention, the person's time zone
+        "usergroups:read",
+        "users:read",
     }
     assert "chat:write.public" not in scopes
 

@@ -196,7 +196,11 @@ class WatchApi:
                 "callback for %s %s: polling %s", spec.key, ref, ", ".join(w.id for w in watched)
             )
             return {"status": "polling", "watches": [w.id for w in watched]}
-        _, watch = self._start(token, spec, ref, token.channels[0], DEFAULT_CONNECTION, None, None)
+        status, watch = self._start(
+            token, spec, ref, token.channels[0], DEFAULT_CONNECTION, None, None
+        )
+        if status == 200:  # already watched where the channel routes it: check it now
+            self._guard(lambda: self.store.poll_soon(watch.id, self.clock()))
         self.on_due()
         log.info("callback for %s %s: started %s", spec.key, ref, watch.id)
         return {"status": "watching", "watches": [watch.id]}
@@ -205,7 +209,11 @@ class WatchApi:
 
     def _visible(self, token: ApiToken, watch_id: str) -> Watch:
         watch = self._guard(lambda: self.store.get_watch(watch_id))
-        if watch is None or watch.channel_id not in token.channels:
+        # A watch the token started stays its own when its channel routed it elsewhere
+        # (docs/architecture.md#channel-settings).
+        if watch is None or (
+            watch.channel_id not in token.channels and watch.token_name != token.name
+        ):
             raise ApiError(404, "not_found", texts.API_NOT_FOUND)
         return watch
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot import grammar
+from bot import grammar, settings_form
 
-from . import actions, commands, events
+from . import actions, commands, events, settings
 
 
 def register(app: App) -> None:
@@ -21,3 +21,4 @@ def register(app: App) -> None:
         app.action(action_id)(actions.click)
     app.action(actions.OURS)(actions.stale)  # last: buttons of older releases still get an ack
     app.event("app_home_opened")(events.home_opened)
+    app.view(settings_form.CALLBACK_ID)(settings.submitted)

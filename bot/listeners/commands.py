@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks, grammar, texts
 from bot.api.tokens import TokenAdmin
+from bot.listeners import settings
 from bot.listeners.deps import after_ack_of, service_of, tokens_of
 from bot.service import Requester, Service
 from bot.slack import channel_facts
@@ -37,6 +38,9 @@ def answer(
         return
     if isinstance(request, grammar.TokenRequest):
         answer_token(ack, request, command, respond, client, context)
+        return
+    if isinstance(request, grammar.SettingsRequest):
+        settings.open_form(ack, command, respond, client, context)
         return
     if isinstance(request, POSTS_HERE):
         refusal = conversation_problem(command)

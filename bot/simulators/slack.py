@@ -22,6 +22,7 @@ TEAM_ID = "T1"
 BOT_NAME = "syncwatch"
 _TS_EPOCH = 1_700_000_000  # every fake ts is 1700000000.000001, .000002, …
 APP_TOKEN = "xapp-1-A0FAKE-1-fakeapptoken"  # the app-level token the fake accepts
+DEFAULT_TZ = "America/Los_Angeles"  # users.info's `tz` for a user the test didn't set
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Message:
     edits: int = 0
     files: list[tuple[str, str, str]] = field(default_factory=list)  # (file_id, title, filename)
     metadata: dict[str, Any] | None = None
+    broadcast: bool = False  # a thread reply also sent to the channel (reply_broadcast)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,10 @@ class FakeSlackAPI(LocalServer):
         self._all_holds: list[Hold] = []  # released on close
         self._hung_up = threading.Event()  # set on close: hung replies end at once
         self.page_cap: int | None = None  # history pages hold at most this many messages
+        # usergroups.list answers these; users.info answers each user's `tz` from here
+        # (else DEFAULT_TZ).
+        self.usergroups: list[dict[str, Any]] = []
+        self.user_tz: dict[str, str] = {}
         # apps.connections.open: the app-level token it accepts (others get invalid_auth),
         # and the WebSocket URL it hands out (bot/simulators/slack_socket.py serves one;
         # by default nothing listens there).
@@ -365,6 +371,8 @@ class FakeSlackAPI(LocalServer):
         replies = self._replies(m.channel, m.ts) if m.thread_ts is None else []
         if m.thread_ts is not None:
             out["thread_ts"] = m.thread_ts
+            if m.broadcast:
+                out["subtype"] = "thread_broadcast"
         elif replies:  # Slack marks a parent with replies with its own ts
             out["thread_ts"] = m.ts
             out["reply_count"] = len(replies)
@@ -410,10 +418,22 @@ class FakeSlackAPI(LocalServer):
                 return self._history(p)
             case "conversations.replies":
                 return self._thread_history(p)
-            case "views.publish":
+            case "views.publish" | "views.update":
                 self._view_seq += 1
                 view = _as_dict(p.get("view")) or {}
                 return {"ok": True, "view": {**view, "id": f"V{self._view_seq}"}}
+            case "views.open":
+                if not p.get("trigger_id"):
+                    return {"ok": False, "error": "invalid_trigger_id"}
+                self._view_seq += 1
+                view = _as_dict(p.get("view")) or {}
+                return {"ok": True, "view": {**view, "id": f"V{self._view_seq}"}}
+            case "usergroups.list":
+                return {"ok": True, "usergroups": copy.deepcopy(self.usergroups)}
+            case "users.info":
+                user = str(p.get("user", ""))
+                tz = self.user_tz.get(user, DEFAULT_TZ)
+                return {"ok": True, "user": {"id": user, "tz": tz}}
             case "files.getUploadURLExternal":
                 self._file_seq += 1
                 file_id = f"F{self._file_seq}"
@@ -440,6 +460,7 @@ class FakeSlackAPI(LocalServer):
             blocks=_as_list(p.get("blocks")),
             thread_ts=_as_str(p.get("thread_ts")),
             metadata=_as_dict(p.get("metadata")),
+            broadcast=bool(p.get("thread_ts")) and _truthy(p.get("reply_broadcast")),
         )
         self._store(message, "post", changes)
         return {
@@ -497,7 +518,12 @@ class FakeSlackAPI(LocalServer):
         channel = str(p.get("channel", ""))
         if error := self._channel_error(channel, writing=False):
             return {"ok": False, "error": error}
-        top = [m for m in reversed(self._messages.get(channel, [])) if m.thread_ts is None]
+        # A broadcast reply shows in the channel too, as in Slack's own history.
+        top = [
+            m
+            for m in reversed(self._messages.get(channel, []))
+            if m.thread_ts is None or m.broadcast
+        ]
         return self._page(top, p)
 
     def _thread_history(self, p: dict[str, Any]) -> dict[str, Any]:

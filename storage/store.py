@@ -17,6 +17,7 @@ from .db import SqliteEngine
 from .engine import DatabaseURL, Engine, Result, integrity_errors, parse_database_url
 from .migrations import apply as apply_migrations
 from .migrations import apply_postgres
+from .progress import ProgressPointsStore
 from .records import (
     ACTIVE,
     DONE,
@@ -78,7 +79,7 @@ class IdempotencyRecord:
     status: int | None
 
 
-class Store:
+class Store(ProgressPointsStore):
     """The only door to the database. Safe to share across threads."""
 
     def __init__(self, database: str | DatabaseURL, *, pool_size: int | None = None) -> None:

@@ -741,3 +741,8 @@ def test_the_estimate_keeps_its_field_when_the_progress_fills_the_section():
     assert len(shown) == 10 and shown[1] == "*Estimate*\n~9 min left"
     assert shown[-1] == "*…*\n4 more"
     assert_valid(message.blocks)
+
+
+def test_help_watch_says_when_the_time_left_is_shown():
+    shown = all_text(render_help("watch"))
+    assert "~4 min left" in shown and "two" in shown and "more than a day" in shown

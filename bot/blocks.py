@@ -215,8 +215,8 @@ def render_parent(watch: Watch, now: float) -> Message:
 
 
 def _time_left(watch: Watch) -> str | None:
-    """ "~4 min left" while the job runs and its progress gives a believable estimate
-    (docs/architecture.md#eta), else None. From the watch's stored samples only."""
+    """The time left ("~4 min left") while the job runs and its samples give a believable
+    estimate (docs/architecture.md#eta), else None. From the watch's row only."""
     if watch.status != ACTIVE or watch.state in TERMINAL_STATES:
         return None
     minutes = eta.shown(decode_points(watch.progress_points))

@@ -41,7 +41,10 @@ def seconds_left(points: Sequence[ProgressPoint]) -> float | None:
         return None
     # left / rate, with rate = gained / elapsed, without dividing by a rate that may
     # underflow to zero
-    left = (last.total - last.done) * elapsed / gained
+    try:
+        left = float(last.total - last.done) * elapsed / gained
+    except OverflowError:  # counts no float holds: not from a vendor (the boundary bounds them)
+        return None
     if not math.isfinite(left) or left > MAX_SECONDS_LEFT:
         return None
     return max(0.0, left)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .engine import Engine
 
 MAX_POINTS = 6  # enough for a rate over the last few polls, small enough to rewrite each poll
+MAX_COUNT = 10**15  # far above any real job's units, far below what a float holds
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,10 @@ def decode_points(text: str | None) -> tuple[ProgressPoint, ...]:
         if not (isinstance(item, list) and len(item) == 3):
             return ()
         t, done, total = item
-        counts = all(isinstance(n, int) and not isinstance(n, bool) for n in (done, total))
+        counts = all(
+            isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_COUNT
+            for n in (done, total)
+        )
         if not (counts and isinstance(t, int | float) and not isinstance(t, bool)):
             return ()
         try:

@@ -233,3 +233,8 @@ def test_an_unreadable_column_reads_as_no_points(text):
 )
 def test_rounded_as_people_say_it(seconds, shown_as):
     assert time_left(shown_minutes(seconds)) == shown_as
+
+
+def test_counts_beyond_any_float_show_nothing():
+    assert seconds_left(series((0, 0), (60, 1), total=10**400)) is None
+    assert decode_points(f"[[1, 0, {10**16}], [2, 1, {10**16}]]") == ()

@@ -36,7 +36,7 @@ FILE_ID_CHARS = 4_096  # above the 2,048 a CRM result link may have, so that che
 MAX_PROGRESS = 20  # the parent message shows 10 at most
 MAX_FACTS = 100
 MAX_FILES = 1_000
-MAX_COUNT = 10**15  # done/total: far above any real job, far below a float's limit
+MAX_COUNT = 10**15  # done/total: far above any real job, far below a float's limit (as stored)
 ELLIPSIS = "…"
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".json")  # result files redacted byte by byte
 

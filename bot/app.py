@@ -133,7 +133,10 @@ def make_wsgi(
             with gate.answering():
                 return slack(environ, start_response)
         if api is not None and api.serves(path):
-            return api(environ, start_response)
+            # Counted like Slack's requests: a burst of API calls is answered before the
+            # deliveries it started compete for the interpreter (docs/architecture.md#watch-api).
+            with gate.answering():
+                return api(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found\n"]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot import eta, texts
+from bot.digests import DIGEST_HOUR
 from bot.grammar import COMMAND, HELP_TOPICS, CommandError
 from bot.urls import URL_SHAPES
 from bot.vendors import SPECS, TERMINAL_STATES, JobSnapshot, State, lookup
@@ -16,8 +17,11 @@ from storage import (
     DONE,
     PAUSED,
     STOPPED,
+    Digest,
     Event,
+    RunOutcome,
     Schedule,
+    ScheduleRun,
     Transition,
     Watch,
     actor_token,
@@ -160,8 +164,10 @@ def archive_link(channel_id: str, ts: str) -> str:
 # -- parent message ------------------------------------------------------------------------
 
 
-def render_parent(watch: Watch, now: float) -> Message:
-    """The one channel message per watch, rendered from the watch's current row."""
+def render_parent(watch: Watch, now: float, run: ScheduleRun | None = None) -> Message:
+    """The one channel message per watch, rendered from the watch's current row. `run`:
+    the schedule occurrence it is the run of, whose streak a failed or recovering run shows
+    (docs/architecture.md#alert-policy)."""
     snap = JobSnapshot.from_json(watch.snapshot)
     emoji, label = STATE_LOOK.get(watch.state, STATE_LOOK[State.UNKNOWN])
     status_line = f"{emoji} *{label}*"
@@ -172,6 +178,9 @@ def render_parent(watch: Watch, now: float) -> Message:
     elif watch.status == PAUSED:
         status_line = f":double_vertical_bar: *Paused* ({esc(watch.pause_reason or 'paused')})"
 
+    streak = _streak_line(watch, run)
+    if streak:
+        status_line += f"\n{streak}"
     blocks: list[dict[str, Any]] = [section(f"{job_title(watch)}\n{status_line}")]
     if snap and snap.progress:
         left = _time_left(watch)
@@ -195,6 +204,8 @@ def render_parent(watch: Watch, now: float) -> Message:
     if watch.finished_at is not None:
         when = f"took {duration(watch.finished_at - watch.created_at)}"
     meta = [started_by(watch), when, f"watch `{watch.id}`"]
+    if run is not None:
+        meta.append(f"schedule `{run.schedule_id}`")
     if watch.connection != DEFAULT_CONNECTION:
         meta.append(f"connection `{esc(watch.connection)}`")
     blocks.append(context(" · ".join(meta)))
@@ -232,6 +243,21 @@ def time_left(minutes: int) -> str:
         return f"~{minutes} min left"
     hours, rest = divmod(minutes, 60)
     return f"~{hours} h {rest} min left" if rest else f"~{hours} h left"
+
+
+def _streak_line(watch: Watch, run: ScheduleRun | None) -> str:
+    """A scheduled run's place in its schedule's streak, once it has ended, and only while
+    the watch still shows that outcome (a *Retry sync* may have run it again since)."""
+    if run is None or not run.streak_count or watch.status != DONE:
+        return ""
+    if (watch.state == State.SUCCEEDED) != (run.outcome == RunOutcome.OK):
+        return ""
+    if run.outcome == RunOutcome.FAILED:
+        since = slack_date(run.streak_since) if run.streak_since else "its first run"
+        return texts.streak_failed(run.streak_count, since, run.broke_count or 0)
+    if run.recovered_after:
+        return texts.back_to_normal(run.recovered_after)
+    return ""
 
 
 def _is_sync(watch: Watch) -> bool:
@@ -314,6 +340,9 @@ def render_reply(watch: Watch, transition: Transition) -> Message:
         if transition.error_message:
             return _reply(f"{head}:\n{quote_block(transition.error_message, 2900 - len(head))}")
         return _reply(f"{head}: it is long ({esc(transition.note or '')}), so it is attached.")
+    if transition.event == Event.RECOVERED:
+        failures = int(transition.note) if (transition.note or "").isdigit() else 0
+        return _reply(texts.back_to_normal(failures) + ".")
     if transition.event == Event.NOTE:
         by = f"{who(transition.actor)} " if transition.actor else ""
         return _reply(by + esc(transition.note or ""))
@@ -469,12 +498,38 @@ def _schedule_blocks(schedules: list[Schedule]) -> list[dict[str, Any]]:
         when = slack_date(s.next_run_at) if s.next_run_at else "never"
         line = (
             f":calendar: `{s.id}` {esc(vendor_label(s.vendor))} `{esc(s.ref)}` — "
-            f"`{esc(s.cron)}` ({esc(s.tz)}), next {when}, set by <@{s.requester_id}>"
+            f"`{esc(s.cron)}` ({esc(s.tz)}), next {when}, set by <@{s.requester_id}>\n"
+            f"Alerts: {texts.alert_policy_label(s.alert_policy, s.alert_every)}"
         )
+        if s.digest:
+            line += f"; {texts.digest_label(s.digest, esc(s.tz), f'{DIGEST_HOUR:02d}:00')}"
+        if s.streak_kind == RunOutcome.FAILED and s.streak_count:
+            line += f"\n{texts.failing_for(s.streak_count)}"
+            if s.streak_since:
+                line += f" since {slack_date(s.streak_since)}"
         out.append(_with_stop(line, SCHEDULE_STOP, s.id))
     if len(schedules) > LIST_SCHEDULES:
         out.append(context(f"…and {len(schedules) - LIST_SCHEDULES} more."))
     return out
+
+
+def render_digest(digest: Digest) -> Message:
+    """One channel message summing up the quiet runs of its schedules since the last one
+    (docs/architecture.md#alert-digest)."""
+    head = texts.digest_heading(digest.cadence, esc(digest.tz))
+    lines = [
+        texts.digest_line(
+            line.schedule_id,
+            f"{esc(vendor_label(line.vendor))} `{esc(line.ref)}`",
+            line.ok,
+            line.failed,
+        )
+        for line in digest.lines[:40]
+    ]
+    if len(digest.lines) > 40:
+        lines.append(f"…and {len(digest.lines) - 40} more schedules.")
+    body = "\n".join(lines)
+    return Message(head, [section(f"{head}\n{body}")])
 
 
 def render_notice(text: str) -> Message:

@@ -101,6 +101,8 @@ class Settings:
     quota_per_channel: int = 100  # active watches one channel may hold
     quota_per_user: int = 50  # active watches one person may have started
     min_schedule_minutes: int = 60  # SYNCWATCH_MIN_SCHEDULE_MINUTES: least time between runs
+    # SYNCWATCH_REPLICA_LEASE_SECONDS: how long a dead replica's work waits for another one.
+    replica_lease_seconds: float = 30.0
     # SYNCWATCH_PUBLIC_URL: where Slack and vendors reach this bot (callback URLs start so).
     public_url: str = ""
     api_rate_per_minute: float = 120.0  # SYNCWATCH_API_RATE_PER_MINUTE: requests per token
@@ -207,6 +209,11 @@ class Settings:
                 get.number(
                     "SYNCWATCH_MIN_SCHEDULE_MINUTES", 60, minimum=1, maximum=10080, integer=True
                 )
+            ),
+            # Renewed every third of it: below 6 s a busy database or a paused VM would make a
+            # live replica's work look abandoned (docs/architecture.md#replicas).
+            replica_lease_seconds=get.number(
+                "SYNCWATCH_REPLICA_LEASE_SECONDS", 30, minimum=6, maximum=600
             ),
             zoho=zoho,
             zuora=zuora,

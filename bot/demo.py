@@ -275,6 +275,8 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             time.sleep(pause)
             session.command("U0HANK", f"sync {WS}/{DATASOURCE}")
             time.sleep(pause)
+            session.command("U0HANK", f"sync {WS}/{DATASOURCE} at 06:30 alert failures")
+            time.sleep(pause)
             session.command("U0CAROL", "watch zoho-analytic 12/34")
             time.sleep(pause)
             _script_and_callback(term, session, zuora)

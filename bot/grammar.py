@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from bot.texts import COMMAND
 from bot.urls import UrlError, looks_like_url, parse_url
 from bot.vendors import SPECS, RefError, VendorSpec, lookup
-from storage import DEFAULT_CONNECTION
+from storage import DEFAULT_ALERT_EVERY, DEFAULT_CONNECTION, MAX_ALERT_EVERY, AlertPolicy
 
 MAX_TEXT = 4000
 MAX_REFS = 10
@@ -56,12 +56,38 @@ class WatchLinksRequest:
 
 
 @dataclass(frozen=True)
+class AlertChoice:
+    """A schedule's alert policy as typed (docs/architecture.md#alert-policy)."""
+
+    policy: AlertPolicy = AlertPolicy.EVERY
+    every: int = DEFAULT_ALERT_EVERY  # smart: every Nth failure in a row after the first
+
+
+@dataclass(frozen=True)
 class SyncRequest:
     workspace_id: str
     datasource_id: str
     connection: str = DEFAULT_CONNECTION
     at: str | None = None
     tz: str | None = None
+    alert: AlertChoice | None = None  # only with `at`
+    digest: str | None = None  # daily | weekly, only with `at`
+
+
+@dataclass(frozen=True)
+class ScheduleDigestRequest:
+    """`schedule <id> digest daily|weekly|off`: sum up a schedule's quiet runs."""
+
+    schedule_id: str
+    digest: str | None  # None: off
+
+
+@dataclass(frozen=True)
+class ScheduleAlertRequest:
+    """`schedule <id> alert <policy>`: change a schedule's alert policy."""
+
+    schedule_id: str
+    alert: AlertChoice
 
 
 @dataclass(frozen=True)
@@ -91,6 +117,8 @@ Request = (
     | ListRequest
     | StopRequest
     | TokenRequest
+    | ScheduleAlertRequest
+    | ScheduleDigestRequest
 )
 
 
@@ -192,7 +220,10 @@ def parse(text: str, secrets: Collection[str] = ()) -> Request:
         return _parse_stop(args)
     if verb in ("token", "tokens"):
         return _parse_token(args)
-    guess = difflib.get_close_matches(verb, ["watch", "sync", "list", "stop", "help", "token"], n=1)
+    if verb in ("schedule", "schedules"):
+        return _parse_schedule_change(args)
+    verbs = ["watch", "sync", "list", "stop", "help", "token", "schedule"]
+    guess = difflib.get_close_matches(verb, verbs, n=1)
     hint = f" Did you mean `{guess[0]}`?" if guess else ""
     raise CommandError(
         f"I don't know the subcommand {code(verb)}.{hint} "
@@ -201,10 +232,14 @@ def parse(text: str, secrets: Collection[str] = ()) -> Request:
     )
 
 
+# Words people try for a topic that another one covers.
+_HELP_ALIASES = {"alert": "schedules", "alerts": "schedules", "digest": "schedules"}
+
+
 def _parse_help(args: list[str]) -> HelpRequest:
     if not args:
         return HelpRequest()
-    topic = args[0].lower()
+    topic = _HELP_ALIASES.get(args[0].lower(), args[0].lower())
     if topic in HELP_TOPICS or lookup(topic) is not None:
         return HelpRequest(topic)
     raise CommandError(
@@ -214,7 +249,14 @@ def _parse_help(args: list[str]) -> HelpRequest:
 
 
 # How many words each option takes; None = every word up to the next option (cron fields).
-_OPTION_WORDS: dict[str, int | None] = {"as": 1, "every": 1, "tz": 1, "at": None}
+_OPTION_WORDS: dict[str, int | None] = {
+    "as": 1,
+    "every": 1,
+    "tz": 1,
+    "at": None,
+    "alert": None,
+    "digest": None,
+}
 
 
 def _take_options(
@@ -390,7 +432,7 @@ _SYNC_TARGET = re.compile(r"^([0-9]{1,20})/([0-9]{1,20})$")  # ASCII: \d admits 
 
 def _parse_sync(args: list[str]) -> SyncRequest:
     example = f"{COMMAND} sync 2480011000000498001/2480011000000630011"
-    positional, options = _take_options(args, ("as", "at", "tz"), example)
+    positional, options = _take_options(args, ("as", "at", "tz", "alert", "digest"), example)
     if len(positional) != 1:
         raise CommandError(f"`sync` needs exactly one `{_SYNC_SYNTAX}`.", example)
     match = _SYNC_TARGET.match(positional[0])
@@ -401,9 +443,117 @@ def _parse_sync(args: list[str]) -> SyncRequest:
         )
     if "tz" in options and "at" not in options:
         raise CommandError("`tz` only applies to a schedule given with `at`.", example)
-    at = " ".join(options["at"]) if "at" in options else None
+    for option in ("alert", "digest"):
+        if option in options and "at" not in options:
+            raise CommandError(
+                f"`{option}` only applies to a schedule given with `at`.", ALERT_EXAMPLE
+            )
+    # `at "0 6 * * *"`: the quotes people type around a cron (Slack may make them curly).
+    at = " ".join(options["at"]).strip(_QUOTES) if "at" in options else None
     tz = " ".join(options["tz"]) if "tz" in options else None
-    return SyncRequest(match.group(1), match.group(2), _parse_connection(options, example), at, tz)
+    alert = parse_alert(options["alert"], ALERT_EXAMPLE) if "alert" in options else None
+    digest = None
+    if "digest" in options:
+        digest = parse_digest(options["digest"], DIGEST_EXAMPLE, allow_off=False)
+    return SyncRequest(
+        match.group(1), match.group(2), _parse_connection(options, example), at, tz, alert, digest
+    )
+
+
+_QUOTES = "\"'“”‘’"
+ALERT_EXAMPLE = f"{COMMAND} sync 2480011000000498001/2480011000000630011 at 06:30 alert failures"
+_ALERT_NAMES = {
+    "every": AlertPolicy.EVERY,
+    "all": AlertPolicy.EVERY,
+    "always": AlertPolicy.EVERY,
+    "failures": AlertPolicy.FAILURES,
+    "failure": AlertPolicy.FAILURES,
+    "failed": AlertPolicy.FAILURES,
+    "smart": AlertPolicy.SMART,
+}
+DIGEST_EXAMPLE = (
+    f"{COMMAND} sync 2480011000000498001/2480011000000630011 at 06:30 alert failures digest daily"
+)
+
+
+def parse_digest(words: list[str], example: str, *, allow_off: bool) -> str | None:
+    """`daily` | `weekly` (| `off` when changing a schedule): None means off."""
+    choices = ("daily", "weekly", "off") if allow_off else ("daily", "weekly")
+    word = words[0].lower()
+    if len(words) != 1 or word not in choices:
+        shown = "`, `".join(choices)
+        raise CommandError(
+            f"`digest` takes one of `{shown}`, not {code(' '.join(words))}: a message that "
+            "sums up the runs that posted nothing, every day or every Monday.",
+            example,
+        )
+    return None if word == "off" else word
+
+
+_ALERT_COUNT = re.compile(r"^[0-9]{1,3}$")  # ASCII digits, and never a long number
+
+
+def parse_alert(words: list[str], example: str) -> AlertChoice:
+    """`every` | `failures` | `smart [every N]` (docs/architecture.md#alert-policy). One look
+    at each word: linear in the text."""
+    policy = _ALERT_NAMES.get(words[0].lower())
+    if policy is None:
+        raise CommandError(
+            f"{code(words[0])} is not an alert policy. Use `every` (each run posts), "
+            "`failures` (only failed runs post) or `smart [every N]` (the first failure, then "
+            f"every Nth failure in a row, and one message when it is back to normal; N is "
+            f"{DEFAULT_ALERT_EVERY} unless given).",
+            example,
+        )
+    rest = [word.lower() for word in words[1:]]
+    if policy != AlertPolicy.SMART:
+        if rest:
+            raise CommandError(
+                f"`alert {policy.value}` takes nothing after it; only `smart` takes `every N`.",
+                example,
+            )
+        return AlertChoice(policy)
+    if not rest:
+        return AlertChoice(policy)
+    if rest[0] == "every":
+        rest = rest[1:]
+    if (
+        len(rest) != 1
+        or not _ALERT_COUNT.match(rest[0])
+        or not 1 <= int(rest[0]) <= MAX_ALERT_EVERY
+    ):
+        shown = " ".join(words[1:])
+        raise CommandError(
+            f"`alert smart` takes `every N` with N a whole number from 1 to {MAX_ALERT_EVERY}, "
+            f"not {code(shown)}; e.g. `alert smart every 3` posts the 1st, 4th, 7th, … "
+            "failure in a row.",
+            example,
+        )
+    return AlertChoice(policy, int(rest[0]))
+
+
+def _parse_schedule_change(args: list[str]) -> ScheduleAlertRequest | ScheduleDigestRequest:
+    example = f"{COMMAND} schedule s3xq alert failures"
+    if len(args) < 3 or args[1].lower() not in ("alert", "digest"):
+        raise CommandError(
+            "`schedule` takes a schedule id and what to change: "
+            "`schedule <schedule-id> alert every | failures | smart [every N]` or "
+            "`schedule <schedule-id> digest daily | weekly | off`.",
+            example,
+        )
+    target = args[0].lower()
+    if not SHORT_ID.match(target) or not target.startswith("s"):
+        raise CommandError(
+            f"{code(args[0])} is not a schedule id; schedule ids look like `s3xq` "
+            f"(`{COMMAND} list` shows them).",
+            example,
+        )
+    if args[1].lower() == "digest":
+        digest_example = f"{COMMAND} schedule {target} digest daily"
+        return ScheduleDigestRequest(target, parse_digest(args[2:], digest_example, allow_off=True))
+    return ScheduleAlertRequest(
+        target, parse_alert(args[2:], f"{COMMAND} schedule {target} alert failures")
+    )
 
 
 def _parse_stop(args: list[str]) -> StopRequest:

@@ -22,7 +22,7 @@ from bot.health import Heartbeat, slack_token_rejected
 from bot.metrics import Metrics
 from bot.ratelimit import Pace, RateLedger, SharedPace
 from bot.slack import UPLOAD_TIMEOUT_S, UploadSource, build_upload_client
-from storage import DatabaseUnavailable, OutboxKind, OutboxRow, Store
+from storage import DatabaseUnavailable, Digest, OutboxKind, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +80,14 @@ class Notifier:
         claim_seconds: float = 120.0,
         shared: RateLedger | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        requests_answered: Callable[[], object] = lambda: None,
     ) -> None:
         """`paced=False` only for a Slack with no limits (the demo's local stand-in).
         `owner` names this process's claims on watches' deliveries (its replica id); a
         claim lasts `claim_seconds` unless the replica's heartbeat renews it. With `shared`
-        (the store), the paces live in the database and hold for every replica together."""
+        (the store), the paces live in the database and hold for every replica together.
+        `requests_answered` waits (briefly, bounded) while the server answers a burst of
+        requests, so a round woken by a burst posts after the burst is answered."""
         self.store = store
         self.client = client
         self.clock = clock
@@ -94,6 +97,7 @@ class Notifier:
         self.claim_seconds = claim_seconds
         self.credentials_error = ""  # Slack's code when it last rejected the bot token
         self.heartbeat = Heartbeat(STUCK_AFTER_S, monotonic)
+        self.requests_answered = requests_answered
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,6 +156,10 @@ class Notifier:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            # New work most often comes from a request that is still being answered, with
+            # others behind it: the people (and scripts) waiting on those answers go first,
+            # the posts follow within QUIET_WAIT_S (docs/architecture.md#watch-api).
+            self.requests_answered()
             delay = self._round()
             self._wake.wait(delay)
             self._wake.clear()
@@ -185,7 +193,59 @@ class Notifier:
         futures = [self._pool.submit(self._deliver_watch, rs) for rs in by_watch.values()]
         for future in futures:
             future.result()
-        return len(rows)
+        return len(rows) + self._deliver_digests()
+
+    # -- digests of quiet scheduled runs (docs/architecture.md#alert-digest) -------------------
+
+    def _deliver_digests(self) -> int:
+        """Post the digests that are due, each exactly once: claimed by one replica, marked
+        in flight before the post, and looked up by its metadata before a re-post."""
+        digests = self.store.claim_digests(self.clock(), self.owner, self.claim_seconds)
+        for digest in digests:
+            self._deliver_digest(digest)
+            self.heartbeat.beat()
+        return len(digests)
+
+    def _deliver_digest(self, digest: Digest) -> None:
+        marker = {"digest": digest.key}
+        try:
+            if digest.in_flight_at is not None:
+                found = self._find_posted(digest.channel_id, None, marker, digest.in_flight_at)
+                if found is not None:
+                    self.store.digest_sent(digest.key, found, self.clock())
+                    return
+            self.store.digest_in_flight(digest.key, self.clock())
+            try:
+                response = self._call_with_fallback(
+                    self.client.chat_postMessage,
+                    blocks.render_digest(digest),
+                    channel=digest.channel_id,
+                    metadata={"event_type": METADATA_EVENT, "event_payload": marker},
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            except SlackApiError as err:
+                if getattr(err.response, "status_code", 200) < 500:
+                    self.store.digest_clear_in_flight(digest.key)  # Slack posted nothing
+                raise
+            self.store.digest_sent(digest.key, str(response["ts"]), self.clock())
+            self.metrics.slack_calls.labels("digest", "sent").inc()
+        except SlackApiError as err:
+            code = str(err.response.get("error", "")) if err.response is not None else ""
+            self.metrics.slack_calls.labels("digest", code or "error").inc()
+            if code in CHANNEL_GONE or digest.attempts + 1 >= MAX_ATTEMPTS:
+                log.warning("digest %s given up: %s", digest.key, code)
+                self.store.digest_dead(digest.key, code or "gave up")
+            elif _rate_limited(err):
+                self.store.digest_retry(
+                    digest.key, self.clock() + _retry_after(err), code, counts=False
+                )
+            else:
+                delay = min(300.0, 2.0 ** (digest.attempts + 1))
+                self.store.digest_retry(digest.key, self.clock() + delay, code or "error")
+        except (SlackClientError, OSError) as err:
+            delay = min(300.0, 2.0 ** (digest.attempts + 1))
+            self.store.digest_retry(digest.key, self.clock() + delay, f"{type(err).__name__}")
 
     def _deliver_watch(self, rows: list[OutboxRow]) -> None:
         # Two queues per watch, as in Store.due_outbox: edits of the top message, and the
@@ -281,7 +341,7 @@ class Notifier:
         upto, watch = self.store.pending_parent_upto(row.watch_id)
         if upto < row.id or watch is None:
             return  # an earlier render already covered this row
-        message = blocks.render_parent(watch, self.clock())
+        message = blocks.render_parent(watch, self.clock(), self.store.run_of(watch.id))
         ref = self.store.parent_ref(watch.id)
         if ref is not None and not ref.editable:  # Slack won't take edits: thread only
             self.store.mark_parent_rows_sent(watch.id, upto, self.clock())

@@ -73,9 +73,11 @@ class Poller:
         buckets: Buckets | SharedBuckets | None = None,
         files_in_database: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
+        requests_answered: Callable[[], object] = lambda: None,
     ) -> None:
         """`owner` names this process's leases (its replica id); a lease lasts
-        `lease_seconds` unless the replica's heartbeat renews it."""
+        `lease_seconds` unless the replica's heartbeat renews it. `requests_answered`
+        waits (briefly, bounded) while the server answers a burst of requests."""
         self.store = store
         self.vendors = vendors
         self.policy = policy
@@ -94,6 +96,7 @@ class Poller:
         self.boundary = VendorBoundary(vendors.ctx.redactor)
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="poll")
         self._monotonic = monotonic
+        self.requests_answered = requests_answered
         stuck_after = max(STUCK_AFTER_TICKS * TICK_SECONDS, STUCK_AFTER_MIN_S)
         self.heartbeat = Heartbeat(stuck_after, monotonic)
         self._in_flight: dict[Future[None], float] = {}  # each claimed poll: when it was handed out
@@ -194,6 +197,9 @@ class Poller:
             scheduler.modify_job("poll-tick", next_run_time=dt.datetime.now(dt.UTC))
 
     def _tick(self) -> int:
+        # A burst of requests being answered (commands, API calls) goes first: a poll is
+        # due within seconds, an answer within milliseconds (docs/architecture.md#watch-api).
+        self.requests_answered()
         until = time.monotonic() + TICK_SECONDS * 0.9
         total = 0
         if not self.database.ready():

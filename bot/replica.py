@@ -21,7 +21,7 @@ from storage import Store
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 30.0  # a dead replica's watches wait at most this long for another one
+LEASE_SECONDS = 30.0  # default: a dead replica's watches wait at most this long for another one
 BEAT_SECONDS = 10.0  # three beats a lease: one late beat (a slow database) loses nothing
 FORGET_AFTER = 86400.0  # replica rows silent this long are deleted (their leases lapsed long ago)
 
@@ -48,8 +48,13 @@ class Replica:
         host: str | None = None,
         pid: int | None = None,
         alive: Callable[[int], bool] = pid_alive,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
+        """`lease_seconds` (SYNCWATCH_REPLICA_LEASE_SECONDS): how long this replica's
+        leases last without a beat; it beats every third of that."""
         self.store = store
+        self.lease_seconds = lease_seconds
+        self.beat_seconds = lease_seconds * BEAT_SECONDS / LEASE_SECONDS
         self.clock = clock
         self.host = host or socket.gethostname()
         self.pid = os.getpid() if pid is None else pid
@@ -78,11 +83,11 @@ class Replica:
         self._thread.start()
 
     def beat(self) -> None:
-        self.store.beat(self.id, self.clock(), LEASE_SECONDS)
+        self.store.beat(self.id, self.clock(), self.lease_seconds)
         self.last_beat = time.monotonic()
 
     def _run(self) -> None:
-        while not self._stop.wait(BEAT_SECONDS):
+        while not self._stop.wait(self.beat_seconds):
             try:
                 self.beat()
             except Exception as err:  # the database is away: keep trying, say so once a beat
@@ -92,7 +97,7 @@ class Replica:
         """Stop beating and give back every lease and claim (a clean shutdown)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=BEAT_SECONDS)
+            self._thread.join(timeout=self.beat_seconds)
         try:
             self.store.leave(self.id)
         except Exception as err:  # leases then lapse on their own

@@ -32,7 +32,7 @@ from bot.notifier import Notifier
 from bot.poller import Poller
 from bot.ratelimit import SharedBuckets
 from bot.redaction import Redactor
-from bot.replica import LEASE_SECONDS, Replica
+from bot.replica import Replica
 from bot.schedules import ScheduleRunner
 from bot.service import Service
 from bot.slack import MembershipCache, build_slack_client
@@ -114,8 +114,11 @@ class BotProcess:
         )
         if settings.slack_pace == "off" and "slack.com" in settings.slack_api_url:
             log.warning("SYNCWATCH_SLACK_PACE=off against Slack itself: expect 429s")
-        self.replica = Replica(self.store, clock=clock)
+        self.replica = Replica(
+            self.store, clock=clock, lease_seconds=settings.replica_lease_seconds
+        )
         self.metrics.name_replica(self.replica.id)
+        self.after_ack = AfterAck()  # acks first, then the work after them
         self.notifier = Notifier(
             self.store,
             writer,
@@ -123,9 +126,10 @@ class BotProcess:
             metrics=self.metrics,
             paced=pace_slack and settings.slack_pace != "off",
             owner=self.replica.id,
-            claim_seconds=LEASE_SECONDS,
+            claim_seconds=settings.replica_lease_seconds,
             shared=self.store,
             monotonic=monotonic,
+            requests_answered=self.after_ack.gate.wait_quiet,
         )
         policy = PollPolicy.from_settings(settings)
         self.schedules = ScheduleRunner(
@@ -151,10 +155,11 @@ class BotProcess:
             on_change=self.notifier.wake,
             metrics=self.metrics,
             owner=self.replica.id,
-            lease_seconds=LEASE_SECONDS,
+            lease_seconds=settings.replica_lease_seconds,
             buckets=SharedBuckets(self.store, clock),
             files_in_database=settings.database.dialect == "postgresql",
             monotonic=monotonic,
+            requests_answered=self.after_ack.gate.wait_quiet,
         )
         # The watch API and vendor callbacks (docs/architecture.md#watch-api).
         self.tokens = TokenBook(self.store, settings.tokens)
@@ -175,7 +180,6 @@ class BotProcess:
             self.tokens,
             TokenRate(self.store.rate_take, settings.api_rate_per_minute, clock),
         )
-        self.after_ack = AfterAck()  # acks first, then the work after them
         self.app = create_app(
             settings,
             self.service,

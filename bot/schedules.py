@@ -20,12 +20,13 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot import lifecycle, texts
+from bot import digests, lifecycle, texts
 from bot.vendors import lookup
 from storage import DatabaseUnavailable, ScheduleStatus, Store
 
 log = logging.getLogger(__name__)
 
+DIGEST_JOB = "digests"  # not a schedule's id (those start with `s`)
 LATE_AFTER = 120.0  # a scheduled run this far past its time says so in its thread
 FIRE_EARLY = 1.0  # APScheduler may fire a little before the stored time: still that run
 # How far a new schedule's runs are read to find its shortest gap: the next SAMPLE_RUNS runs
@@ -197,6 +198,17 @@ class ScheduleRunner:
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.start(paused=paused)
         self._scheduler = scheduler
+        # Digests of quiet runs (docs/architecture.md#alert-digest): checked every minute;
+        # the database makes each one once, whichever replica asks first.
+        scheduler.add_job(
+            self.digest_tick,
+            "interval",
+            seconds=digests.TICK_SECONDS,
+            id=DIGEST_JOB,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=dt.datetime.now(dt.UTC),
+        )
         self.reload()
 
     def shutdown(self) -> None:
@@ -217,7 +229,7 @@ class ScheduleRunner:
             return
         wanted = {s.id: s for s in self.store.list_schedules()}
         for job in scheduler.get_jobs():
-            if job.id not in wanted:
+            if job.id not in wanted and job.id != DIGEST_JOB:
                 job.remove()
         for schedule in wanted.values():
             if scheduler.get_job(schedule.id) is not None or schedule.next_run_at is None:
@@ -232,6 +244,13 @@ class ScheduleRunner:
                 max_instances=1,
                 misfire_grace_time=None,
             )
+
+    def digest_tick(self) -> int:
+        """Make the digests that are due; wake the notifier when one has news."""
+        made = digests.make_due_digests(self.store, self.clock)
+        if made:
+            self.on_change()
+        return made
 
     def run(self, schedule_id: str) -> str | None:
         """One scheduled sync: a new sync watch, recorded with the schedule's next time.

@@ -15,6 +15,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot import blocks, grammar, lifecycle, texts
 from bot.config import Settings
+from bot.digests import DIGEST_HOUR
 from bot.redaction import MIN_SECRET_CHARS
 from bot.schedules import NeverFires, TooFrequent, first_run, parse_schedule
 from bot.vendors import JobSnapshot, VendorSpec, lookup
@@ -23,10 +24,13 @@ from storage import (
     ACTIVE,
     DEFAULT_CONNECTION,
     PAUSED,
+    AlertPolicy,
     DatabaseUnavailable,
     DuplicateWatchError,
     Event,
     NewWatch,
+    Schedule,
+    ScheduleStatus,
     Store,
     TransitionDraft,
     Watch,
@@ -108,6 +112,10 @@ class Service:
             return self.stop(request.target_id, who)
         if isinstance(request, grammar.SyncRequest):
             return self.sync(request, who)
+        if isinstance(request, grammar.ScheduleAlertRequest):
+            return self.change_alert(request, who)
+        if isinstance(request, grammar.ScheduleDigestRequest):
+            return self.change_digest(request, who)
         raise TypeError(f"unhandled request {request!r}")
 
     @saves
@@ -243,13 +251,79 @@ class Service:
             interval_s=0,
             deadline=0,
         )
-        schedule = self.store.create_schedule(draft, cron, tz, first, now)
+        alert = request.alert or grammar.AlertChoice()
+        schedule = self.store.create_schedule(
+            draft,
+            cron,
+            tz,
+            first,
+            now,
+            alert_policy=alert.policy.value,
+            alert_every=alert.every,
+            digest=request.digest,
+        )
         log.info(
-            "schedule %s created: %s %s (%s) in %s", schedule.id, ref, cron, tz, who.channel_id
+            "schedule %s created: %s %s (%s) in %s, alerts %s",
+            schedule.id,
+            ref,
+            cron,
+            tz,
+            who.channel_id,
+            alert.policy.value,
         )
         self.on_schedules_changed()
         when = blocks.slack_date(schedule.next_run_at or now)
-        return blocks.render_notice(texts.scheduled(ref, schedule.id, cron, tz, when))
+        quiet = ""
+        if alert.policy != AlertPolicy.EVERY:
+            quiet = texts.alert_policy_label(alert.policy.value, alert.every)
+        answer = texts.scheduled(ref, schedule.id, cron, tz, when, quiet)
+        if request.digest:
+            answer += f" Digest: {texts.digest_label(request.digest, tz, _digest_at())}."
+        return blocks.render_notice(answer)
+
+    @saves
+    def change_digest(
+        self, request: grammar.ScheduleDigestRequest, who: Requester
+    ) -> blocks.Message:
+        """`schedule <id> digest daily|weekly|off` (docs/architecture.md#alert-digest); the
+        same permission as changing its alerts."""
+        schedule = self._schedule_here(request.schedule_id, who)
+        if schedule is None or schedule.status != ScheduleStatus.ACTIVE:
+            return blocks.render_notice(texts.no_schedule_here(blocks.esc(request.schedule_id)))
+        if not self._may_manage(schedule.requester_id, schedule.connection, who):
+            return blocks.render_notice(texts.not_allowed("change this schedule's digest"))
+        if schedule.digest == request.digest:
+            label = texts.digest_label(request.digest, schedule.tz, _digest_at()) or "no digest"
+            return blocks.render_notice(texts.schedule_alert_unchanged(schedule.id, f"has {label}"))
+        if not self.store.set_digest(schedule.id, request.digest, self.clock()):
+            return blocks.render_notice(texts.schedule_already_stopped(schedule.id))
+        log.info("schedule %s digest set to %s by %s", schedule.id, request.digest, who.user_id)
+        label = texts.digest_label(request.digest, schedule.tz, _digest_at())
+        return blocks.render_notice(texts.schedule_digest_changed(schedule.id, label))
+
+    @saves
+    def change_alert(self, request: grammar.ScheduleAlertRequest, who: Requester) -> blocks.Message:
+        """`schedule <id> alert <policy>`: who may stop a schedule may change what it posts
+        (docs/architecture.md#alert-policy)."""
+        schedule = self._schedule_here(request.schedule_id, who)
+        if schedule is None or schedule.status != ScheduleStatus.ACTIVE:
+            return blocks.render_notice(texts.no_schedule_here(blocks.esc(request.schedule_id)))
+        if not self._may_manage(schedule.requester_id, schedule.connection, who):
+            return blocks.render_notice(texts.not_allowed("change this schedule's alerts"))
+        choice = request.alert
+        label = texts.alert_policy_label(choice.policy.value, choice.every)
+        if (schedule.alert_policy, schedule.alert_every) == (choice.policy.value, choice.every):
+            return blocks.render_notice(texts.schedule_alert_unchanged(schedule.id, label))
+        if not self.store.set_alert_policy(schedule.id, choice.policy, choice.every):
+            return blocks.render_notice(texts.schedule_already_stopped(schedule.id))
+        log.info(
+            "schedule %s alerts changed to %s (%d) by %s",
+            schedule.id,
+            choice.policy.value,
+            choice.every,
+            who.user_id,
+        )
+        return blocks.render_notice(texts.schedule_alert_changed(schedule.id, label))
 
     @saves
     def retry_sync(self, watch_id: str, who: Requester) -> blocks.Message | None:
@@ -352,13 +426,19 @@ class Service:
         schedules = self.store.list_schedules(requester_id=user_id)
         return blocks.render_home(self.watches_for_user(user_id), self.clock(), schedules)
 
-    def _stop_schedule(self, schedule_id: str, who: Requester) -> blocks.Message:
+    def _schedule_here(self, schedule_id: str, who: Requester) -> Schedule | None:
+        """The schedule, if `who` may see it from where they are: its own channel, or the
+        App Home of the person who set it."""
         schedule = self.store.get_schedule(schedule_id)
         visible = schedule is not None and (
             schedule.channel_id == who.channel_id
             or (not who.channel_id and schedule.requester_id == who.user_id)
         )
-        if schedule is None or not visible:
+        return schedule if visible else None
+
+    def _stop_schedule(self, schedule_id: str, who: Requester) -> blocks.Message:
+        schedule = self._schedule_here(schedule_id, who)
+        if schedule is None:
             return blocks.render_notice(texts.no_schedule_here(blocks.esc(schedule_id)))
         if not self._may_manage(schedule.requester_id, schedule.connection, who):
             return blocks.render_notice(texts.not_allowed("stop this schedule"))
@@ -380,6 +460,10 @@ class Service:
             return blocks.render_notice(texts.has_ended(watch.id, watch.status))
         self.store.poll_soon(watch.id, self.clock())
         return None
+
+
+def _digest_at() -> str:
+    return f"{DIGEST_HOUR:02d}:00"
 
 
 def _errors_csv(watch_id: str, text: str) -> dict[str, object]:

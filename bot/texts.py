@@ -172,11 +172,21 @@ def schedule_runs_spaced(schedule_id: str, floor_minutes: int) -> str:
     )
 
 
-def scheduled(ref: str, schedule_id: str, cron: str, tz: str, next_run: str) -> str:
+def scheduled(
+    ref: str, schedule_id: str, cron: str, tz: str, next_run: str, alerts: str = ""
+) -> str:
+    """`alerts` is the policy's label when it is not `every`."""
+    if alerts:
+        posts = (
+            f"It {alerts}: a run that goes well posts nothing here (it shows in "
+            f"`{COMMAND} list` and on my App Home). Change with "
+            f"`{COMMAND} schedule {schedule_id} alert every`"
+        )
+    else:
+        posts = "Each run gets its own message here"
     return (
         f":calendar: Scheduled `{ref}` as `{schedule_id}`: `{cron}` ({tz}). Next run "
-        f"{next_run}. Each run gets its own message here; stop with "
-        f"`{COMMAND} stop {schedule_id}`."
+        f"{next_run}. {posts}; stop with `{COMMAND} stop {schedule_id}`."
     )
 
 
@@ -186,6 +196,91 @@ def schedule_ran_late(schedule_id: str, due: str) -> str:
 
 def schedule_run_skipped(schedule_id: str) -> str:
     return f"Schedule {schedule_id}'s next run was skipped: this sync is still running."
+
+
+# -- alert policy for schedules (docs/architecture.md#alert-policy) ------------------------
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def alert_policy_label(policy: str, every: int) -> str:
+    """What a schedule's policy posts, for `list`, App Home and answers."""
+    if policy == "failures":
+        return "posts failed runs only"
+    if policy == "smart":
+        if every == 1:
+            return "posts every failed run, and once when it is back to normal"
+        return (
+            f"posts the 1st failed run, then every {every} more in a row (the "
+            f"{ordinal(1 + every)}, {ordinal(1 + 2 * every)}, …), and once when it is back "
+            "to normal"
+        )
+    return "posts every run"
+
+
+def streak_failed(count: int, since: str, good_before: int) -> str:
+    """A failed scheduled run's parent: where it stands in the schedule's streak."""
+    if count == 1:
+        after = (
+            f" after {good_before} good run{'s' if good_before != 1 else ''}" if good_before else ""
+        )
+        return f":rotating_light: First failed run{after}"
+    return f":rotating_light: {ordinal(count)} failure in a row since {since}"
+
+
+def back_to_normal(failures: int) -> str:
+    return (
+        f":white_check_mark: Back to normal after {failures} failure{'s' if failures != 1 else ''}"
+    )
+
+
+def failing_for(count: int) -> str:
+    """A schedule's current failure streak in `list` and App Home."""
+    return f":rotating_light: {count} failed run{'s' if count != 1 else ''} in a row"
+
+
+def schedule_alert_changed(schedule_id: str, label: str) -> str:
+    return f":bell: Schedule `{schedule_id}` now {label}."
+
+
+def schedule_alert_unchanged(schedule_id: str, label: str) -> str:
+    return f"Schedule `{schedule_id}` already {label}; nothing changed."
+
+
+def digest_heading(cadence: str, tz: str) -> str:
+    period = "Daily" if cadence == "daily" else "Weekly"
+    return (
+        f":bar_chart: *{period} digest of quiet scheduled runs* ({tz}) — the runs that posted "
+        "nothing here since the last digest:"
+    )
+
+
+def digest_line(schedule_id: str, title: str, ok: int, failed: int) -> str:
+    runs = f"{ok + failed} run{'s' if ok + failed != 1 else ''}"
+    if not failed:
+        outcome = "all succeeded" if ok != 1 else "succeeded"
+    elif not ok:
+        outcome = "all failed" if failed != 1 else "failed"
+    else:
+        outcome = f"{ok} ok, {failed} failed"
+    return f"• `{schedule_id}` {title}: {runs}, {outcome}"
+
+
+def digest_label(cadence: str | None, tz: str, at: str) -> str:
+    """`at`: the digest's local time (bot/digests.py DIGEST_HOUR)."""
+    if not cadence:
+        return ""
+    when = "every day" if cadence == "daily" else "every Monday"
+    return f"quiet runs summed up here {when} at {at} ({tz})"
+
+
+def schedule_digest_changed(schedule_id: str, label: str) -> str:
+    if not label:
+        return f":bell: Schedule `{schedule_id}` no longer has a digest."
+    return f":bar_chart: Schedule `{schedule_id}`: {label}."
 
 
 SYNC_RETRY_ASKED = "asked to run the sync again."
@@ -480,6 +575,8 @@ def help_intro(topics: Iterable[str]) -> str:
         f"• `{COMMAND} watch <link>` — or paste a vendor API link\n"
         f"• `{COMMAND} list` — active watches and schedules in this channel\n"
         f"• `{COMMAND} stop <watch-id | schedule-id>` — stop watching\n"
+        f"• `{COMMAND} schedule <schedule-id> alert every | failures | smart` — which runs "
+        "of a schedule post here\n"
         f"• `{COMMAND} token create <name>` — let a script or a vendor callback start "
         "watches here (admins)\n"
         f"• `{COMMAND} help <topic>` — topics: {', '.join(topics)}"
@@ -530,13 +627,27 @@ def help_sections(
             f"run posts its own message. Runs are at least {_minutes(schedule_floor_minutes)} "
             "apart (the operator's minimum). A run missed while syncwatch was down runs once when "
             f"it is back and says it ran late. `{COMMAND} list` shows the next run; "
-            f"`{COMMAND} stop s3xq` ends a schedule."
+            f"`{COMMAND} stop s3xq` ends a schedule.\n"
+            "*Alerts* — add `alert <policy>` to choose which runs post here: `alert every` "
+            "(the default: each run), `alert failures` (only failed runs, with their "
+            "mention), or `alert smart` (the 1st failure in a row, then every 5 more: the "
+            "6th, 11th, …, and one message when it is back to normal; `alert smart every 3` "
+            "makes it the 4th, 7th, …). "
+            "Runs that go well then post nothing, but stay in `list` and on my App Home. A "
+            'failed run\'s message shows its streak ("3rd failure in a row since …"). '
+            f"Change it later with `{COMMAND} schedule s3xq alert failures` (who may stop a "
+            f"schedule may change it), e.g. `{COMMAND} sync <ws>/<ds> at 06:30 alert failures`.\n"
+            "*Digest* — add `digest daily` or `digest weekly` (or later "
+            f"`{COMMAND} schedule s3xq digest daily|weekly|off`) to get one message here at "
+            "09:00 in the schedule's zone, every day or every Monday, summing up the runs "
+            "that posted nothing since the last one."
         ),
         "permissions": (
             "*Who may do what* — anyone in a channel I'm in may watch jobs and list. A "
             "connection's syncs may be run by anyone, unless the operator set a sync allowlist "
-            "for it (then only listed people and channels). *Stop*, *Retry sync* and stopping "
-            "a schedule: the person who started it, people on that connection's allowlist, "
+            "for it (then only listed people and channels). *Stop*, *Retry sync*, and "
+            "stopping a schedule or changing its alerts or digest: the person who started it, "
+            "people on that connection's allowlist, "
             "and syncwatch admins. Others get a private refusal. API tokens "
             f"(`{COMMAND} help tokens`): syncwatch admins, or when none are set, whoever "
             "created each of the token's channels."

@@ -4,7 +4,16 @@
 the one door to the database.
 """
 
+from .alerts import (
+    DEFAULT_ALERT_EVERY,
+    MAX_ALERT_EVERY,
+    AlertPolicy,
+    RunOutcome,
+    ScheduleRun,
+    decide_alert,
+)
 from .db import check_database
+from .digests import DIGEST_CADENCES, Digest, DigestLine
 from .health import DatabaseUnavailable
 from .records import (
     ACTIVE,
@@ -31,6 +40,15 @@ from .records import (
 from .store import DuplicateWatchError, IdempotencyRecord, Store, TokenNameTaken
 
 __all__ = [
+    "DIGEST_CADENCES",
+    "Digest",
+    "DigestLine",
+    "DEFAULT_ALERT_EVERY",
+    "MAX_ALERT_EVERY",
+    "AlertPolicy",
+    "RunOutcome",
+    "ScheduleRun",
+    "decide_alert",
     "ACTIVE",
     "DEFAULT_CONNECTION",
     "DONE",

@@ -30,6 +30,7 @@ DATA_TABLES = (
     "request_budgets",
     "schedules",
     "schedule_runs",
+    "digests",
     "result_files",
     "result_chunks",
     "api_tokens",
@@ -339,6 +340,68 @@ def m009_api_tokens(db: Database) -> None:
         "created_at REAL NOT NULL, PRIMARY KEY (token_name, key))"
     )
     db.execute("CREATE INDEX idx_api_idempotency_created_at ON api_idempotency (created_at)")
+
+
+@migration(
+    postgresql=(
+        "ALTER TABLE schedules ADD COLUMN alert_policy TEXT NOT NULL DEFAULT 'every'",
+        "ALTER TABLE schedules ADD COLUMN alert_every BIGINT NOT NULL DEFAULT 5",
+        "ALTER TABLE schedules ADD COLUMN streak_kind TEXT",
+        "ALTER TABLE schedules ADD COLUMN streak_count BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE schedules ADD COLUMN streak_since DOUBLE PRECISION",
+        "ALTER TABLE schedule_runs ADD COLUMN held BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE schedule_runs ADD COLUMN outcome TEXT",
+        "ALTER TABLE schedule_runs ADD COLUMN streak_count BIGINT",
+        "ALTER TABLE schedule_runs ADD COLUMN streak_since DOUBLE PRECISION",
+        "ALTER TABLE schedule_runs ADD COLUMN broke_count BIGINT",
+        "CREATE INDEX idx_schedule_runs_watch_id ON schedule_runs (watch_id)",
+        "ALTER TABLE schedules ADD COLUMN digest TEXT",
+        "ALTER TABLE schedules ADD COLUMN digest_since DOUBLE PRECISION",
+        "ALTER TABLE schedule_runs ADD COLUMN quiet BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE schedule_runs ADD COLUMN ended_at DOUBLE PRECISION",
+        "ALTER TABLE schedule_runs ADD COLUMN digest_key TEXT",
+        "CREATE TABLE digests (key TEXT PRIMARY KEY, channel_id TEXT NOT NULL, "
+        "cadence TEXT NOT NULL, tz TEXT NOT NULL, slot_at DOUBLE PRECISION NOT NULL, "
+        "summary TEXT NOT NULL, status TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, "
+        "next_attempt_at DOUBLE PRECISION, attempts BIGINT NOT NULL DEFAULT 0, "
+        "in_flight_at DOUBLE PRECISION, owner TEXT, owner_until DOUBLE PRECISION, ts TEXT, "
+        "sent_at DOUBLE PRECISION, last_error TEXT)",
+        "CREATE INDEX idx_digests_status ON digests (status)",
+    )
+)
+def m011_alert_policy(db: Database) -> None:
+    # Alert policy for recurring syncs (docs/architecture.md#alert-policy): per schedule,
+    # which runs reach the channel, and the current streak of failed or good runs. Each run
+    # keeps the streak as it stood when it ended (its parent shows it), and `held` while its
+    # outbox rows wait for the run's outcome to decide whether it is announced.
+    db["schedules"].add_column("alert_policy", str, not_null_default="every")
+    db["schedules"].add_column("alert_every", int, not_null_default=5)
+    db["schedules"].add_column("streak_kind", str)  # ok | failed; NULL before the first run
+    db["schedules"].add_column("streak_count", int, not_null_default=0)
+    db["schedules"].add_column("streak_since", float)  # due time of the streak's first run
+    db["schedule_runs"].add_column("held", int, not_null_default=0)
+    db["schedule_runs"].add_column("outcome", str)  # ok | failed | stopped
+    db["schedule_runs"].add_column("streak_count", int)
+    db["schedule_runs"].add_column("streak_since", float)
+    db["schedule_runs"].add_column("broke_count", int)  # the other kind's streak it ended
+    db["schedule_runs"].create_index(["watch_id"])
+    # The optional digest: per schedule `daily` or `weekly` (NULL: none) from `digest_since`;
+    # a run whose rows were skipped is `quiet`, and `digest_key` names the digest that summed
+    # it up. One `digests` row per (channel, cadence, zone, slot): its primary key lets one
+    # replica make it, and it carries its own delivery state (like an outbox row).
+    db["schedules"].add_column("digest", str)
+    db["schedules"].add_column("digest_since", float)
+    db["schedule_runs"].add_column("quiet", int, not_null_default=0)
+    db["schedule_runs"].add_column("ended_at", float)
+    db["schedule_runs"].add_column("digest_key", str)
+    db.execute(
+        "CREATE TABLE digests (key TEXT PRIMARY KEY, channel_id TEXT NOT NULL, "
+        "cadence TEXT NOT NULL, tz TEXT NOT NULL, slot_at REAL NOT NULL, "
+        "summary TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL, "
+        "next_attempt_at REAL, attempts INTEGER NOT NULL DEFAULT 0, in_flight_at REAL, "
+        "owner TEXT, owner_until REAL, ts TEXT, sent_at REAL, last_error TEXT)"
+    )
+    db.execute("CREATE INDEX idx_digests_status ON digests (status)")
 
 
 @migration(postgresql=("ALTER TABLE watches ADD COLUMN progress_points TEXT",))

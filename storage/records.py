@@ -46,6 +46,9 @@ class Event(StrEnum):
     TIMEOUT = "timeout"  # the watch ran out of time before the job ended
     NOTE = "note"  # anything else worth a reply (budget warnings, a late schedule run)
     ERRORS = "errors"  # the vendor's full error list, asked for with "Show errors"
+    # A scheduled run ended a streak of failed runs; `note` holds how many
+    # (docs/architecture.md#alert-policy).
+    RECOVERED = "recovered"
 
 
 class OutboxKind(StrEnum):
@@ -255,11 +258,22 @@ class Schedule:
     last_run_at: float | None
     created_at: float
     stopped_by: str | None
+    # Which runs reach the channel and the current streak (docs/architecture.md#alert-policy).
+    alert_policy: str = "every"  # every | failures | smart
+    alert_every: int = 5  # smart: after the first failure, every Nth one in a row alerts
+    streak_kind: str | None = None  # ok | failed; None before the first run ended
+    streak_count: int = 0
+    streak_since: float | None = None  # due time of the streak's first run
+    digest: str | None = None  # daily | weekly: quiet runs summed up in one message
+    digest_since: float | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Schedule:
         values = {f.name: row.get(f.name) for f in fields(cls)}
         values["status"] = ScheduleStatus(values["status"])
+        for name in ("alert_policy", "alert_every", "streak_count"):
+            if values[name] is None:  # a row read without the columns keeps the defaults
+                del values[name]
         return cls(**values)
 
 

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .alerts import OUTBOX_STATUS, AlertStore
 from .db import SqliteEngine
+from .digests import DigestStore
 from .engine import DatabaseURL, Engine, Result, integrity_errors, parse_database_url
 from .migrations import apply as apply_migrations
 from .migrations import apply_postgres
@@ -79,7 +81,7 @@ class IdempotencyRecord:
     status: int | None
 
 
-class Store(ProgressPointsStore):
+class Store(AlertStore, DigestStore, ProgressPointsStore):
     """The only door to the database. Safe to share across threads."""
 
     def __init__(self, database: str | DatabaseURL, *, pool_size: int | None = None) -> None:
@@ -358,6 +360,8 @@ class Store(ProgressPointsStore):
                 self._record(watch_id, TransitionDraft(event=Event.NOTE, note=note), False, now)
             for payload in result.uploads:
                 self._queue(watch_id, OutboxKind.UPLOAD, now, payload=payload)
+            if to == DONE:  # a scheduled run's streak moves with its end, in this transaction
+                self._run_ended(watch_id, now)
             return True
 
     def _move(
@@ -409,6 +413,7 @@ class Store(ProgressPointsStore):
                 event=Event.STOPPED, from_state=current.state, to_state=current.state, actor=by
             )
             self._record(watch_id, draft, True, now)
+            self._run_stopped(watch_id)
         return self.get_watch(watch_id)
 
     def restart_sync(
@@ -481,7 +486,7 @@ class Store(ProgressPointsStore):
             )
             self.engine.execute(
                 "UPDATE outbox SET status = 'dead', last_error = ? "
-                "WHERE watch_id = ? AND status = 'pending'",
+                "WHERE watch_id = ? AND status IN ('pending', 'held')",
                 [reason, watch_id],
             )
 
@@ -523,18 +528,12 @@ class Store(ProgressPointsStore):
         transition_id: int | None = None,
         payload: dict[str, Any] | None = None,
     ) -> None:
-        self._insert(
-            "outbox",
-            {
-                "watch_id": watch_id,
-                "kind": kind,
-                "transition_id": transition_id,
-                "payload": json.dumps(payload or {}),
-                "status": "pending",
-                "created_at": now,
-                "next_attempt_at": now,
-                "attempts": 0,
-            },
+        # `held` instead of `pending` while the watch is a held scheduled run
+        # (docs/architecture.md#alert-policy); one statement either way.
+        self.engine.execute(
+            "INSERT INTO outbox (watch_id, kind, transition_id, payload, status, created_at, "
+            f"next_attempt_at, attempts) VALUES (?, ?, ?, ?, {OUTBOX_STATUS}, ?, ?, 0)",
+            [watch_id, kind, transition_id, json.dumps(payload or {}), watch_id, now, now],
         )
 
     # A row waits while an earlier row of the same watch is deferred past `now`, so each
@@ -637,8 +636,11 @@ class Store(ProgressPointsStore):
         return self._pending_upload_refs("path")
 
     def _pending_upload_refs(self, field: str) -> set[str]:
-        """The `field` (a spool path, a stored file id) of every pending upload row."""
-        rows = self._rows("SELECT payload FROM outbox WHERE kind = 'upload' AND status = 'pending'")
+        """The `field` (a spool path, a stored file id) of every pending or held upload row
+        (a held one may still be released: docs/architecture.md#alert-policy)."""
+        rows = self._rows(
+            "SELECT payload FROM outbox WHERE kind = 'upload' AND status IN ('pending', 'held')"
+        )
         refs = (json.loads(r["payload"] or "{}").get(field) for r in rows)
         return {ref for ref in refs if ref}
 
@@ -836,7 +838,16 @@ class Store(ProgressPointsStore):
     # -- schedules -------------------------------------------------------------------------
 
     def create_schedule(
-        self, draft: NewWatch, cron: str, tz: str, next_run_at: float, now: float
+        self,
+        draft: NewWatch,
+        cron: str,
+        tz: str,
+        next_run_at: float,
+        now: float,
+        *,
+        alert_policy: str = "every",
+        alert_every: int = 5,
+        digest: str | None = None,
     ) -> Schedule:
         with self.engine.transaction():
             schedule_id = self._new_id("s", "schedules")
@@ -855,6 +866,10 @@ class Store(ProgressPointsStore):
                     "status": ScheduleStatus.ACTIVE.value,
                     "next_run_at": next_run_at,
                     "created_at": now,
+                    "alert_policy": alert_policy,
+                    "alert_every": alert_every,
+                    "digest": digest,
+                    "digest_since": now if digest else None,
                 },
             )
         found = self.get_schedule(schedule_id)
@@ -941,6 +956,7 @@ class Store(ProgressPointsStore):
                 "UPDATE schedule_runs SET watch_id = ? WHERE schedule_id = ? AND due_at = ?",
                 [watch.id, schedule_id, due_at],
             )
+            self._hold_run(current, due_at, watch.id)
             if note:
                 self._record(watch.id, TransitionDraft(event=Event.NOTE, note=note), False, now)
             return watch

@@ -583,3 +583,21 @@ def test_the_schedule_floor_defaults_to_an_hour_and_reads_whole_minutes() -> Non
 def test_a_schedule_floor_that_is_not_a_positive_whole_number_is_refused(value, says) -> None:
     (problem,) = problems({**MINIMAL, "SYNCWATCH_MIN_SCHEDULE_MINUTES": value})
     assert problem.startswith("SYNCWATCH_MIN_SCHEDULE_MINUTES=") and says in problem
+
+
+# -- replica lease -----------------------------------------------------------------------------
+
+
+def test_the_replica_lease_defaults_to_30_seconds_and_may_be_set() -> None:
+    assert Settings.from_env(MINIMAL).replica_lease_seconds == 30
+    env = {**MINIMAL, "SYNCWATCH_REPLICA_LEASE_SECONDS": "12"}
+    assert Settings.from_env(env).replica_lease_seconds == 12
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [("soon", "is not a number"), ("5", "out of range (must be between 6 and 600)"), ("601", "")],
+)
+def test_a_replica_lease_out_of_range_is_refused(value, says) -> None:
+    (problem,) = problems({**MINIMAL, "SYNCWATCH_REPLICA_LEASE_SECONDS": value})
+    assert problem.startswith("SYNCWATCH_REPLICA_LEASE_SECONDS=") and says in problem

@@ -28,6 +28,8 @@ def test_demo_prints_the_channel_and_threads_and_succeeds():
     )
     assert "@gina Job completed with problems" in text and "MANDATORY_NOT_FOUND ×5" in text
     assert "hank types: /syncwatch sync" in text and "@hank Sync completed with problems" in text
+    # A nightly schedule that stays quiet unless a run fails (docs/architecture.md#alert-policy).
+    assert "posts failed runs only: a run that goes well posts nothing here" in text
     assert transcript.count("Asked by @") == 7  # one parent per watch, nothing doubled
     # A script announces its job with a token, and Zuora's callback reaches the watch.
     assert "alice types: /syncwatch token create nightly-etl" in text and "`swt_" in text

@@ -9,15 +9,19 @@ import pytest
 
 from bot.grammar import (
     COMMAND,
+    AlertChoice,
     CommandError,
     HelpRequest,
     ListRequest,
+    ScheduleAlertRequest,
+    ScheduleDigestRequest,
     StopRequest,
     SyncRequest,
     WatchRequest,
     looks_like_credential,
     parse,
 )
+from storage import AlertPolicy
 
 WS = "2480011000000498001"
 JOB = "2480011000000512007"
@@ -45,6 +49,8 @@ def assert_example_works(err: CommandError) -> None:
         ("help vendors", HelpRequest("vendors")),
         ("help za", HelpRequest("za")),
         ("HELP watch", HelpRequest("watch")),
+        ("help alerts", HelpRequest("schedules")),
+        ("help digest", HelpRequest("schedules")),
         (f"watch za {REF}", WatchRequest("zoho-analytics", (REF,))),
         (f"watch zoho-analytics {REF}", WatchRequest("zoho-analytics", (REF,))),
         (f"watch ZA {REF}", WatchRequest("zoho-analytics", (REF,))),
@@ -74,6 +80,38 @@ def assert_example_works(err: CommandError) -> None:
             SyncRequest("1", "2", at="06:30", tz="Europe/Berlin"),
         ),
         ("sync 1/2 at 0 6 * * 1-5", SyncRequest("1", "2", at="0 6 * * 1-5")),
+        # -- alert policies (docs/architecture.md#alert-policy)
+        (
+            'sync 1/2 at "0 6 * * *" alert failures',
+            SyncRequest("1", "2", at="0 6 * * *", alert=AlertChoice(AlertPolicy.FAILURES)),
+        ),
+        (
+            "sync 1/2 at “0 6 * * *” tz UTC alert every",
+            SyncRequest("1", "2", at="0 6 * * *", tz="UTC", alert=AlertChoice()),
+        ),
+        (
+            "sync 1/2 at 06:30 alert smart every 3 tz Europe/Berlin",
+            SyncRequest(
+                "1", "2", at="06:30", tz="Europe/Berlin", alert=AlertChoice(AlertPolicy.SMART, 3)
+            ),
+        ),
+        (
+            "sync 1/2 at 06:30 alert SMART",
+            SyncRequest("1", "2", at="06:30", alert=AlertChoice(AlertPolicy.SMART, 5)),
+        ),
+        ("schedule s3xq alert smart 2", ScheduleAlertRequest("s3xq", AlertChoice("smart", 2))),
+        (
+            "sync 1/2 at 06:30 alert failures digest weekly",
+            SyncRequest(
+                "1", "2", at="06:30", alert=AlertChoice(AlertPolicy.FAILURES), digest="weekly"
+            ),
+        ),
+        ("schedule s3xq digest Daily", ScheduleDigestRequest("s3xq", "daily")),
+        ("schedule s3xq digest off", ScheduleDigestRequest("s3xq", None)),
+        (
+            "schedule S3XQ alert failures",
+            ScheduleAlertRequest("s3xq", AlertChoice(AlertPolicy.FAILURES)),
+        ),
     ],
 )
 def test_valid_command_parses_to_its_request(text: str, expected: object) -> None:
@@ -130,6 +168,26 @@ def test_longest_allowed_ids_parse() -> None:
         ("sync 1-2", "`1-2` is not"),
         ("sync 1/2 tz Europe/Berlin", "`tz` only applies to a schedule given with `at`"),
         ("sync 1/2 at", "`at` needs a value after it"),
+        ("sync 1/2 alert failures", "`alert` only applies to a schedule given with `at`"),
+        ("sync 1/2 at 06:30 alert", "`alert` needs a value after it"),
+        ("sync 1/2 at 06:30 alert sometimes", "`sometimes` is not an alert policy"),
+        ("sync 1/2 at 06:30 alert failures every 3", "`alert failures` takes nothing after"),
+        ("sync 1/2 at 06:30 alert smart every", "a whole number from 1 to 100"),
+        ("sync 1/2 at 06:30 alert smart every 0", "a whole number from 1 to 100"),
+        ("sync 1/2 at 06:30 alert smart every 101", "a whole number from 1 to 100"),
+        ("sync 1/2 at 06:30 alert smart every ٣", "a whole number from 1 to 100"),
+        ("sync 1/2 at 06:30 alert smart every 3 4", "a whole number from 1 to 100"),
+        ("sync 1/2 at 06:30 alert every alert smart", "`alert` is given twice"),
+        ("schedule", "`schedule` takes a schedule id and what to change"),
+        ("schedule s3xq", "`schedule` takes a schedule id and what to change"),
+        ("schedule s3xq stop now", "`schedule` takes a schedule id and what to change"),
+        ("schedule w7k2 alert every", "`w7k2` is not a schedule id"),
+        ("sync 1/2 digest daily", "`digest` only applies to a schedule given with `at`"),
+        ("sync 1/2 at 06:30 digest hourly", "`digest` takes one of `daily`, `weekly`, not"),
+        ("sync 1/2 at 06:30 digest off", "`digest` takes one of `daily`, `weekly`, not"),
+        ("schedule s3xq digest daily weekly", "`digest` takes one of `daily`, `weekly`, `off`"),
+        ("schedule s3xq alert loudly", "`loudly` is not an alert policy"),
+        ("schedul s3xq alert every", "Did you mean `schedule`?"),
     ],
 )
 def test_usage_error_says_what_is_wrong_and_gives_a_working_example(text: str, says: str) -> None:

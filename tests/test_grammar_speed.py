@@ -81,8 +81,18 @@ PREFIXES = (
 )
 
 
-def _parse_capped(text: str) -> None:
-    for prefix in PREFIXES:
+# The schedule options (docs/architecture.md#alert-policy), timed apart from the rest.
+SCHEDULE_PREFIXES = (
+    "sync 1/2 at 06:30 alert ",
+    "sync 1/2 at 06:30 alert smart every ",
+    "sync 1/2 at 06:30 digest ",
+    "schedule s3xq alert ",
+    "schedule s3xq digest ",
+)
+
+
+def _parse_capped(text: str, prefixes: tuple[str, ...] = PREFIXES) -> None:
+    for prefix in prefixes:
         try:
             grammar.parse((prefix + text)[: grammar.MAX_TEXT], secrets=(SECRET,))
         except grammar.CommandError:
@@ -100,6 +110,9 @@ _terminal = Terminal(io.StringIO())
 ENTRY_POINTS: dict[str, Callable[[str], object]] = {
     "grammar.parse": lambda text: grammar.parse(text, secrets=(SECRET,)),
     "grammar.parse, 4,000 characters after each subcommand": _parse_capped,
+    "grammar.parse, 4,000 characters after each schedule option": lambda text: _parse_capped(
+        text, SCHEDULE_PREFIXES
+    ),
     "grammar.looks_like_credential": grammar.looks_like_credential,
     "grammar.parse_duration": lambda text: grammar.parse_duration(text, "example"),
     "urls.parse_url": urls.parse_url,

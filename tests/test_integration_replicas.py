@@ -11,7 +11,6 @@ from collections import Counter
 
 import pytest
 
-from bot.replica import LEASE_SECONDS
 from bot.simulators.zoho import steps_success
 from bot.simulators.zuora import FILE_IDS, steps_two_batches
 from storage import DONE, NewWatch, Store
@@ -21,6 +20,7 @@ from tests.processes import clean_env, spawn_bot, wait_until
 WS = "2480011000000498001"
 NOW = time.time()
 CHANNELS = [f"C{n}" for n in range(1, 9)]
+LEASE_S = 10  # SYNCWATCH_REPLICA_LEASE_SECONDS: a third of the default, to keep the test short
 
 
 def _seed(url: str, zoho_sim, zuora_sim, zoho_jobs: int, zuora_jobs: int) -> dict[str, str]:
@@ -68,7 +68,7 @@ def _settled(url: str) -> bool:
         store.close()
 
 
-@pytest.mark.slow  # real processes, the real one-second tick, and a 30 s lease to run out
+@pytest.mark.slow  # real processes, the real one-second tick, and a lease to run out
 @pytest.mark.parametrize("engine", ["postgresql", "sqlite"])
 def test_a_replica_killed_mid_run_loses_and_doubles_nothing(
     engine, request, tmp_path, fake_slack, zoho_sim, zuora_sim
@@ -85,6 +85,7 @@ def test_a_replica_killed_mid_run_loses_and_doubles_nothing(
             "SYNCWATCH_SLACK_PACE": "off",  # the local Slack has no limits; the test is the lease
             "ZOHO_RATE_PER_MINUTE": "100000",
             "ZUORA_RATE_PER_MINUTE": "100000",
+            "SYNCWATCH_REPLICA_LEASE_SECONDS": str(LEASE_S),
         }
     )
     people = _seed(url, zoho_sim, zuora_sim, zoho_jobs=160, zuora_jobs=40)
@@ -101,7 +102,7 @@ def test_a_replica_killed_mid_run_loses_and_doubles_nothing(
         doomed.stop(signal.SIGKILL)
         code = survivor.stop(signal.SIGTERM)
     assert code == 0, survivor.output()[-2000:]
-    assert took_over_in < LEASE_SECONDS + 15, f"took {took_over_in:.0f} s after the kill"
+    assert took_over_in < LEASE_S + 15, f"took {took_over_in:.0f} s after the kill"
 
     parents: Counter[str] = Counter()
     for channel in CHANNELS:

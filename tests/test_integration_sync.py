@@ -94,3 +94,23 @@ def test_schedule_command_lists_and_stops(running, fake_slack):
     stopped, _ = slack.slash(f"stop {schedule.id}")
     assert "Stopped schedule" in stopped.text
     assert bot.schedules.job(schedule.id) is None
+
+
+def test_a_quiet_schedule_is_set_and_changed_over_slack(running, fake_slack):
+    """docs/architecture.md#alert-policy, through the real app: the policy and digest given
+    with the schedule, shown by `list`, changed with `schedule <id> alert`, refused to others."""
+    bot, slack = running
+    created = slack.ask(f'sync {WS}/{DS} at "0 6 * * 1-5" alert smart every 3 digest weekly')
+    (schedule,) = bot.store.list_schedules()
+    assert "a run that goes well posts nothing here" in created
+    assert (schedule.alert_policy, schedule.alert_every, schedule.digest) == ("smart", 3, "weekly")
+    listing, _ = slack.slash("list")
+    assert "Alerts: posts the 1st failed run, then every 3 more" in listing.text
+    refused, _ = slack.slash(f"schedule {schedule.id} alert failures", user="U2")
+    assert "Only the person who started it" in refused.text
+    changed, _ = slack.slash(f"schedule {schedule.id} alert failures")
+    assert "now posts failed runs only" in changed.text
+    bad, _ = slack.slash(f"schedule {schedule.id} alert sometimes")
+    assert "is not an alert policy" in bad.text and "schedule" in bad.text
+    assert bot.store.get_schedule(schedule.id).alert_policy == "failures"
+    assert parents(fake_slack) == []  # nothing of this reached the channel

@@ -344,3 +344,27 @@ def test_database_never_holds_configured_secrets(poller, store, clock, zoho, tmp
     raw = b"".join(p.read_bytes() for p in Path(tmp_path).glob("syncwatch.db*"))
     for secret in [*Settings.from_env(ENV).secrets(), ACCESS_TOKEN]:
         assert secret.encode() not in raw
+
+
+def test_a_tick_claims_nothing_while_a_burst_of_requests_is_answered(poller, store, clock, zoho):
+    zoho.job("2480011000000512007", *steps_success(1200, 1, 1, now=clock.now))
+    w = watch(store, clock)
+    answered = threading.Event()
+    asked = threading.Event()
+
+    def requests_answered() -> bool:
+        asked.set()
+        return answered.wait(10)
+
+    poller.requests_answered = requests_answered
+    ticking = threading.Thread(target=poller.tick)
+    ticking.start()
+    try:
+        assert asked.wait(5)
+        assert store.get_watch(w.id).lease_owner is None  # not claimed: the answers go first
+        assert zoho.polls() == 0
+    finally:
+        answered.set()
+        ticking.join(10)
+    assert poller.drain()
+    assert zoho.polls() == 1 and store.get_watch(w.id).polls == 1

@@ -145,3 +145,16 @@ def test_metrics_name_the_replica(running):
     bot, slack = running
     body = httpx.get(f"{slack.base_url}/metrics", timeout=5).text
     assert f'syncwatch_replica_info{{replica="{bot.replica.id}"}} 1.0' in body
+
+
+def test_a_configured_lease_is_what_the_beat_renews(store):
+    (w,) = make(store)
+    now = [NOW]
+    replica = Replica(store, clock=lambda: now[0], host="h", pid=7, lease_seconds=12)
+    replica.join()
+    assert replica.beat_seconds == 4  # a third of the lease
+    assert store.claim_due(NOW, replica.id, 12, 10)
+    now[0] = NOW + 10
+    replica.beat()  # renewed to NOW + 22: another replica can't take it before then
+    assert store.claim_due(NOW + 21, "other", 12, 10) == []
+    assert [x.id for x in store.claim_due(NOW + 23, "other", 12, 10)] == [w.id]

@@ -328,3 +328,51 @@ def test_quotas_refuse_clearly_and_start_nothing(store, clock):
     full = svc.handle(grammar.parse("watch za 1/4"), Requester("U3", "C1"))
     assert "This channel already has 3 active watches" in full.text
     assert len(store.list_watches()) == 3
+
+
+# -- alert policy (docs/architecture.md#alert-policy) --------------------------------------------
+
+
+def test_a_quiet_schedule_says_what_it_posts_and_list_and_home_show_it(service, store):
+    reply = watch(service, f"sync {SYNC} at 06:30 alert smart every 3")
+    (schedule,) = store.list_schedules()
+    assert (schedule.alert_policy, schedule.alert_every) == ("smart", 3)
+    assert "posts the 1st failed run, then every 3 more in a row (the 4th, 7th, …)" in reply.text
+    assert "a run that goes well posts nothing here" in reply.text
+    listing = str(service.handle(grammar.ListRequest(), ALICE).blocks)
+    assert "Alerts: posts the 1st failed run" in listing
+    home = str(service.home_view("U1"))
+    assert schedule.id in home and "Alerts: posts the 1st failed run" in home
+    plain = watch(service, f"sync {SYNC} at 07:30")
+    assert "Each run gets its own message here" in plain.text
+    assert "Alerts: posts every run" in str(service.handle(grammar.ListRequest(), ALICE).blocks)
+
+
+def test_the_owner_changes_a_schedules_alerts_and_others_may_not(store, clock):
+    settings = replace(Settings.from_env(ZOHO), admins=frozenset({"U9"}))
+    service = Service(store, settings, clock=clock)
+    watch(service, f"sync {SYNC} at 06:30")
+    (schedule,) = store.list_schedules()
+    bob = Requester("U2", "C1", "T1")
+    refused = watch(service, f"schedule {schedule.id} alert failures", bob)
+    assert "Only the person who started it" in refused.text
+    assert store.get_schedule(schedule.id).alert_policy == "every"
+    changed = watch(service, f"schedule {schedule.id} alert failures")
+    assert f"Schedule `{schedule.id}` now posts failed runs only" in changed.text
+    assert store.get_schedule(schedule.id).alert_policy == "failures"
+    again = watch(service, f"schedule {schedule.id} alert failed")
+    assert "already posts failed runs only; nothing changed" in again.text
+    admin = watch(service, f"schedule {schedule.id} alert smart", Requester("U9", "C1"))
+    assert "now posts the 1st failed run, then every 5 more" in admin.text
+    elsewhere = watch(service, f"schedule {schedule.id} alert every", Requester("U1", "C2"))
+    assert f"no schedule `{schedule.id}` here" in elsewhere.text
+    watch(service, f"stop {schedule.id}")
+    stopped = watch(service, f"schedule {schedule.id} alert every")
+    assert f"no schedule `{schedule.id}` here" in stopped.text
+    assert store.get_schedule(schedule.id).alert_policy == "smart"
+
+
+def test_help_schedules_explains_the_alert_policies(service):
+    text = watch(service, "help schedules").text
+    assert "alert failures" in text and "alert smart every 3" in text
+    assert "schedule s3xq alert" in text

@@ -6,11 +6,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import texts
+from bot import eta, texts
 from bot.digests import DIGEST_HOUR
 from bot.grammar import COMMAND, HELP_TOPICS, CommandError
 from bot.urls import URL_SHAPES
-from bot.vendors import SPECS, JobSnapshot, State, lookup
+from bot.vendors import SPECS, TERMINAL_STATES, JobSnapshot, State, lookup
 from storage import (
     ACTIVE,
     DEFAULT_CONNECTION,
@@ -28,6 +28,7 @@ from storage import (
     Watch,
     actor_token,
 )
+from storage.progress import decode_points
 from storage.settings import CONNECTION_ROUTE, VENDOR_ROUTE
 
 # Action ids: the verb; the button's value carries the watch id.
@@ -210,10 +211,14 @@ def render_parent(watch: Watch, now: float, run: ScheduleRun | None = None) -> M
         status_line += f"\n{streak}"
     blocks: list[dict[str, Any]] = [section(f"{job_title(watch)}\n{status_line}")]
     if snap and snap.progress:
+        left = _time_left(watch)
+        room = 10 if left is None else 9  # Slack allows ten fields
         shown = list(snap.progress)
-        if len(shown) > 10:  # Slack allows ten fields: say what didn't fit
-            shown = shown[:9] + [("…", f"{len(snap.progress) - 9} more")]
+        if len(shown) > room:  # say what didn't fit
+            shown = shown[: room - 1] + [("…", f"{len(snap.progress) - (room - 1)} more")]
         fields = [mrkdwn(f"*{esc_clip(k, 100)}*\n{esc_clip(v, 200)}") for k, v in shown]
+        if left is not None:  # beside the count it comes from, the first pair
+            fields.insert(1, mrkdwn(f"*Estimate*\n{left}"))
         blocks.append({"type": "section", "fields": fields})
     if snap and snap.error_message and watch.state in (State.FAILED, State.PARTIAL):
         code = f" `{esc_clip(snap.error_code, 40)}`" if snap.error_code else ""
@@ -246,6 +251,26 @@ def render_parent(watch: Watch, now: float, run: ScheduleRun | None = None) -> M
     if watch.status in (STOPPED, PAUSED):
         text = f"{vendor_label(watch.vendor)} {watch.ref}: {watch.status}"
     return Message(esc(text), blocks)
+
+
+def _time_left(watch: Watch) -> str | None:
+    """The time left ("~4 min left") while the job runs and its samples give a believable
+    estimate (docs/architecture.md#eta), else None. From the watch's row only."""
+    if watch.status != ACTIVE or watch.state in TERMINAL_STATES:
+        return None
+    minutes = eta.shown(decode_points(watch.progress_points))
+    return None if minutes is None else time_left(minutes)
+
+
+def time_left(minutes: int) -> str:
+    """`eta.shown_minutes` as people say it: "<1 min left", "~4 min left", "~2 h 10 min
+    left", "~3 h left"."""
+    if minutes < 1:
+        return "<1 min left"
+    if minutes < 60:
+        return f"~{minutes} min left"
+    hours, rest = divmod(minutes, 60)
+    return f"~{hours} h {rest} min left" if rest else f"~{hours} h left"
 
 
 def _streak_line(watch: Watch, run: ScheduleRun | None) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot import eta
 from bot.config import Settings
 from bot.vendors import (
     AuthError,
@@ -18,6 +19,7 @@ from bot.vendors import (
     VendorSpec,
 )
 from storage import DONE, Event, NewWatch, PollResult, TransitionDraft, Watch
+from storage.progress import decode_points
 
 Random = Callable[[], float]  # uniform in [0, 1)
 
@@ -149,6 +151,7 @@ def timed_out(watch: Watch, now: float) -> PollResult:
             "snapshot": expired.to_json(),
             "finished_at": now,
             "next_poll_at": None,
+            **_points(watch, None),
         },
         transition=TransitionDraft(
             event=Event.TIMEOUT,
@@ -183,6 +186,10 @@ def _on_snapshot(
         "attempts": 0,
         "last_error": None,
     }
+    points = eta.next_points(
+        watch.progress_points, snap.done, snap.total, now, finished=snap.state.terminal
+    )
+    changes.update(_points(watch, points))
     changed_state = watch.state != snap.state.value
     transition = None
     if changed_state:
@@ -202,6 +209,7 @@ def _on_snapshot(
         or previous.progress != snap.progress
         or previous.raw_status != snap.raw_status
         or watch.last_error is not None
+        or _shown_eta(watch.progress_points) != _shown_eta(points)
     )
     notes = _new_notice(snap.notice, previous.notice if previous else None)
     if snap.state.terminal:
@@ -209,6 +217,16 @@ def _on_snapshot(
         return PollResult(changes, transition, True, tuple(uploads), notes)
     changes["next_poll_at"] = _next_poll(watch, spec, now)
     return PollResult(changes, transition, visible_change, notes=notes)
+
+
+def _points(watch: Watch, points: str | None) -> dict[str, Any]:
+    """The `progress_points` column when it changes (most polls of most vendors: never, and
+    the poll's UPDATE stays as short as it was)."""
+    return {} if points == watch.progress_points else {"progress_points": points}
+
+
+def _shown_eta(points: str | None) -> int | None:
+    return eta.shown(decode_points(points))
 
 
 def _new_notice(notice: str | None, before: str | None) -> tuple[str, ...]:
@@ -269,6 +287,7 @@ def failed(watch: Watch, err: VendorError, now: float) -> PollResult:
             "next_poll_at": None,
             "attempts": 0,
             "last_error": None,
+            **_points(watch, None),
         },
         transition=TransitionDraft(
             event=Event.STATE,

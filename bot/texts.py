@@ -611,7 +611,11 @@ def help_sections(
             f"e.g. `{COMMAND} watch {first.key} {first.example_ref}`\n"
             "I post one message here, keep it current, explain each change in its thread, and "
             "mention you when the job ends. `every 30s` sets how often I check (vendors have "
-            "minimums); `as eu-team` picks a named connection from syncwatch's config."
+            "minimums); `as eu-team` picks a named connection from syncwatch's config.\n"
+            "Where the vendor counts the work (Zoho Analytics and Zoho CRM rows, Micro rows, "
+            'Zuora batches), the message shows the time left ("~4 min left") from the pace of '
+            "my last few checks, once there are two; it isn't shown when the job stalls, or "
+            "when it would be more than a day."
         ),
         "sync": (
             f"*Run a datasource sync* — `{COMMAND} sync <workspace-id>/<datasource-id> "

@@ -428,6 +428,14 @@ def m011_alert_policy(db: Database) -> None:
     db.execute("CREATE INDEX idx_digests_status ON digests (status)")
 
 
+@migration(postgresql=("ALTER TABLE watches ADD COLUMN progress_points TEXT",))
+def m013_progress_points(db: Database) -> None:
+    # The last few (time, done, total) samples of the job, as JSON, written by each poll in
+    # the statement that applies it: the time-left estimate (docs/architecture.md#eta)
+    # needs two, and they must survive a restart.
+    db["watches"].add_column("progress_points", str)
+
+
 def apply(db: Database) -> None:
     """Bring a SQLite database up to date (called inside the store's write transaction)."""
     _refuse_newer({m.name for m in migrations.applied(db)})

@@ -90,6 +90,9 @@ class Watch:
     # script said it runs for (docs/architecture.md#watch-api). None for slash commands.
     token_name: str | None = None
     requested_by: str | None = None
+    # The job's last few progress samples as JSON (storage/progress.py), for the time-left
+    # estimate on the parent (docs/architecture.md#eta). None without counts.
+    progress_points: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any] | sqlite3.Row) -> Watch:

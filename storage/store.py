@@ -19,6 +19,7 @@ from .digests import DigestStore
 from .engine import DatabaseURL, Engine, Result, integrity_errors, parse_database_url
 from .migrations import apply as apply_migrations
 from .migrations import apply_postgres
+from .progress import ProgressPointsStore
 from .records import (
     ACTIVE,
     DONE,
@@ -81,7 +82,7 @@ class IdempotencyRecord:
     status: int | None
 
 
-class Store(ChannelSettingsStore, AlertStore, DigestStore):
+class Store(ChannelSettingsStore, AlertStore, DigestStore, ProgressPointsStore):
     """The only door to the database. Safe to share across threads."""
 
     def __init__(self, database: str | DatabaseURL, *, pool_size: int | None = None) -> None:

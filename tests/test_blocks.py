@@ -29,6 +29,7 @@ from bot.blocks import (
 from bot.grammar import COMMAND, CommandError, parse
 from bot.vendors import JobSnapshot, State
 from storage import Transition, Watch
+from storage.progress import ProgressPoint, encode_points
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 REF = "2480011000000498001/2480011000000512007"
@@ -693,3 +694,55 @@ def test_each_help_topic_has_its_own_page(topic: str) -> None:
     assert ("/syncwatch" in message.text) or ("allowlist" in message.text)
     if topic == "links":
         assert "analyticsapi.zoho.com/restapi/v2/bulk/workspaces/&lt;ws&gt;" in message.text
+
+
+# -- the time-left estimate (docs/architecture.md#eta) -----------------------------------------
+
+# 100 rows a minute; 900 of 1,200 left at the last poll: 9 minutes
+STEADY = encode_points((ProgressPoint(T0, 200, 1200), ProgressPoint(T0 + 60, 300, 1200)))
+ROWS = snapshot(progress=(("Rows", "300 of 1,200 imported"), ("Import", "APPEND")))
+
+
+def fields_of(message: blocks.Message) -> list[str]:
+    return [f["text"] for b in message.blocks for f in b.get("fields", [])]
+
+
+def test_a_running_job_shows_the_time_left_beside_its_count():
+    message = render_parent(make_watch(snapshot=ROWS, progress_points=STEADY), T0 + 60)
+    assert fields_of(message) == [
+        "*Rows*\n300 of 1,200 imported",
+        "*Estimate*\n~9 min left",
+        "*Import*\nAPPEND",
+    ]
+    assert_valid(message.blocks)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"progress_points": None},  # a vendor without counts
+        {"progress_points": encode_points((ProgressPoint(T0, 200, 1200),))},  # one poll so far
+        {"status": "stopped", "stopped_by": "U2"},
+        {"status": "paused", "pause_reason": "removed"},
+        {"status": "done", "state": State.SUCCEEDED, "finished_at": T0 + 120},
+        {"state": State.SUCCEEDED},  # ended, before the row's status says so
+    ],
+    ids=["no-counts", "one-point", "stopped", "paused", "done", "terminal-state"],
+)
+def test_no_estimate_unless_running_with_two_points(changes):
+    watch = make_watch(snapshot=ROWS, **({"progress_points": STEADY} | changes))
+    assert "left" not in all_text(render_parent(watch, T0 + 60))
+
+
+def test_the_estimate_keeps_its_field_when_the_progress_fills_the_section():
+    many = snapshot(progress=tuple((f"Batch {i}", "done") for i in range(12)))
+    message = render_parent(make_watch(snapshot=many, progress_points=STEADY), T0 + 60)
+    shown = fields_of(message)
+    assert len(shown) == 10 and shown[1] == "*Estimate*\n~9 min left"
+    assert shown[-1] == "*…*\n4 more"
+    assert_valid(message.blocks)
+
+
+def test_help_watch_says_when_the_time_left_is_shown():
+    shown = all_text(render_help("watch"))
+    assert "~4 min left" in shown and "two" in shown and "more than a day" in shown

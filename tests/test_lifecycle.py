@@ -26,6 +26,7 @@ from bot.vendors import (
 )
 from bot.vendors.zoho_analytics import SPEC
 from storage import ACTIVE, DONE, Watch
+from storage.progress import ProgressPoint, decode_points, encode_points
 
 NOW = 1_767_225_600.0
 MIN = 60.0
@@ -358,3 +359,53 @@ def test_an_error_notice_is_said_once_per_streak():
     assert decide(make_watch(), err, SPEC, NOW + 1, zero).notes == ("Budget used up",)
     streak = make_watch(attempts=1, last_error="budget used up")
     assert decide(streak, err, SPEC, NOW + 2, zero).notes == ()
+
+
+# -- progress points and the time-left estimate (docs/architecture.md#eta) --------------------
+
+
+def counted(done: int, total: int = 1000, progress: str | None = None) -> JobSnapshot:
+    shown = progress or f"{done:,} of {total:,} imported"
+    return JobSnapshot(
+        State.RUNNING, "1002 JOB IN PROGRESS", (("Rows", shown),), done=done, total=total
+    )
+
+
+def test_each_counted_poll_adds_a_point_written_with_the_poll():
+    first = decide(seen(counted(100)), counted(200), SPEC, NOW, zero)
+    assert decode_points(first.changes["progress_points"]) == (ProgressPoint(NOW, 200, 1000),)
+    watch = seen(counted(200), progress_points=first.changes["progress_points"])
+    second = decide(watch, counted(300), SPEC, NOW + MIN, zero)
+    assert [p.done for p in decode_points(second.changes["progress_points"])] == [200, 300]
+
+
+def test_the_parent_is_edited_when_only_the_estimate_changes():
+    # the counts shown stay the same text, but a stall moves the estimate
+    points = encode_points(
+        (ProgressPoint(NOW - 2 * MIN, 100, 1000), ProgressPoint(NOW - MIN, 200, 1000))
+    )
+    watch = seen(counted(200, progress="200 rows"), progress_points=points)
+    r = decide(watch, counted(200, progress="200 rows"), SPEC, NOW, zero)
+    assert r.update_parent is True
+
+
+def test_polls_that_change_nothing_shown_stay_quiet():
+    watch = seen(RUNNING)
+    r = decide(watch, RUNNING, SPEC, NOW, zero)
+    assert "progress_points" not in r.changes and r.update_parent is False
+
+
+def test_a_finished_job_forgets_its_points():
+    points = encode_points((ProgressPoint(NOW - MIN, 100, 1200),))
+    r = decide(seen(counted(100, 1200), progress_points=points), SUCCEEDED, SPEC, NOW, zero)
+    assert r.changes["progress_points"] is None
+    failed = decide(
+        seen(counted(100, 1200), progress_points=points),
+        RequestRejectedError("no"),
+        SPEC,
+        NOW,
+        zero,
+    )
+    assert failed.changes["progress_points"] is None
+    expired = timed_out(seen(counted(100, 1200), progress_points=points), NOW)
+    assert expired.changes["progress_points"] is None

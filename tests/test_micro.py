@@ -278,6 +278,8 @@ def test_processing_example_from_the_docs() -> None:
         progress=(("Processed", "1,850 of 5,000"), ("Succeeded", "1,843"), ("Failed", "7")),
         facts=(("expires_at", "2025-03-21T09:20:11.402Z"), ("job_id", JOB)),
         expires_at=epoch(2025, 3, 21, 9, 20, 11) + 0.402,
+        done=1850,
+        total=5000,
     )
     assert JobSnapshot.from_json(snap.to_json()) == snap
 
@@ -296,7 +298,30 @@ def test_complete_example_from_the_docs_is_partial() -> None:
         ),
         error_message="1 row failed (first: invalid_email: email is not a valid address)",
         expires_at=epoch(2025, 3, 21, 9, 20, 11) + 0.402,
+        done=3,
+        total=3,
     )
+
+
+# --- counts behind the time-left estimate (docs/vendors.md#micro-import-fields) ---------------
+
+
+def test_processed_of_total_feeds_the_estimate() -> None:
+    snap = fetch(ok(**PROCESSING))
+    assert (snap.done, snap.total) == (1850, 5000)
+
+
+def test_processed_missing_is_succeeded_plus_failed() -> None:
+    body = {k: v for k, v in PROCESSING.items() if k != "processed"}
+    snap = fetch(ok(**body))
+    assert (snap.done, snap.total) == (1850, 5000)
+
+
+@pytest.mark.parametrize("dropped", [("total",), ("processed", "failed")])
+def test_without_a_total_or_a_done_count_there_are_no_counts(dropped: tuple[str, ...]) -> None:
+    body = {k: v for k, v in PROCESSING.items() if k not in dropped}
+    snap = fetch(ok(**body))
+    assert (snap.done, snap.total) == (None, None)
 
 
 def row(error: bool = False) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from bot.vendors.base import (
 from bot.vendors.boundary import (
     ERROR_TEXT_CHARS,
     FACTS_TOTAL_CHARS,
+    MAX_COUNT,
     MESSAGE_CHARS,
     STATUS_CHARS,
     VendorBoundary,
@@ -209,6 +210,34 @@ def test_every_string_of_a_snapshot_is_bounded(boundary):
     assert len(clean.notice or "") == MESSAGE_CHARS
     assert sum(len(v) for _, v in clean.facts) <= FACTS_TOTAL_CHARS
     assert len(clean.to_json()) < 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("done", "total", "kept"),
+    [
+        (3, 10, (3, 10)),
+        (0, 0, (0, 0)),
+        (MAX_COUNT, MAX_COUNT, (MAX_COUNT, MAX_COUNT)),
+        (-1, 10, (None, None)),
+        (3, MAX_COUNT + 1, (None, None)),
+        (True, 10, (None, None)),
+        (3, None, (None, None)),
+        (None, 10, (None, None)),
+        (10**400, 10**400, (None, None)),
+    ],
+)
+def test_counts_pass_only_as_plausible_pairs(boundary, done, total, kept):
+    # a count no float can hold, a bool or a lone count never reaches the estimate
+    clean = boundary.snapshot(JobSnapshot(State.RUNNING, "running", done=done, total=total))
+    assert (clean.done, clean.total) == kept
+
+
+def test_a_snapshot_stored_before_the_counts_reads_without_them():
+    stored = '{"state": "running", "raw_status": "executing", "progress": [["Batches", "1"]]}'
+    snap = JobSnapshot.from_json(stored)
+    assert snap is not None and (snap.done, snap.total) == (None, None)
+    again = JobSnapshot.from_json(JobSnapshot(State.RUNNING, "x", done=4, total=9).to_json())
+    assert again is not None and (again.done, again.total) == (4, 9)
 
 
 def test_an_error_keeps_its_class_and_wait_with_its_text_cleaned(boundary):

@@ -253,8 +253,33 @@ def test_completed_example_from_the_docs() -> None:
         error_code=None,
         error_message="(vendor text)",
         expires_at=1767225600.0,
+        done=1187,
+        total=1200,
     )
     assert JobSnapshot.from_json(snap.to_json()) == snap
+
+
+# --- counts behind the time-left estimate (docs/vendors.md#analytics-import-fields) -----------
+
+
+def test_rows_imported_of_the_total_feed_the_estimate() -> None:
+    snap = fetch(job("1002", "JOB IN PROGRESS", jobInfo=info(total=1200, success=300)))
+    assert (snap.state, snap.done, snap.total) == (State.RUNNING, 300, 1200)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},  # Zoho's own running sample has no jobInfo
+        {"jobInfo": info(total=None, success=300)},
+        {"jobInfo": info(total=1200, success=None)},
+        {"jobInfo": info(total="many", success=300)},
+    ],
+    ids=["no-summary", "no-total", "no-success", "odd-total"],
+)
+def test_without_both_row_counts_there_are_no_counts(extra: dict[str, Any]) -> None:
+    snap = fetch(job("1002", "JOB IN PROGRESS", **extra))
+    assert (snap.done, snap.total) == (None, None)
 
 
 @pytest.mark.parametrize(

@@ -454,6 +454,15 @@ def test_success_with_every_table_ok() -> None:
     assert snap.error_message is None
 
 
+def test_a_sync_gives_no_counts_for_a_time_left_estimate() -> None:
+    # "Tables: 3 of 3 OK" is an outcome read once the sync ended, not progress on the way
+    # (docs/vendors.md#sync-fields): a sync never shows an estimate.
+    zoho, first = started(listing(source()))
+    waiting = zoho.vendor().fetch(REF, first)
+    ended = poll(source(time=T1, tables=(("a", "Success"), ("b", "Failed"))))
+    assert [(s.done, s.total) for s in (first, waiting, ended)] == [(None, None)] * 3
+
+
 def test_success_without_table_details() -> None:
     assert poll(source(time=T1, tables=())).state is State.SUCCEEDED
 

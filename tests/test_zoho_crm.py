@@ -262,6 +262,36 @@ def test_in_progress_example_from_the_docs(spool: Path) -> None:
     )
 
 
+# --- counts behind the time-left estimate (docs/vendors.md#crm-bulk-write-fields) -------------
+
+
+def test_rows_written_or_skipped_of_the_total_feed_the_estimate(spool: Path) -> None:
+    body = doc(
+        "IN PROGRESS",
+        res("IN PROGRESS", added=100, updated=20, skipped=5, total=500),
+        res("IN PROGRESS", "Leads", added=10, total=100),
+    )
+    snap = fetch(ok(body), spool=spool)
+    assert (snap.state, snap.done, snap.total) == (State.RUNNING, 135, 600)
+
+
+def test_without_every_total_count_there_are_no_counts(spool: Path) -> None:
+    # Zoho gave no total for Leads: the bot's own sum would count Leads as finished.
+    body = doc(
+        "IN PROGRESS",
+        res("IN PROGRESS", added=100, total=500),
+        res("IN PROGRESS", "Leads", added=10),
+    )
+    snap = fetch(ok(body), spool=spool)
+    assert (snap.done, snap.total) == (None, None)
+    assert ("Total", "510") in snap.progress  # the parent still shows what Zoho counted
+
+
+def test_in_progress_without_counts_has_none(spool: Path) -> None:
+    snap = fetch(ok(doc("IN PROGRESS", res("IN PROGRESS", name=None))), spool=spool)
+    assert (snap.done, snap.total) == (None, None)
+
+
 def test_completed_with_skipped_rows_example_from_the_docs(spool: Path) -> None:
     body = doc(
         "COMPLETED",
@@ -298,6 +328,8 @@ def test_completed_with_skipped_rows_example_from_the_docs(spool: Path) -> None:
         error_code="SKIPPED",
         error_message="7 of 369 rows skipped in Contacts; see the result file",
         files=(FileRef(LINK, "Contacts-contacts", 369, "zip"),),
+        done=369,
+        total=369,
     )
     assert JobSnapshot.from_json(snap.to_json()) == snap
 

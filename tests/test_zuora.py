@@ -556,8 +556,29 @@ def test_partial_example_from_the_docs() -> None:
         error_code=None,
         error_message="Payments: line 1: unknown field Amout",
         files=(FileRef(F1, "Invoices", 48211, "csv", None),),
+        done=2,
+        total=2,
     )
     assert JobSnapshot.from_json(snap.to_json()) == snap
+
+
+# --- counts behind the time-left estimate (docs/vendors.md#zuora-aqua-fields) -----------------
+
+
+def test_batches_finished_of_all_batches_feed_the_estimate() -> None:
+    batches = [
+        batch("Invoices", "completed", 10, fileId=F1),
+        batch("Payments", "aborted"),
+        batch("Accounts", "executing"),
+        batch("Usage", "pending"),
+    ]
+    snap = fetch(ok(job("executing", batches)))
+    assert (snap.state, snap.done, snap.total) == (State.RUNNING, 2, 4)
+
+
+def test_a_job_without_batches_has_no_counts() -> None:
+    snap = fetch(ok(job("submitted", [])))
+    assert (snap.done, snap.total) == (None, None)
 
 
 def test_none_ok_lists_every_failed_batch() -> None:

@@ -81,6 +81,9 @@ class JobSnapshot:
     `facts` holds the vendor's own summary fields (kept for result files);
     `error_message` may be long raw vendor text: renderers escape and clip it.
     `expires_at` (epoch seconds) is when the vendor forgets the job's details, if known.
+    `done`/`total` are the vendor's own counts of units finished and of all units (rows,
+    batches), both or neither, None when the vendor gives none: they feed the time-left
+    estimate (docs/architecture.md#eta), never a guess.
     """
 
     state: State
@@ -92,6 +95,8 @@ class JobSnapshot:
     expires_at: float | None = None
     files: tuple[FileRef, ...] = ()
     notice: str | None = None  # said once in the thread when it first appears or changes
+    done: int | None = None
+    total: int | None = None
 
     def to_json(self) -> str:
         # Spelled out rather than dataclasses.asdict(), which deep-copies every field
@@ -107,6 +112,8 @@ class JobSnapshot:
                 "expires_at": self.expires_at,
                 "files": [vars(f) for f in self.files],
                 "notice": self.notice,
+                "done": self.done,
+                "total": self.total,
             }
         )
 
@@ -125,6 +132,8 @@ class JobSnapshot:
             expires_at=raw.get("expires_at"),
             files=tuple(FileRef(**f) for f in raw.get("files", ())),
             notice=raw.get("notice"),
+            done=raw.get("done"),  # absent from snapshots stored before the counts existed
+            total=raw.get("total"),
         )
 
 

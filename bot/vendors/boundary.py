@@ -6,7 +6,10 @@ The poller passes every snapshot, error and result file a vendor client hands it
 - no secret the process knows (configured, or an access token it minted) is in any string,
   and none is in a text result file: each is replaced with `[redacted]`;
 - every string has a bound (the limits below), clipped with an ellipsis, so a vendor reply
-  can't fill the database, the process's memory or a Slack message.
+  can't fill the database, the process's memory or a Slack message;
+- a snapshot's `done`/`total` counts are whole numbers from 0 to `MAX_COUNT`, both or
+  neither, so the time-left arithmetic never meets a bool, a negative or a number too big
+  for a float.
 
 Vendor modules may scrub and clip their own text as well; this is the one place that makes
 sure of it for all of them.
@@ -33,6 +36,7 @@ FILE_ID_CHARS = 4_096  # above the 2,048 a CRM result link may have, so that che
 MAX_PROGRESS = 20  # the parent message shows 10 at most
 MAX_FACTS = 100
 MAX_FILES = 1_000
+MAX_COUNT = 10**15  # done/total: far above any real job, far below a float's limit (as stored)
 ELLIPSIS = "…"
 TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".json")  # result files redacted byte by byte
 
@@ -41,6 +45,15 @@ def clip(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, the last one an ellipsis when cut. Clipping
     twice changes nothing more."""
     return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
+def _counts(done: object, total: object) -> dict[str, int | None]:
+    """`done` and `total` kept only when both are plausible counts (see the module docstring)."""
+    plausible = all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_COUNT
+        for n in (done, total)
+    )
+    return {"done": done, "total": total} if plausible else {"done": None, "total": None}
 
 
 class VendorBoundary:
@@ -73,6 +86,7 @@ class VendorBoundary:
             error_message=self.optional(snap.error_message, ERROR_TEXT_CHARS),
             files=tuple(self._file_ref(f) for f in snap.files[:MAX_FILES]),
             notice=self.optional(snap.notice, MESSAGE_CHARS),
+            **_counts(snap.done, snap.total),
         )
 
     def _facts(self, facts: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:

@@ -199,6 +199,9 @@ def snapshot_from(
         error_code=error_code,
         error_message=error_message,
         expires_at=_epoch(body.get("expires_at")),
+        # processed (succeeded plus failed) of total (docs/vendors.md#micro-import-fields)
+        done=processed if t is not None else None,
+        total=t if processed is not None else None,
     )
 
 

@@ -159,6 +159,9 @@ def snapshot_from(data: dict[str, Any], seen: SeenKeys | None = None) -> JobSnap
         error_code=error_code,
         error_message=error_message,
         expires_at=ms / 1000 if (ms := as_count(data.get("expiryTime"))) else None,
+        # rows imported of all rows, when Zoho gives both (docs/vendors.md#analytics-import-fields)
+        done=s if t is not None else None,
+        total=t if s is not None else None,
     )
 
 

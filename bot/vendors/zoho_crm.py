@@ -81,6 +81,8 @@ class _Tally:
     skipped: int = 0
     total: int = 0
     counted: bool = False
+    # every counted resource said its total_count: `total` is Zoho's, not our sum of the others
+    totals_given: bool = True
     resources: int = 0
     modules: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -90,6 +92,14 @@ class _Tally:
     @property
     def ok(self) -> int:
         return self.added + self.updated
+
+    @property
+    def counts(self) -> tuple[int | None, int | None]:
+        """Rows written or skipped of all rows, for the time-left estimate; (None, None)
+        unless Zoho gave a total_count for every counted resource (no invented totals)."""
+        if not (self.counted and self.totals_given):
+            return None, None
+        return self.ok + self.skipped, self.total
 
     @property
     def left(self) -> int:
@@ -126,6 +136,7 @@ class _Tally:
                 self.skipped + (s or 0),
             )
             self.total += t if t is not None else (a or 0) + (u or 0) + (s or 0)
+            self.totals_given = self.totals_given and t is not None
 
     def completed(self, has_file: bool) -> tuple[State, str | None, str | None]:
         """docs/vendors.md#crm-bulk-write-states bot rule for COMPLETED, with
@@ -215,6 +226,8 @@ def snapshot_from(doc: dict[str, Any], job: str, seen: SeenKeys | None = None) -
         error_code=error_code,
         error_message=error_message,
         files=files,
+        done=t.counts[0],
+        total=t.counts[1],
     )
 
 

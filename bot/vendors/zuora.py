@@ -281,6 +281,9 @@ def snapshot_from(
         error_code=error_code,
         error_message=error_message,
         files=files,
+        # batches finished (in any end state) of all batches (docs/vendors.md#zuora-aqua-fields)
+        done=sum(b.done for b in batches) if batches else None,
+        total=len(batches) if batches else None,
     )
 
 

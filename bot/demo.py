@@ -31,7 +31,7 @@ from bot.simulators.zoho import (
 )
 from bot.simulators.zoho_crm import ZohoCrmSimulator, sample_result_csv, steps_with_skips
 from bot.simulators.zuora import FILE_IDS, ZuoraSimulator, steps_failed, steps_two_batches
-from storage import DONE
+from storage import DONE, ChannelSettings
 
 CHANNEL, CHANNEL_NAME = "C0DEMO", "#revops-imports"
 USERS = {
@@ -251,7 +251,8 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
         term.say(
             f"A local Slack stand-in and simulated Zoho Analytics, Zoho CRM, Zuora and Micro on "
             f"127.0.0.1; the bot is the real one, serving http://127.0.0.1:{port}/slack/events."
-            f"\nChannel {CHANNEL_NAME}: alice and bob watch Zoho imports, dana and erin Zuora "
+            f"\nChannel {CHANNEL_NAME} (failures also sent to the channel): alice and bob "
+            "watch Zoho imports, dana and erin Zuora "
             "queries, frank a Micro import, gina a CRM bulk write, hank runs a datasource "
             "sync; carol mistypes; alice makes an API token, a nightly script announces its "
             "Zuora query with it, and Zuora's callback says when it is done."
@@ -260,6 +261,7 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
         try:
             session.command("U0ALICE", "help")
             time.sleep(pause)
+            _broadcast_failures(term, bot)
             session.command("U0ALICE", f"watch za {WS}/{JOB_OK}")
             time.sleep(pause)
             session.command("U0BOB", f"watch zoho-analytics {WS}/{JOB_BAD}")
@@ -293,6 +295,23 @@ def run_demo(*, fast: bool = False, out: TextIO | None = None, timeout: float = 
             "`syncwatch run` (see README)."
         )
         return 0
+
+
+def _broadcast_failures(term: Terminal, bot: BotProcess) -> None:
+    """alice, an admin, saves the channel's settings form with one change: failures are
+    also sent to the channel (what `/syncwatch settings` stores; docs/architecture.md
+    #channel-settings)."""
+    term.say(
+        term.style(
+            f"\nalice opens /syncwatch settings and turns on "
+            f"“Broadcast failures” for {CHANNEL_NAME}",
+            "33",
+        )
+    )
+    settings = ChannelSettings(
+        CHANNEL, broadcast_failures=True, updated_by="U0ALICE", updated_at=time.time()
+    )
+    bot.store.save_channel_settings(settings)
 
 
 def _script_and_callback(term: Terminal, session: DemoSession, zuora: ZuoraSimulator) -> None:
@@ -339,6 +358,8 @@ def _print_change(term: Terminal, slack: FakeSlackAPI, kind: str, message: Messa
     where = "in the thread" if message.thread_ts else f"in {CHANNEL_NAME}"
     if kind == "post":
         verb = "replied" if message.thread_ts else "posted"
+        if message.broadcast:
+            where = f"in the thread, also sent to {CHANNEL_NAME}"
     elif kind == "update":
         verb = "edited its message"
     else:

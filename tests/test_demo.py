@@ -18,6 +18,10 @@ def test_demo_prints_the_channel_and_threads_and_succeeds():
     assert "(only carol sees this)" in text and "Did you mean `zoho-analytics`?" in text
     assert "✅ @alice Job succeeded" in text
     assert "❌ @bob Job failed" in text and "expected a number but found 'twelve'" in text
+    # The channel broadcasts failures (docs/architecture.md#channel-settings): each failed
+    # or partial job's reply is also sent to the channel, and nothing else is.
+    assert "turns on “Broadcast failures” for #revops-imports" in text
+    assert text.count("also sent to #revops-imports") == 5  # bob, erin, frank, gina, hank
     assert "📎 import-summary-2480011000000512007.csv" in text
     assert "✅ @dana Job succeeded" in text and "📎 Invoices.csv" in text
     assert "📎 Payments.csv" in text and "INV-00017,1200.00,Posted" in text

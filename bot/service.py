@@ -23,12 +23,15 @@ from storage import (
     ACTIVE,
     DEFAULT_CONNECTION,
     PAUSED,
+    ActorKind,
+    AuditEntry,
     DatabaseUnavailable,
     DuplicateWatchError,
     Event,
     NewWatch,
     Store,
     TransitionDraft,
+    Via,
     Watch,
 )
 
@@ -69,6 +72,41 @@ class Requester:
     user_id: str
     channel_id: str
     team_id: str | None = None
+    via: Via = Via.SLASH  # how the request came: the audit trail records it
+
+    def audit(
+        self,
+        action: str,
+        at: float,
+        *,
+        watch: Watch | None = None,
+        schedule_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """The audit row for `action` done by this person (docs/operations.md#audit)."""
+        facts = dict(detail or {})
+        if watch is not None:
+            facts = watch_facts(watch) | facts
+        return AuditEntry(
+            action=action,
+            actor_kind=ActorKind.PERSON,
+            actor=self.user_id,
+            via=self.via,
+            at=at,
+            team_id=self.team_id,
+            channel_id=(watch.channel_id if watch is not None else None) or self.channel_id or None,
+            watch_id=watch.id if watch is not None else None,
+            schedule_id=schedule_id,
+            detail=facts,
+        )
+
+
+def watch_facts(watch: Watch) -> dict[str, Any]:
+    """What an audit row says about a watch: enough to read it without the watch."""
+    facts: dict[str, Any] = {"vendor": watch.vendor, "ref": watch.ref}
+    if watch.connection != DEFAULT_CONNECTION:
+        facts["connection"] = watch.connection
+    return facts
 
 
 class Service:
@@ -168,6 +206,10 @@ class Service:
             "watch created: %s",
             ", ".join(f"{w.id} {w.vendor} {w.ref} in {w.channel_id}" for w in created),
         )
+        # Right after the commit, not inside it: a create that races a twin on PostgreSQL
+        # must keep its own transaction to find the twin (Store.create_watches).
+        action = "sync.start" if trigger else "watch.create"
+        record_after(self.store, [who.audit(action, now, watch=w) for w in created])
         self.on_change()
         return blocks.render_created(created)
 
@@ -243,7 +285,14 @@ class Service:
             interval_s=0,
             deadline=0,
         )
-        schedule = self.store.create_schedule(draft, cron, tz, first, now)
+        with self.store.audited():
+            schedule = self.store.create_schedule(draft, cron, tz, first, now)
+            detail = {"vendor": vendor, "ref": ref, "cron": cron, "tz": tz}
+            if connection != DEFAULT_CONNECTION:
+                detail["connection"] = connection
+            self.store.audit(
+                who.audit("schedule.create", now, schedule_id=schedule.id, detail=detail)
+            )
         log.info(
             "schedule %s created: %s %s (%s) in %s", schedule.id, ref, cron, tz, who.channel_id
         )
@@ -262,9 +311,13 @@ class Service:
             return blocks.render_notice(texts.not_allowed("run this sync again"))
         now = self.clock()
         deadline = now + self.policy.watch_timeout
-        if self.store.restart_sync(
-            watch.id, who.user_id, now, deadline, note=texts.SYNC_RETRY_ASKED
-        ):
+        with self.store.audited():
+            restarted = self.store.restart_sync(
+                watch.id, who.user_id, now, deadline, note=texts.SYNC_RETRY_ASKED
+            )
+            if restarted:
+                self.store.audit(who.audit("watch.retry", now, watch=watch))
+        if restarted:
             self.on_change()
             return None
         return blocks.render_notice(texts.cant_retry_sync(watch.id))
@@ -289,7 +342,12 @@ class Service:
             error_message=text if not uploads else None,
             note=f"{len(text.splitlines()) or 1} lines" if uploads else None,
         )
-        if not self.store.add_to_thread_once(watch.id, draft, uploads, self.clock()):
+        now = self.clock()
+        with self.store.audited():
+            posted = self.store.add_to_thread_once(watch.id, draft, uploads, now)
+            if posted:
+                self.store.audit(who.audit("watch.errors", now, watch=watch))
+        if not posted:
             return blocks.render_notice(texts.ERRORS_ALREADY_IN_THREAD)
         self.on_change()
         return None
@@ -317,7 +375,11 @@ class Service:
             return blocks.render_notice(texts.already_ended(watch.id, watch.status))
         if not self._may_manage(watch.requester_id, watch.connection, who):
             return blocks.render_notice(texts.not_allowed("stop this watch"))
-        stopped = self.store.stop_watch(watch.id, who.user_id, self.clock())
+        now = self.clock()
+        with self.store.audited():
+            stopped = self.store.stop_watch(watch.id, who.user_id, now)
+            if stopped is not None:
+                self.store.audit(who.audit("watch.stop", now, watch=watch))
         if stopped is None:
             return blocks.render_notice(texts.had_already_ended(watch.id))
         log.info("watch %s stopped by %s", watch.id, who.user_id)
@@ -362,7 +424,15 @@ class Service:
             return blocks.render_notice(texts.no_schedule_here(blocks.esc(schedule_id)))
         if not self._may_manage(schedule.requester_id, schedule.connection, who):
             return blocks.render_notice(texts.not_allowed("stop this schedule"))
-        if self.store.stop_schedule(schedule.id, who.user_id, self.clock()) is None:
+        now = self.clock()
+        with self.store.audited():
+            stopped = self.store.stop_schedule(schedule.id, who.user_id, now)
+            if stopped is not None:
+                detail = {"vendor": schedule.vendor, "ref": schedule.ref, "cron": schedule.cron}
+                self.store.audit(
+                    who.audit("schedule.stop", now, schedule_id=schedule.id, detail=detail)
+                )
+        if stopped is None:
             return blocks.render_notice(texts.schedule_already_stopped(schedule.id))
         log.info("schedule %s stopped by %s", schedule.id, who.user_id)
         self.on_schedules_changed()
@@ -378,8 +448,22 @@ class Service:
             return blocks.render_notice(texts.no_watch_here(blocks.esc(watch_id)))
         if watch.status != ACTIVE:
             return blocks.render_notice(texts.has_ended(watch.id, watch.status))
-        self.store.poll_soon(watch.id, self.clock())
+        now = self.clock()
+        with self.store.audited():
+            self.store.poll_soon(watch.id, now)
+            self.store.audit(who.audit("watch.refresh", now, watch=watch))
         return None
+
+
+def record_after(store: Store, entries: list[AuditEntry]) -> None:
+    """Audit rows for a change already committed. The change stands whatever happens here:
+    a database that went away in between costs the rows, logged, not the person's answer."""
+    try:
+        with store.audited():
+            for entry in entries:
+                store.audit(entry)
+    except DatabaseUnavailable as err:
+        log.warning("%d audit row(s) not recorded: %s", len(entries), err.reason)
 
 
 def _errors_csv(watch_id: str, text: str) -> dict[str, object]:

@@ -4,6 +4,7 @@
 the one door to the database.
 """
 
+from .audit import ActorKind, AuditEntry, Via
 from .db import check_database
 from .health import DatabaseUnavailable
 from .records import (
@@ -36,7 +37,9 @@ __all__ = [
     "DONE",
     "PAUSED",
     "STOPPED",
+    "ActorKind",
     "ApiToken",
+    "AuditEntry",
     "DatabaseUnavailable",
     "DuplicateWatchError",
     "Event",
@@ -52,6 +55,7 @@ __all__ = [
     "TokenNameTaken",
     "Transition",
     "TransitionDraft",
+    "Via",
     "Watch",
     "WatchStatus",
     "actor_token",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .audit import AuditStore
 from .db import SqliteEngine
 from .engine import DatabaseURL, Engine, Result, integrity_errors, parse_database_url
 from .migrations import apply as apply_migrations
@@ -78,7 +79,7 @@ class IdempotencyRecord:
     status: int | None
 
 
-class Store:
+class Store(AuditStore):
     """The only door to the database. Safe to share across threads."""
 
     def __init__(self, database: str | DatabaseURL, *, pool_size: int | None = None) -> None:

@@ -164,7 +164,10 @@ class TokenAdmin:
             created_at=self.clock(),
         )
         try:
-            self.store.add_token(token)
+            with self.store.audited():
+                self.store.add_token(token)
+                detail = {"token": name, "channels": list(channels)}
+                self.store.audit(who.audit("token.create", token.created_at, detail=detail))
         except TokenNameTaken:
             return blocks.render_notice(texts.token_name_taken(name))
         log.info("API token %s created by %s for %s", name, who.user_id, ", ".join(channels))
@@ -198,7 +201,13 @@ class TokenAdmin:
             return blocks.render_notice(
                 texts.not_token_admin("revoke API tokens", bool(self.settings.admins))
             )
-        if not self.store.revoke_token(name):
+        now = self.clock()
+        with self.store.audited():
+            revoked = self.store.revoke_token(name)
+            if revoked:
+                detail = {"token": name, "channels": list(token.channels)}
+                self.store.audit(who.audit("token.revoke", now, detail=detail))
+        if not revoked:
             return blocks.render_notice(texts.no_such_token(name))
         log.info("API token %s revoked by %s", name, who.user_id)
         return blocks.render_notice(texts.token_revoked(name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ from storage import (
     DONE,
     PAUSED,
     STOPPED,
+    AuditEntry,
     Event,
     Schedule,
     Transition,
@@ -456,11 +458,19 @@ def render_notice(text: str) -> Message:
     return Message(text)
 
 
+HOME_ACTIONS = 10  # the person's recent actions shown on App Home
+
+
 def render_home(
-    watches: list[Watch], now: float, schedules: list[Schedule] | None = None
+    watches: list[Watch],
+    now: float,
+    schedules: list[Schedule] | None = None,
+    actions: Sequence[AuditEntry] = (),
+    links: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The App Home view: the user's running watches and schedules (each with Stop), then
-    recent outcomes."""
+    recent outcomes, then their recent actions, newest first (`links`: a watch id's
+    message)."""
     schedules = schedules or []
     active = [w for w in watches if w.status in (ACTIVE, PAUSED)]
     recent = [w for w in watches if w.status not in (ACTIVE, PAUSED)][:10]
@@ -493,6 +503,31 @@ def render_home(
                 emoji, label = ":octagonal_sign:", "Stopped"
             lines.append(f"{emoji} {job_title(w)} — {label} in <#{w.channel_id}>")
         out.append(section("\n".join(lines)))
+    if actions:
+        out.append({"type": "divider"})
+        out.append(section(texts.HOME_RECENT_ACTIONS))
+        shown = [_action_line(a, links or {}) for a in actions[:HOME_ACTIONS]]
+        out.append(section("\n".join(shown)))
     out.append({"type": "divider"})
     out.append(section(esc(texts.HOME_TOKENS)))  # our text; its `<job id>` must not be markup
     return {"type": "home", "blocks": out[:100]}
+
+
+def _action_line(entry: AuditEntry, links: Mapping[str, str]) -> str:
+    """`• <when> — Stopped watching *Zoho Analytics* `1/2` (`w7k2`) in #ops · message`."""
+    detail = entry.detail
+    subject = ""
+    if detail.get("vendor") and detail.get("ref"):
+        subject = (
+            f" *{esc(vendor_label(str(detail['vendor'])))}* `{esc_clip(str(detail['ref']), 80)}`"
+        )
+    elif detail.get("token"):
+        subject = f" *{esc_clip(str(detail['token']), 40)}*"
+    item = entry.watch_id or entry.schedule_id
+    if item:
+        subject += f" (`{esc(item)}`)"
+    where = f" in <#{entry.channel_id}>" if entry.channel_id else ""
+    link = links.get(entry.watch_id or "")
+    message = f" · <{link}|message>" if link else ""
+    when = slack_date(entry.at, "{date_short_pretty} {time}")
+    return f"• {when} — {texts.action_phrase(entry.action)}{subject}{where}{message}"

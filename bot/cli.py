@@ -326,6 +326,60 @@ def cmd_watches(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Who changed what, newest first (docs/operations.md#audit). Reads only: a SQLite
+    file that isn't there is reported, not created."""
+    from bot import audit
+    from storage import Store
+
+    now = time.time()
+    try:
+        since = audit.parse_when(args.since, now, "--since") if args.since else None
+        until = audit.parse_when(args.until, now, "--until") if args.until else None
+    except audit.BadTime as err:
+        print(f"syncwatch audit: {err}", file=sys.stderr)
+        return 2
+    if since is not None and until is not None and since >= until:
+        print(
+            f"syncwatch audit: --since ({audit.iso(since)}) must come before --until "
+            f"({audit.iso(until)})",
+            file=sys.stderr,
+        )
+        return 2
+    if args.limit < 1:
+        print("syncwatch audit: --limit must be 1 or more", file=sys.stderr)
+        return 2
+    settings = _settings_or_exit()
+    url = settings.database
+    if url.dialect == "sqlite" and not os.path.exists(url.target):
+        print(f"syncwatch audit: no database at {url.target} (SYNCWATCH_DB)", file=sys.stderr)
+        return 1
+    try:
+        store = Store(url)
+    except DatabaseUnavailable as err:
+        print(f"syncwatch audit: database {url}: {err.reason}", file=sys.stderr)
+        return 1
+    actor = args.actor
+    if actor and actor.startswith(("token:", "operator:")):  # as the table shows them
+        actor = actor.split(":", 1)[1]
+    try:
+        entries = store.audit_entries(
+            since=since, until=until, actor=actor, watch_id=args.watch, limit=args.limit
+        )
+    finally:
+        store.close()
+    if args.json:
+        for entry in entries:
+            print(json.dumps(audit.as_json(entry), ensure_ascii=False))
+        return 0
+    if not entries:
+        print("no audit entries match")
+        return 0
+    for line in audit.table(entries):
+        print(escape_controls(line))
+    return 0
+
+
 def cmd_hook_url(args: argparse.Namespace) -> int:
     """The callback URL of a token for one vendor, to paste into the vendor's
     `notifyUrl` / `callbackUrl` / `callback.url` (docs/operations.md#api-tokens)."""
@@ -410,6 +464,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="include finished and stopped watches")
     p.add_argument("--limit", type=int, default=200, help="at most this many rows (200)")
     p.set_defaults(func=cmd_watches)
+    p = sub.add_parser(
+        "audit",
+        help="who changed what: commands, buttons, API calls, tokens (operators)",
+        description="Print the audit trail, newest first: a table, or with --json one JSON "
+        "object per line (keys: id, at, actor_kind, actor, action, via, team, channel, watch, "
+        "schedule, detail). Reads only.",
+    )
+    p.add_argument("--since", help="from: 30m, 12h, 2d, 1w back, a date (2026-12-01) or ISO time")
+    p.add_argument("--until", help="before: same forms as --since")
+    p.add_argument("--actor", help="a Slack user id (U…), a token's name or an operator's name")
+    p.add_argument("--watch", metavar="ID", help="one watch (w…) or schedule (s…)")
+    p.add_argument("--limit", type=int, default=100, help="at most this many rows (100)")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    p.set_defaults(func=cmd_audit)
     return parser
 
 

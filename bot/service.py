@@ -410,9 +410,20 @@ class Service:
         return self.store.list_watches(requester_id=user_id, statuses=None, limit=60)
 
     def home_view(self, user_id: str) -> dict[str, Any]:
-        """The App Home tab: the user's watches and schedules, then recent outcomes."""
+        """The App Home tab: the user's watches and schedules, recent outcomes, and what
+        they did lately (from the audit trail, with links to the watches' messages)."""
         schedules = self.store.list_schedules(requester_id=user_id)
-        return blocks.render_home(self.watches_for_user(user_id), self.clock(), schedules)
+        actions = self.store.audit_entries(
+            actor=user_id, actor_kind=ActorKind.PERSON, limit=blocks.HOME_ACTIONS
+        )
+        links = {}
+        for watch_id in {a.watch_id for a in actions if a.watch_id}:
+            parent = self.store.parent_ref(watch_id)
+            if parent is not None:
+                links[watch_id] = blocks.archive_link(parent.channel_id, parent.ts)
+        return blocks.render_home(
+            self.watches_for_user(user_id), self.clock(), schedules, actions, links
+        )
 
     def _stop_schedule(self, schedule_id: str, who: Requester) -> blocks.Message:
         schedule = self.store.get_schedule(schedule_id)

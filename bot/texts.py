@@ -313,6 +313,28 @@ def internal_check_error(ref: str) -> str:
 # -- command answers ----------------------------------------------------------------------
 
 HOME_NOTHING_RUNNING = f"Nothing running. Start one from a channel: `{COMMAND} help`."
+HOME_RECENT_ACTIONS = "*Your recent actions*"
+# What the App Home tab says a person did, by audit action (docs/operations.md#audit).
+ACTION_PHRASES = {
+    "watch.create": "Started watching",
+    "sync.start": "Started a sync of",
+    "watch.stop": "Stopped watching",
+    "watch.retry": "Ran again the sync of",
+    "watch.refresh": "Asked for a fresh check of",
+    "watch.errors": "Posted the full error list of",
+    "schedule.create": "Scheduled syncs of",
+    "schedule.stop": "Stopped the schedule of",
+    "token.create": "Made the API token",
+    "token.revoke": "Revoked the API token",
+}
+
+
+def action_phrase(action: str) -> str:
+    """The start of a person's App Home line for `action` (an action this version has no
+    words for is shown by its name)."""
+    return ACTION_PHRASES.get(action) or f"`{action}`"
+
+
 NOTHING_IN_CHANNEL = (
     f"No active watches or schedules in this channel. Start one with `{COMMAND} watch …` or "
     f"`{COMMAND} sync …` (`{COMMAND} help` shows how)."

@@ -133,12 +133,14 @@ class AuditStore:
         since: float | None = None,
         until: float | None = None,
         actor: str | None = None,
+        actor_kind: ActorKind | None = None,
         watch_id: str | None = None,
         limit: int = 100,
     ) -> list[AuditEntry]:
         """Rows matching every filter given, newest first, at most `limit`. `since` is
         inclusive, `until` exclusive; `actor` is a Slack user id, a token's name or an
-        operator's name; `watch_id` also finds a watch's rows by schedule id."""
+        operator's name (`actor_kind` tells them apart); `watch_id` matches a watch id or
+        a schedule id."""
         where, params = [], []
         if since is not None:
             where.append("at >= ?")
@@ -149,6 +151,9 @@ class AuditStore:
         if actor is not None:
             where.append("actor = ?")
             params.append(actor)
+        if actor_kind is not None:
+            where.append("actor_kind = ?")
+            params.append(actor_kind.value)
         if watch_id is not None:
             where.append("(watch_id = ? OR schedule_id = ?)")
             params += [watch_id, watch_id]

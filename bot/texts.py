@@ -557,7 +557,10 @@ def help_sections(
             "a schedule: the person who started it, people on that connection's allowlist, "
             "and syncwatch admins. Others get a private refusal. API tokens "
             f"(`{COMMAND} help tokens`): syncwatch admins, or when none are set, whoever "
-            "created each of the token's channels."
+            "created each of the token's channels. Every change (watches started and stopped, "
+            "retries, refreshes, schedules, tokens) is recorded with who made it: your own "
+            "recent ones are on my App Home tab, and operators read them all with "
+            "`syncwatch audit`."
         ),
         "list": (
             f"*List* — `{COMMAND} list` shows this channel's active watches and schedules, each "

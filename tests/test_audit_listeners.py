@@ -161,3 +161,9 @@ def test_app_home_shows_only_the_persons_own_actions(context, store):
     home = str(client.published[0]["view"]["blocks"])
     assert "`3/4`" in home.split("Your recent actions")[1]
     assert "`1/2`" not in home
+
+
+def test_help_permissions_says_changes_are_recorded_and_where_to_read_them(context):
+    answer = slash(context, "help permissions")
+    assert "recorded with who made it" in answer and "`syncwatch audit`" in answer
+    assert "App Home" in answer

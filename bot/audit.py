@@ -4,6 +4,8 @@ table or as JSON (docs/operations.md#audit)."""
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -57,6 +59,15 @@ def parse_when(text: str, now: float, option: str = "--since") -> float:
         f"{option} {text!r} is not a time: use a span back from now (30m, 12h, 2d, 1w), "
         "a date (2026-12-01, midnight UTC) or an ISO time (2026-12-01T09:30Z)"
     )
+
+
+def operator_name() -> str:
+    """Who runs a `syncwatch` command that changes something: the OS user (the audit
+    trail's operator)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (a bare container)
+        return f"uid {os.getuid()}"
 
 
 def iso(epoch: float) -> str:

@@ -300,3 +300,50 @@ def test_home_lines_say_what_was_done_where_with_a_link_to_the_message():
     assert "Made the API token *etl&lt;b&gt;* in <#C1>" in text
     assert "`settings.change` in <#C1>" in text
     assert "Your recent actions" not in json.dumps(blocks.render_home([], NOW)["blocks"])
+
+
+# -- syncwatch token (an operator's changes) --------------------------------------------------
+
+
+def test_an_operators_token_create_and_revoke_are_recorded_as_the_os_user(
+    cli_env, capsys, monkeypatch
+):
+    monkeypatch.setenv("USER", "ops-anna")
+    monkeypatch.setenv("LOGNAME", "ops-anna")
+    assert main(["token", "create", "nightly-etl", "--channel", "C0OPS", "--channel", "C0ETL"]) == 0
+    out = capsys.readouterr().out
+    secret = next(line for line in out.splitlines() if line.startswith("swt_"))
+    assert "token nightly-etl for C0OPS, C0ETL (shown once" in out
+    assert "callback zuora: /hooks/zuora/swh_" in out
+    assert main(["token", "create", "nightly-etl", "--channel", "C0OPS"]) == 1
+    assert "already a token named 'nightly-etl'" in capsys.readouterr().err
+    assert main(["token", "revoke", "nightly-etl"]) == 0
+    assert "revoked nightly-etl" in capsys.readouterr().out
+    assert main(["token", "revoke", "nightly-etl"]) == 1  # nothing left to revoke: no row
+    assert "no token named" in capsys.readouterr().err
+
+    assert main(["audit", "--actor", "operator:ops-anna"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[4] for line in table[1:]] == ["token.revoke", "token.create"]
+    assert "operator:ops-anna  cli" in table[2]
+    assert "channels=C0OPS,C0ETL token=nightly-etl" in table[2]
+    assert secret not in "\n".join(table)
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["create", "Bad Name", "--channel", "C1"], "can't be a token name"),
+        (["create", "etl"], "create needs --channel"),
+        (["create", "etl", "--channel", "#general"], "'#general' is not a channel id"),
+        (["create", "etl", "--channel", "C0OPS", "--channel", "c0x"], "'c0x' is not a channel id"),
+    ],
+)
+def test_an_operators_bad_token_command_changes_nothing(cli_env, capsys, args, said):
+    assert main(["token", *args]) == 2
+    assert said in capsys.readouterr().err
+    s = Store(cli_env["SYNCWATCH_DB"])
+    try:
+        assert s.list_tokens() == [] and s.audit_entries() == []
+    finally:
+        s.close()

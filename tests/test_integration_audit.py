@@ -116,3 +116,25 @@ def test_tokens_the_api_and_callbacks_leave_rows_and_never_the_secret(
         "detail": {"vendor": "zoho-analytics", "ref": REF},
     }
     assert token not in out and key_of(token) not in out and "swt_" not in out
+
+
+def test_a_token_an_operator_made_works_and_slack_says_who_made_it(
+    start_bot, fake_slack, zoho_sim, cli_env, capsys, monkeypatch
+):
+    from bot.cli import main
+
+    monkeypatch.setenv("USER", "ops-anna")
+    monkeypatch.setenv("LOGNAME", "ops-anna")
+    assert main(["token", "create", "etl", "--channel", "C0OPS"]) == 0
+    token = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("swt_"))
+    fake_slack.set_channel("C0OPS", creator="U1")
+    bot, slack = start_bot()
+    listed = slack.ask("token list", channel="C0OPS")
+    assert "*etl*" in listed and "made at the command line by ops-anna" in listed
+    zoho_sim.add_import_job(WS, JOB, RUNNING)
+    created = call(slack, "POST", "/api/v1/watches", token, json={"vendor": "za", "ref": REF})
+    assert created.status_code == 201, created.text
+    assert trail(bot.store) == [
+        ("token.create", "operator", "ops-anna", "cli"),
+        ("api.watch.create", "token", "etl", "api"),
+    ]

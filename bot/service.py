@@ -81,12 +81,15 @@ class Requester:
         *,
         watch: Watch | None = None,
         schedule_id: str | None = None,
+        channel_id: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> AuditEntry:
-        """The audit row for `action` done by this person (docs/operations.md#audit)."""
+        """The audit row for `action` done by this person (docs/operations.md#audit), in
+        the channel of the watch (or `channel_id`), else where they typed or clicked."""
         facts = dict(detail or {})
         if watch is not None:
             facts = watch_facts(watch) | facts
+            channel_id = watch.channel_id
         return AuditEntry(
             action=action,
             actor_kind=ActorKind.PERSON,
@@ -94,7 +97,7 @@ class Requester:
             via=self.via,
             at=at,
             team_id=self.team_id,
-            channel_id=(watch.channel_id if watch is not None else None) or self.channel_id or None,
+            channel_id=channel_id or self.channel_id or None,
             watch_id=watch.id if watch is not None else None,
             schedule_id=schedule_id,
             detail=facts,
@@ -440,9 +443,14 @@ class Service:
             stopped = self.store.stop_schedule(schedule.id, who.user_id, now)
             if stopped is not None:
                 detail = {"vendor": schedule.vendor, "ref": schedule.ref, "cron": schedule.cron}
-                self.store.audit(
-                    who.audit("schedule.stop", now, schedule_id=schedule.id, detail=detail)
+                entry = who.audit(
+                    "schedule.stop",
+                    now,
+                    schedule_id=schedule.id,
+                    channel_id=schedule.channel_id,
+                    detail=detail,
                 )
+                self.store.audit(entry)
         if stopped is None:
             return blocks.render_notice(texts.schedule_already_stopped(schedule.id))
         log.info("schedule %s stopped by %s", schedule.id, who.user_id)

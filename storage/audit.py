@@ -40,6 +40,7 @@ class Via(StrEnum):
     API = "api"  # the watch API (/api/v1/…)
     CLI = "cli"  # a `syncwatch` command
     CALLBACK = "callback"  # a vendor callback (/hooks/…)
+    MODAL = "modal"  # a form submitted in Slack (a view_submission: channel settings)
 
 
 # Detail keys that would hold a secret: refused outright, whatever the caller meant.

@@ -167,3 +167,13 @@ def test_help_permissions_says_changes_are_recorded_and_where_to_read_them(conte
     answer = slash(context, "help permissions")
     assert "recorded with who made it" in answer and "`syncwatch audit`" in answer
     assert "App Home" in answer
+
+
+def test_a_schedule_stopped_from_app_home_is_recorded_in_its_channel(context, store):
+    slash(context, f"sync {SYNC} at 06:30", channel="C7")
+    (schedule,) = store.list_schedules()
+    body = click_body(blocks.SCHEDULE_STOP, schedule.id, container={"type": "view"}, channel=None)
+    del body["response_url"]
+    actions.click(Recorder(), body, Recorder(), FakeClient(), context)
+    stop = store.audit_entries(watch_id=schedule.id)[0]
+    assert (stop.action, stop.channel_id, stop.via) == ("schedule.stop", "C7", Via.BUTTON)

@@ -319,7 +319,7 @@ ACTION_PHRASES = {
     "watch.create": "Started watching",
     "sync.start": "Started a sync of",
     "watch.stop": "Stopped watching",
-    "watch.retry": "Ran again the sync of",
+    "watch.retry": "Retried the sync of",
     "watch.refresh": "Asked for a fresh check of",
     "watch.errors": "Posted the full error list of",
     "schedule.create": "Scheduled syncs of",

@@ -361,8 +361,8 @@ _AUDIT_INDEXES = (
 )
 def m012_audit_log(db: Database) -> None:
     # Who changed what (docs/operations.md#audit): one row per change that succeeded, only
-    # ever added. No foreign keys: a row names the watch or schedule it was about, and the
-    # log is read by time and actor, never joined to keep a watch alive.
+    # ever added. No foreign keys: a row must outlive what it names (a revoked token), and
+    # the log is read by time, actor, watch or schedule, each with its index.
     db.execute(
         "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at REAL NOT NULL, "
         "actor_kind TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, "

@@ -327,8 +327,8 @@ def cmd_watches(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    """Who changed what, newest first (docs/operations.md#audit). Reads only: a SQLite
-    file that isn't there is reported, not created."""
+    """Who changed what, newest first (docs/operations.md#audit). Reads only: it records
+    nothing, and a SQLite file that isn't there is reported, not created."""
     from bot import audit
     from storage import Store
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from storage import (
     DONE,
     PAUSED,
     STOPPED,
+    AuditEntry,
     ChannelSettings,
     Digest,
     Event,
@@ -616,16 +618,21 @@ def render_notice(text: str) -> Message:
 
 
 HOME_SETTINGS = 10  # channels whose settings App Home shows, at most
+HOME_ACTIONS = 10  # the person's recent actions shown on App Home
 
 
 def render_home(
     watches: list[Watch],
     now: float,
     schedules: list[Schedule] | None = None,
+    *,
     settings_lines: list[str] | None = None,
+    actions: Sequence[AuditEntry] = (),
+    links: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The App Home view: the user's running watches and schedules (each with Stop), then
-    recent outcomes, then the settings of the channels they watch in (one line each)."""
+    recent outcomes, the settings of the channels they watch in (one line each), then their
+    recent actions, newest first (`links`: a watch id's message)."""
     schedules = schedules or []
     active = [w for w in watches if w.status in (ACTIVE, PAUSED)]
     recent = [w for w in watches if w.status not in (ACTIVE, PAUSED)][:10]
@@ -661,6 +668,31 @@ def render_home(
     if settings_lines:
         out.append({"type": "divider"})
         out.append(section("\n".join([texts.HOME_SETTINGS_HEAD, *settings_lines])))
+    if actions:
+        out.append({"type": "divider"})
+        out.append(section(texts.HOME_RECENT_ACTIONS))
+        shown = [_action_line(a, links or {}) for a in actions[:HOME_ACTIONS]]
+        out.append(section("\n".join(shown)))
     out.append({"type": "divider"})
     out.append(section(esc(texts.HOME_TOKENS)))  # our text; its `<job id>` must not be markup
     return {"type": "home", "blocks": out[:100]}
+
+
+def _action_line(entry: AuditEntry, links: Mapping[str, str]) -> str:
+    """`• <when> — Stopped watching *Zoho Analytics* `1/2` (`w7k2`) in #ops · message`."""
+    detail = entry.detail
+    subject = ""
+    if detail.get("vendor") and detail.get("ref"):
+        subject = (
+            f" *{esc(vendor_label(str(detail['vendor'])))}* `{esc_clip(str(detail['ref']), 80)}`"
+        )
+    elif detail.get("token"):
+        subject = f" *{esc_clip(str(detail['token']), 40)}*"
+    item = entry.watch_id or entry.schedule_id
+    if item:
+        subject += f" (`{esc(item)}`)"
+    where = f" in <#{entry.channel_id}>" if entry.channel_id else ""
+    link = links.get(entry.watch_id or "")
+    message = f" · <{link}|message>" if link else ""
+    when = slack_date(entry.at, "{date_short_pretty} {time}")
+    return f"• {when} — {texts.action_phrase(entry.action)}{subject}{where}{message}"

@@ -326,6 +326,144 @@ def cmd_watches(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Who changed what, newest first (docs/operations.md#audit). Reads only: it records
+    nothing, and a SQLite file that isn't there is reported, not created."""
+    from bot import audit
+    from storage import Store
+
+    now = time.time()
+    try:
+        since = audit.parse_when(args.since, now, "--since") if args.since else None
+        until = audit.parse_when(args.until, now, "--until") if args.until else None
+    except audit.BadTime as err:
+        print(f"syncwatch audit: {err}", file=sys.stderr)
+        return 2
+    if since is not None and until is not None and since >= until:
+        print(
+            f"syncwatch audit: --since ({audit.iso(since)}) must come before --until "
+            f"({audit.iso(until)})",
+            file=sys.stderr,
+        )
+        return 2
+    if args.limit < 1:
+        print("syncwatch audit: --limit must be 1 or more", file=sys.stderr)
+        return 2
+    settings = _settings_or_exit()
+    url = settings.database
+    if url.dialect == "sqlite" and not os.path.exists(url.target):
+        print(f"syncwatch audit: no database at {url.target} (SYNCWATCH_DB)", file=sys.stderr)
+        return 1
+    try:
+        store = Store(url)
+    except DatabaseUnavailable as err:
+        print(f"syncwatch audit: database {url}: {err.reason}", file=sys.stderr)
+        return 1
+    actor = args.actor
+    if actor and actor.startswith(("token:", "operator:")):  # as the table shows them
+        actor = actor.split(":", 1)[1]
+    try:
+        entries = store.audit_entries(
+            since=since, until=until, actor=actor, watch_id=args.watch, limit=args.limit
+        )
+    finally:
+        store.close()
+    if args.json:
+        for entry in entries:
+            print(json.dumps(audit.as_json(entry), ensure_ascii=False))
+        return 0
+    if not entries:
+        print("no audit entries match")
+        return 0
+    for line in audit.table(entries):
+        print(escape_controls(line))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """`syncwatch token create NAME --channel C… | revoke NAME`: an operator's way to make
+    or revoke an API token, e.g. when no Slack admin is at hand; recorded in the audit trail
+    as the OS user (docs/operations.md#api-tokens)."""
+    from bot import audit
+    from bot.api import credentials
+    from bot.api.tokens import OPERATOR_PREFIX, hook_path, hook_url, operator_entry
+    from bot.config import SLACK_CHANNEL
+    from storage import ApiToken, Store, TokenNameTaken
+
+    name = args.name
+    if not credentials.NAME.match(name):
+        print(
+            f"syncwatch token: {name!r} can't be a token name: use 1 to 40 lowercase letters, "
+            "digits, - or _, starting with a letter or digit",
+            file=sys.stderr,
+        )
+        return 2
+    channels = tuple(dict.fromkeys(args.channel or ()))
+    if args.action == "create":
+        if not channels:
+            print("syncwatch token: create needs --channel C… (one or more)", file=sys.stderr)
+            return 2
+        bad = [c for c in channels if not SLACK_CHANNEL.match(c)]
+        if bad:
+            print(f"syncwatch token: {bad[0]!r} is not a channel id (C…)", file=sys.stderr)
+            return 2
+    settings = _settings_or_exit()
+    if name in settings.tokens:
+        print(
+            f"syncwatch token: {name} comes from the config file; change it there", file=sys.stderr
+        )
+        return 1
+    try:
+        store = Store(settings.database)
+    except DatabaseUnavailable as err:
+        print(f"syncwatch: database {settings.database}: {err.reason}", file=sys.stderr)
+        return 1
+    operator, now = audit.operator_name(), time.time()
+    try:
+        if args.action == "revoke":
+            with store.audited():
+                revoked = store.revoke_token(name)
+                if revoked:
+                    detail = {"token": name}
+                    store.audit(operator_entry("token.revoke", operator, now, detail))
+            if not revoked:
+                print(f"syncwatch token: there is no token named {name!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {name}: the API refuses it and its callback URLs answer 404")
+            return 0
+        secret = credentials.new_token()
+        token_digest = credentials.digest(secret)
+        key = credentials.hook_key(token_digest)
+        token = ApiToken(
+            name=name,
+            digest=token_digest,
+            hook_digest=credentials.digest(key),
+            channels=channels,
+            created_by=OPERATOR_PREFIX + operator,
+            created_at=now,
+        )
+        try:
+            with store.audited():
+                store.add_token(token)
+                detail = {"token": name, "channels": list(channels)}
+                store.audit(operator_entry("token.create", operator, now, detail))
+        except TokenNameTaken:
+            print(f"syncwatch token: there is already a token named {name!r}", file=sys.stderr)
+            return 1
+    finally:
+        store.close()
+    print(f"token {name} for {', '.join(channels)} (shown once; only its hash is kept):")
+    print(secret)
+    for vendor in ("zuora", "zoho-analytics", "zoho-crm"):
+        where = (
+            hook_url(settings.public_url, vendor, key)
+            if settings.public_url
+            else hook_path(vendor, key)
+        )
+        print(f"callback {vendor}: {where}")
+    return 0
+
+
 def cmd_hook_url(args: argparse.Namespace) -> int:
     """The callback URL of a token for one vendor, to paste into the vendor's
     `notifyUrl` / `callbackUrl` / `callback.url` (docs/operations.md#api-tokens)."""
@@ -406,10 +544,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("vendor", help="zuora, zoho-analytics or zoho-crm (aliases too)")
     p.add_argument("token", help="the token's name")
     p.set_defaults(func=cmd_hook_url)
+    p = sub.add_parser(
+        "token",
+        help="make or revoke an API token as an operator (recorded in the audit trail)",
+        description="create NAME --channel C… prints the new token once, with its callback "
+        "URLs; revoke NAME deletes it. Tokens of the config file are changed there.",
+    )
+    p.add_argument("action", choices=("create", "revoke"))
+    p.add_argument("name", help="the token's name, e.g. nightly-etl")
+    p.add_argument(
+        "--channel", action="append", metavar="C…", help="a channel it may act in (repeatable)"
+    )
+    p.set_defaults(func=cmd_token)
     p = sub.add_parser("watches", help="list watches from the database (operators)")
     p.add_argument("--all", action="store_true", help="include finished and stopped watches")
     p.add_argument("--limit", type=int, default=200, help="at most this many rows (200)")
     p.set_defaults(func=cmd_watches)
+    p = sub.add_parser(
+        "audit",
+        help="who changed what: commands, buttons, API calls, tokens (operators)",
+        description="Print the audit trail, newest first: a table, or with --json one JSON "
+        "object per line (keys: id, at, actor_kind, actor, action, via, team, channel, watch, "
+        "schedule, detail). Reads only.",
+    )
+    p.add_argument("--since", help="from: 30m, 12h, 2d, 1w back, a date (2026-12-01) or ISO time")
+    p.add_argument("--until", help="before: same forms as --since")
+    p.add_argument("--actor", help="a Slack user id (U…), a token's name or an operator's name")
+    p.add_argument("--watch", metavar="ID", help="one watch (w…) or schedule (s…)")
+    p.add_argument("--limit", type=int, default=100, help="at most this many rows (100)")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    p.set_defaults(func=cmd_audit)
     return parser
 
 

@@ -24,7 +24,9 @@ from storage import (
     ACTIVE,
     DEFAULT_CONNECTION,
     PAUSED,
+    ActorKind,
     AlertPolicy,
+    AuditEntry,
     DatabaseUnavailable,
     DuplicateWatchError,
     Event,
@@ -33,6 +35,7 @@ from storage import (
     ScheduleStatus,
     Store,
     TransitionDraft,
+    Via,
     Watch,
 )
 
@@ -73,6 +76,44 @@ class Requester:
     user_id: str
     channel_id: str
     team_id: str | None = None
+    via: Via = Via.SLASH  # how the request came: the audit trail records it
+
+    def audit(
+        self,
+        action: str,
+        at: float,
+        *,
+        watch: Watch | None = None,
+        schedule_id: str | None = None,
+        channel_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEntry:
+        """The audit row for `action` done by this person (docs/operations.md#audit), in
+        the channel of the watch (or `channel_id`), else where they typed or clicked."""
+        facts = dict(detail or {})
+        if watch is not None:
+            facts = watch_facts(watch) | facts
+            channel_id = watch.channel_id
+        return AuditEntry(
+            action=action,
+            actor_kind=ActorKind.PERSON,
+            actor=self.user_id,
+            via=self.via,
+            at=at,
+            team_id=self.team_id,
+            channel_id=channel_id or self.channel_id or None,
+            watch_id=watch.id if watch is not None else None,
+            schedule_id=schedule_id,
+            detail=facts,
+        )
+
+
+def watch_facts(watch: Watch) -> dict[str, Any]:
+    """What an audit row says about a watch: enough to read it without the watch."""
+    facts: dict[str, Any] = {"vendor": watch.vendor, "ref": watch.ref}
+    if watch.connection != DEFAULT_CONNECTION:
+        facts["connection"] = watch.connection
+    return facts
 
 
 class Service:
@@ -182,6 +223,10 @@ class Service:
             "watch created: %s",
             ", ".join(f"{w.id} {w.vendor} {w.ref} in {w.channel_id}" for w in created),
         )
+        # Right after the commit, not inside it: a create that races a twin on PostgreSQL
+        # must keep its own transaction to find the twin (Store.create_watches).
+        action = "sync.start" if trigger else "watch.create"
+        record_after(self.store, [who.audit(action, now, watch=w) for w in created])
         self.on_change()
         return blocks.render_created(created, self._routes_taken(created, who.channel_id))
 
@@ -271,16 +316,27 @@ class Service:
             deadline=0,
         )
         alert = request.alert or grammar.AlertChoice()
-        schedule = self.store.create_schedule(
-            draft,
-            cron,
-            tz,
-            first,
-            now,
-            alert_policy=alert.policy.value,
-            alert_every=alert.every,
-            digest=request.digest,
-        )
+        with self.store.audited():
+            schedule = self.store.create_schedule(
+                draft,
+                cron,
+                tz,
+                first,
+                now,
+                alert_policy=alert.policy.value,
+                alert_every=alert.every,
+                digest=request.digest,
+            )
+            detail = {"vendor": vendor, "ref": ref, "cron": cron, "tz": tz}
+            if connection != DEFAULT_CONNECTION:
+                detail["connection"] = connection
+            if alert.policy != AlertPolicy.EVERY:
+                detail["alert"] = alert.policy.value
+            if request.digest:
+                detail["cadence"] = request.digest
+            self.store.audit(
+                who.audit("schedule.create", now, schedule_id=schedule.id, detail=detail)
+            )
         log.info(
             "schedule %s created: %s %s (%s) in %s, alerts %s",
             schedule.id,
@@ -314,7 +370,15 @@ class Service:
         if schedule.digest == request.digest:
             label = texts.digest_label(request.digest, schedule.tz, _digest_at()) or "no digest"
             return blocks.render_notice(texts.schedule_alert_unchanged(schedule.id, f"has {label}"))
-        if not self.store.set_digest(schedule.id, request.digest, self.clock()):
+        now = self.clock()
+        with self.store.audited():
+            changed = self.store.set_digest(schedule.id, request.digest, now)
+            if changed:
+                detail = {"cadence": request.digest or "off"}
+                self.store.audit(
+                    who.audit("schedule.digest", now, schedule_id=schedule.id, detail=detail)
+                )
+        if not changed:
             return blocks.render_notice(texts.schedule_already_stopped(schedule.id))
         log.info("schedule %s digest set to %s by %s", schedule.id, request.digest, who.user_id)
         label = texts.digest_label(request.digest, schedule.tz, _digest_at())
@@ -333,7 +397,17 @@ class Service:
         label = texts.alert_policy_label(choice.policy.value, choice.every)
         if (schedule.alert_policy, schedule.alert_every) == (choice.policy.value, choice.every):
             return blocks.render_notice(texts.schedule_alert_unchanged(schedule.id, label))
-        if not self.store.set_alert_policy(schedule.id, choice.policy, choice.every):
+        now = self.clock()
+        with self.store.audited():
+            changed = self.store.set_alert_policy(schedule.id, choice.policy, choice.every)
+            if changed:
+                detail: dict[str, Any] = {"alert": choice.policy.value}
+                if choice.policy == AlertPolicy.SMART:
+                    detail["every"] = choice.every
+                self.store.audit(
+                    who.audit("schedule.alert", now, schedule_id=schedule.id, detail=detail)
+                )
+        if not changed:
             return blocks.render_notice(texts.schedule_already_stopped(schedule.id))
         log.info(
             "schedule %s alerts changed to %s (%d) by %s",
@@ -355,9 +429,13 @@ class Service:
             return blocks.render_notice(texts.not_allowed("run this sync again"))
         now = self.clock()
         deadline = now + self.policy.watch_timeout
-        if self.store.restart_sync(
-            watch.id, who.user_id, now, deadline, note=texts.SYNC_RETRY_ASKED
-        ):
+        with self.store.audited():
+            restarted = self.store.restart_sync(
+                watch.id, who.user_id, now, deadline, note=texts.SYNC_RETRY_ASKED
+            )
+            if restarted:
+                self.store.audit(who.audit("watch.retry", now, watch=watch))
+        if restarted:
             self.on_change()
             return None
         return blocks.render_notice(texts.cant_retry_sync(watch.id))
@@ -382,7 +460,12 @@ class Service:
             error_message=text if not uploads else None,
             note=f"{len(text.splitlines()) or 1} lines" if uploads else None,
         )
-        if not self.store.add_to_thread_once(watch.id, draft, uploads, self.clock()):
+        now = self.clock()
+        with self.store.audited():
+            posted = self.store.add_to_thread_once(watch.id, draft, uploads, now)
+            if posted:
+                self.store.audit(who.audit("watch.errors", now, watch=watch))
+        if not posted:
             return blocks.render_notice(texts.ERRORS_ALREADY_IN_THREAD)
         self.on_change()
         return None
@@ -410,7 +493,11 @@ class Service:
             return blocks.render_notice(texts.already_ended(watch.id, watch.status))
         if not self._may_manage(watch.requester_id, watch.connection, who):
             return blocks.render_notice(texts.not_allowed("stop this watch"))
-        stopped = self.store.stop_watch(watch.id, who.user_id, self.clock())
+        now = self.clock()
+        with self.store.audited():
+            stopped = self.store.stop_watch(watch.id, who.user_id, now)
+            if stopped is not None:
+                self.store.audit(who.audit("watch.stop", now, watch=watch))
         if stopped is None:
             return blocks.render_notice(texts.had_already_ended(watch.id))
         log.info("watch %s stopped by %s", watch.id, who.user_id)
@@ -441,7 +528,8 @@ class Service:
         return self.store.list_watches(requester_id=user_id, statuses=None, limit=60)
 
     def home_view(self, user_id: str) -> dict[str, Any]:
-        """The App Home tab: the user's watches and schedules, then recent outcomes."""
+        """The App Home tab: the user's watches and schedules, recent outcomes, and what
+        they did lately (from the audit trail, with links to the watches' messages)."""
         schedules = self.store.list_schedules(requester_id=user_id)
         watches = self.watches_for_user(user_id)
         channels = sorted({w.channel_id for w in watches} | {s.channel_id for s in schedules})
@@ -451,7 +539,17 @@ class Service:
             for s in settings
             if not s.is_default
         ]
-        return blocks.render_home(watches, self.clock(), schedules, lines)
+        actions = self.store.audit_entries(
+            actor=user_id, actor_kind=ActorKind.PERSON, limit=blocks.HOME_ACTIONS
+        )
+        links = {}
+        for watch_id in {a.watch_id for a in actions if a.watch_id}:
+            parent = self.store.parent_ref(watch_id)
+            if parent is not None:
+                links[watch_id] = blocks.archive_link(parent.channel_id, parent.ts)
+        return blocks.render_home(
+            watches, self.clock(), schedules, settings_lines=lines, actions=actions, links=links
+        )
 
     def _schedule_here(self, schedule_id: str, who: Requester) -> Schedule | None:
         """The schedule, if `who` may see it from where they are: its own channel, or the
@@ -469,7 +567,20 @@ class Service:
             return blocks.render_notice(texts.no_schedule_here(blocks.esc(schedule_id)))
         if not self._may_manage(schedule.requester_id, schedule.connection, who):
             return blocks.render_notice(texts.not_allowed("stop this schedule"))
-        if self.store.stop_schedule(schedule.id, who.user_id, self.clock()) is None:
+        now = self.clock()
+        with self.store.audited():
+            stopped = self.store.stop_schedule(schedule.id, who.user_id, now)
+            if stopped is not None:
+                detail = {"vendor": schedule.vendor, "ref": schedule.ref, "cron": schedule.cron}
+                entry = who.audit(
+                    "schedule.stop",
+                    now,
+                    schedule_id=schedule.id,
+                    channel_id=schedule.channel_id,
+                    detail=detail,
+                )
+                self.store.audit(entry)
+        if stopped is None:
             return blocks.render_notice(texts.schedule_already_stopped(schedule.id))
         log.info("schedule %s stopped by %s", schedule.id, who.user_id)
         self.on_schedules_changed()
@@ -485,12 +596,26 @@ class Service:
             return blocks.render_notice(texts.no_watch_here(blocks.esc(watch_id)))
         if watch.status != ACTIVE:
             return blocks.render_notice(texts.has_ended(watch.id, watch.status))
-        self.store.poll_soon(watch.id, self.clock())
+        now = self.clock()
+        with self.store.audited():
+            self.store.poll_soon(watch.id, now)
+            self.store.audit(who.audit("watch.refresh", now, watch=watch))
         return None
 
 
 def _digest_at() -> str:
     return f"{DIGEST_HOUR:02d}:00"
+
+
+def record_after(store: Store, entries: list[AuditEntry]) -> None:
+    """Audit rows for a change already committed. The change stands whatever happens here:
+    a database that went away in between costs the rows, logged, not the person's answer."""
+    try:
+        with store.audited():
+            for entry in entries:
+                store.audit(entry)
+    except DatabaseUnavailable as err:
+        log.warning("%d audit row(s) not recorded: %s", len(entries), err.reason)
 
 
 def _errors_csv(watch_id: str, text: str) -> dict[str, object]:

@@ -415,6 +415,31 @@ def internal_check_error(ref: str) -> str:
 # -- command answers ----------------------------------------------------------------------
 
 HOME_NOTHING_RUNNING = f"Nothing running. Start one from a channel: `{COMMAND} help`."
+HOME_RECENT_ACTIONS = "*Your recent actions*"
+# What the App Home tab says a person did, by audit action (docs/operations.md#audit).
+ACTION_PHRASES = {
+    "watch.create": "Started watching",
+    "sync.start": "Started a sync of",
+    "watch.stop": "Stopped watching",
+    "watch.retry": "Retried the sync of",
+    "watch.refresh": "Asked for a fresh check of",
+    "watch.errors": "Posted the full error list of",
+    "schedule.create": "Scheduled syncs of",
+    "schedule.stop": "Stopped the schedule of",
+    "schedule.alert": "Changed what a schedule posts:",
+    "schedule.digest": "Changed a schedule's digest:",
+    "settings.change": "Changed the notification settings",
+    "token.create": "Made the API token",
+    "token.revoke": "Revoked the API token",
+}
+
+
+def action_phrase(action: str) -> str:
+    """The start of a person's App Home line for `action` (an action this version has no
+    words for is shown by its name)."""
+    return ACTION_PHRASES.get(action) or f"`{action}`"
+
+
 NOTHING_IN_CHANNEL = (
     f"No active watches or schedules in this channel. Start one with `{COMMAND} watch …` or "
     f"`{COMMAND} sync …` (`{COMMAND} help` shows how)."
@@ -661,7 +686,10 @@ def help_sections(
             "people on that connection's allowlist, "
             "and syncwatch admins. Others get a private refusal. API tokens "
             f"(`{COMMAND} help tokens`): syncwatch admins, or when none are set, whoever "
-            "created each of the token's channels."
+            "created each of the token's channels. Every change (watches started and stopped, "
+            "retries, refreshes, schedules, tokens) is recorded with who made it: your own "
+            "recent ones are on my App Home tab, and operators read them all with "
+            "`syncwatch audit`."
         ),
         "list": (
             f"*List* — `{COMMAND} list` shows this channel's active watches and schedules, each "

@@ -12,6 +12,7 @@ from .alerts import (
     ScheduleRun,
     decide_alert,
 )
+from .audit import ActorKind, AuditEntry, Via
 from .db import check_database
 from .digests import DIGEST_CADENCES, Digest, DigestLine
 from .health import DatabaseUnavailable
@@ -55,8 +56,10 @@ __all__ = [
     "DONE",
     "PAUSED",
     "STOPPED",
+    "ActorKind",
     "ApiToken",
     "ChannelSettings",
+    "AuditEntry",
     "DatabaseUnavailable",
     "DuplicateWatchError",
     "Event",
@@ -74,6 +77,7 @@ __all__ = [
     "TokenNameTaken",
     "Transition",
     "TransitionDraft",
+    "Via",
     "Watch",
     "WatchStatus",
     "actor_token",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .alerts import OUTBOX_STATUS, AlertStore
+from .audit import AuditStore
 from .db import SqliteEngine
 from .digests import DigestStore
 from .engine import DatabaseURL, Engine, Result, integrity_errors, parse_database_url
@@ -82,7 +83,7 @@ class IdempotencyRecord:
     status: int | None
 
 
-class Store(ChannelSettingsStore, AlertStore, DigestStore, ProgressPointsStore):
+class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressPointsStore):
     """The only door to the database. Safe to share across threads."""
 
     def __init__(self, database: str | DatabaseURL, *, pool_size: int | None = None) -> None:

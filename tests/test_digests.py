@@ -194,3 +194,5 @@ def test_the_digest_is_set_and_changed_by_whoever_may_stop_the_schedule(store, c
     off = service.handle(grammar.parse(f"schedule {schedule.id} digest off"), alice)
     assert "no longer has a digest" in off.text
     assert store.get_schedule(schedule.id).digest is None
+    digests = [e.detail for e in reversed(store.audit_entries()) if e.action == "schedule.digest"]
+    assert digests == [{"cadence": "weekly"}, {"cadence": "off"}]  # bob's refusal is not there

@@ -95,6 +95,9 @@ def test_the_form_opens_prefilled_and_a_good_submission_is_saved_and_announced(b
     assert saved.cc_users == ("U7",) and saved.cc_groups == ("S0ONCALL",)
     assert saved.quiet is not None and saved.quiet.tz == "Europe/Berlin"
     assert saved.updated_by == "U1"
+    (entry,) = process.store.audit_entries(actor="U1")  # who changed what, from the form
+    assert (entry.action, entry.via, entry.channel_id) == ("settings.change", "modal", "C1")
+    assert "quiet hours 22:00–07:00 Europe/Berlin" in entry.detail["settings"]
     note = fake_slack.wait_for(
         "chat.postMessage", where=lambda c: "changed this channel's settings" in c.params["text"]
     )[0]
@@ -128,6 +131,7 @@ def test_bad_input_is_answered_inside_the_form_and_nothing_is_saved(
     assert list(errors) == [block_id] and says in errors[block_id]
     assert process.store.channel_settings("C1") == ChannelSettings.default("C1")
     assert not [c for c in fake_slack.calls_for("chat.postMessage")]
+    assert process.store.audit_entries() == []  # a refused form changed nothing
 
 
 def test_a_route_to_a_channel_the_bot_is_in_is_saved(bot, fake_slack):

@@ -370,6 +370,11 @@ def test_the_owner_changes_a_schedules_alerts_and_others_may_not(store, clock):
     stopped = watch(service, f"schedule {schedule.id} alert every")
     assert f"no schedule `{schedule.id}` here" in stopped.text
     assert store.get_schedule(schedule.id).alert_policy == "smart"
+    # Each change is in the audit trail, with who made it; refusals are not.
+    changes = [
+        (e.actor, e.detail) for e in reversed(store.audit_entries()) if e.action == "schedule.alert"
+    ]
+    assert changes == [("U1", {"alert": "failures"}), ("U9", {"alert": "smart", "every": 5})]
 
 
 def test_help_schedules_explains_the_alert_policies(service):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from bot import blocks, texts
 from bot.api import credentials
@@ -18,7 +19,15 @@ from bot.redaction import Redactor
 from bot.service import Requester, saves
 from bot.slack import ChannelFacts
 from bot.vendors import SPECS
-from storage import ApiToken, DatabaseUnavailable, Store, TokenNameTaken
+from storage import (
+    ActorKind,
+    ApiToken,
+    AuditEntry,
+    DatabaseUnavailable,
+    Store,
+    TokenNameTaken,
+    Via,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +38,10 @@ HOOK_FIELDS: dict[str, tuple[str, str]] = {
     "zoho-analytics": ("callbackUrl", "?workspace=<workspace-id>"),
     "zoho-crm": ("callback.url", ""),
 }
+
+
+# `created_by` of a token an operator made with `syncwatch token create` (not a Slack user).
+OPERATOR_PREFIX = "operator:"
 
 
 def hook_path(vendor: str, key: str) -> str:
@@ -164,7 +177,10 @@ class TokenAdmin:
             created_at=self.clock(),
         )
         try:
-            self.store.add_token(token)
+            with self.store.audited():
+                self.store.add_token(token)
+                detail = {"token": name, "channels": list(channels)}
+                self.store.audit(who.audit("token.create", token.created_at, detail=detail))
         except TokenNameTaken:
             return blocks.render_notice(texts.token_name_taken(name))
         log.info("API token %s created by %s for %s", name, who.user_id, ", ".join(channels))
@@ -198,7 +214,13 @@ class TokenAdmin:
             return blocks.render_notice(
                 texts.not_token_admin("revoke API tokens", bool(self.settings.admins))
             )
-        if not self.store.revoke_token(name):
+        now = self.clock()
+        with self.store.audited():
+            revoked = self.store.revoke_token(name)
+            if revoked:
+                detail = {"token": name, "channels": list(token.channels)}
+                self.store.audit(who.audit("token.revoke", now, detail=detail))
+        if not revoked:
             return blocks.render_notice(texts.no_such_token(name))
         log.info("API token %s revoked by %s", name, who.user_id)
         return blocks.render_notice(texts.token_revoked(name))
@@ -222,8 +244,23 @@ class TokenAdmin:
                     f"made by <@{t.created_by}> {blocks.slack_date(t.created_at, '{date_short}')}"
                 )
             )
+            if (t.created_by or "").startswith(OPERATOR_PREFIX):
+                operator = blocks.esc(t.created_by.removeprefix(OPERATOR_PREFIX))
+                origin = f"made at the command line by {operator}"
             lines.append(texts.token_list_line(t.name, _channel_list(t.channels), origin))
         return blocks.render_notice("*API tokens*\n" + "\n".join(lines))
+
+
+def operator_entry(action: str, operator: str, at: float, detail: dict[str, Any]) -> AuditEntry:
+    """The audit row of a token change made at the command line (docs/operations.md#audit)."""
+    return AuditEntry(
+        action=action,
+        actor_kind=ActorKind.OPERATOR,
+        actor=operator,
+        via=Via.CLI,
+        at=at,
+        detail=detail,
+    )
 
 
 def _channel_list(channels: Sequence[str]) -> str:

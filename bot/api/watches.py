@@ -5,6 +5,7 @@ JSON-able body, or raises ApiError with the status, a stable code and a message.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -18,15 +19,19 @@ from typing import Any
 from bot import blocks, grammar, lifecycle, texts
 from bot.api import hooks
 from bot.config import SLACK_CHANNEL, SLACK_USER, Settings
+from bot.service import record_after, watch_facts
 from bot.vendors import SPECS, JobSnapshot, RefError, VendorSpec, lookup
 from storage import (
     ACTIVE,
     DEFAULT_CONNECTION,
     PAUSED,
+    ActorKind,
     ApiToken,
+    AuditEntry,
     DatabaseUnavailable,
     DuplicateWatchError,
     Store,
+    Via,
     Watch,
     token_actor,
 )
@@ -169,14 +174,20 @@ class WatchApi:
         changes nothing and answers it as it is."""
         watch = self._visible(token, watch_id)
         if watch.status in (ACTIVE, PAUSED):
-            stopped = self._guard(
-                lambda: self.store.stop_watch(watch.id, token_actor(token.name), self.clock())
-            )
+            stopped = self._guard(lambda: self._stop(token, watch))
             if stopped is not None:
                 log.info("watch %s stopped by token %s", watch.id, token.name)
                 self.on_change()
                 watch = stopped
         return self.view(self.store.get_watch(watch.id) or watch)
+
+    def _stop(self, token: ApiToken, watch: Watch) -> Watch | None:
+        now = self.clock()
+        with self.store.audited():
+            stopped = self.store.stop_watch(watch.id, token_actor(token.name), now)
+            if stopped is not None:
+                self.store.audit(_token_entry("api.watch.delete", token, Via.API, watch, now))
+        return stopped
 
     def callback(
         self, token: ApiToken, spec: VendorSpec, query: str, body: bytes, content_type: str
@@ -197,7 +208,7 @@ class WatchApi:
             )
             return {"status": "polling", "watches": [w.id for w in watched]}
         status, watch = self._start(
-            token, spec, ref, token.channels[0], DEFAULT_CONNECTION, None, None
+            token, spec, ref, token.channels[0], DEFAULT_CONNECTION, None, None, Via.CALLBACK
         )
         if status == 200:  # already watched where the channel routes it: check it now
             self._guard(lambda: self.store.poll_soon(watch.id, self.clock()))
@@ -230,7 +241,7 @@ class WatchApi:
         connection = self._connection(spec, body)
         every = self._every(body)
         requested_by = self._requested_by(body)
-        return self._start(token, spec, ref, channel, connection, every, requested_by)
+        return self._start(token, spec, ref, channel, connection, every, requested_by, Via.API)
 
     def _start(
         self,
@@ -241,6 +252,7 @@ class WatchApi:
         connection: str,
         every: float | None,
         requested_by: str | None,
+        via: Via,
     ) -> tuple[int, Watch]:
         existing = self._guard(lambda: self.store.find_active(spec.key, ref, channel))
         if existing is not None:  # the same job again: safe to retry, nothing new
@@ -279,6 +291,14 @@ class WatchApi:
             channel,
             token.name,
         )
+        # After the commit, as for a slash command (bot/service.py `record_after`).
+        action = "api.watch.create" if via == Via.API else "callback.watch.create"
+        entry = _token_entry(action, token, via, watch, now)
+        if requested_by is not None:
+            entry = dataclasses.replace(
+                entry, detail={**entry.detail, "requested_by": requested_by}
+            )
+        record_after(self.store, [entry])
         self.on_change()
         return 201, watch
 
@@ -402,3 +422,17 @@ class WatchApi:
         ):
             raise ApiError(400, "invalid_field", texts.api_invalid_field("requested_by", expected))
         return value.strip()
+
+
+def _token_entry(action: str, token: ApiToken, via: Via, watch: Watch, now: float) -> AuditEntry:
+    """An audit row for a token's change to `watch` (docs/operations.md#audit)."""
+    return AuditEntry(
+        action=action,
+        actor_kind=ActorKind.TOKEN,
+        actor=token.name,
+        via=via,
+        at=now,
+        channel_id=watch.channel_id,
+        watch_id=watch.id,
+        detail=watch_facts(watch),
+    )

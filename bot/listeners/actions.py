@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from bot import blocks
 from bot.listeners.deps import after_ack_of, service_of
 from bot.service import Requester, Service
+from storage import Via
 
 OURS = re.compile(r"^(watch|sync|schedule)\.[a-z_]+$")
 
@@ -64,4 +65,5 @@ def stale(ack: Ack) -> None:
 
 def requester(body: dict[str, Any]) -> Requester:
     channel = (body.get("channel") or {}).get("id") or ""  # none for App Home clicks
-    return Requester(body["user"]["id"], channel, (body.get("team") or {}).get("id"))
+    team = (body.get("team") or {}).get("id")
+    return Requester(body["user"]["id"], channel, team, via=Via.BUTTON)

@@ -18,7 +18,7 @@ from bot.listeners.deps import after_ack_of, service_of
 from bot.service import Service
 from bot.slack import channel_facts
 from bot.vendors import SPECS
-from storage import DatabaseUnavailable
+from storage import ActorKind, AuditEntry, DatabaseUnavailable, Via
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,20 @@ def submitted(ack: Ack, body: dict[str, Any], client: WebClient, context: Any) -
     reason = service.store.problem()
     if reason is None:
         try:
-            service.store.save_channel_settings(saved)
+            with service.store.audited():  # the change and its audit row commit together
+                service.store.save_channel_settings(saved)
+                service.store.audit(
+                    AuditEntry(
+                        action="settings.change",
+                        actor_kind=ActorKind.PERSON,
+                        actor=user_id,
+                        via=Via.MODAL,
+                        at=saved.updated_at,
+                        team_id=(body.get("team") or {}).get("id"),
+                        channel_id=channel_id,
+                        detail={"settings": settings_form.summary(saved)},
+                    )
+                )
         except DatabaseUnavailable as err:
             reason = err.reason
     if reason is not None:

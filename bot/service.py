@@ -213,7 +213,10 @@ class Service:
         if over is not None:
             return over
         try:
-            created = self.store.create_watches(drafts, now)
+            action = "sync.start" if trigger else "watch.create"
+            created = self.store.create_watches(
+                drafts, now, audit=lambda w: who.audit(action, now, watch=w)
+            )
         except DuplicateWatchError as dup:
             ref = self.store.parent_ref(dup.existing.id)
             return blocks.render_duplicate(
@@ -223,10 +226,6 @@ class Service:
             "watch created: %s",
             ", ".join(f"{w.id} {w.vendor} {w.ref} in {w.channel_id}" for w in created),
         )
-        # Right after the commit, not inside it: a create that races a twin on PostgreSQL
-        # must keep its own transaction to find the twin (Store.create_watches).
-        action = "sync.start" if trigger else "watch.create"
-        record_after(self.store, [who.audit(action, now, watch=w) for w in created])
         self.on_change()
         return blocks.render_created(created, self._routes_taken(created, who.channel_id))
 
@@ -605,17 +604,6 @@ class Service:
 
 def _digest_at() -> str:
     return f"{DIGEST_HOUR:02d}:00"
-
-
-def record_after(store: Store, entries: list[AuditEntry]) -> None:
-    """Audit rows for a change already committed. The change stands whatever happens here:
-    a database that went away in between costs the rows, logged, not the person's answer."""
-    try:
-        with store.audited():
-            for entry in entries:
-                store.audit(entry)
-    except DatabaseUnavailable as err:
-        log.warning("%d audit row(s) not recorded: %s", len(entries), err.reason)
 
 
 def _errors_csv(watch_id: str, text: str) -> dict[str, object]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .alerts import OUTBOX_STATUS, AlertStore
-from .audit import AuditStore
+from .audit import AuditEntry, AuditStore
 from .db import SqliteEngine
 from .digests import DigestStore
 from .engine import DatabaseURL, Engine, Result, integrity_errors, parse_database_url
@@ -157,8 +157,14 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
 
     # -- watches ---------------------------------------------------------------------------
 
-    def create_watches(self, drafts: Iterable[NewWatch], now: float) -> list[Watch]:
-        """Create watches, each with its parent-post outbox row, all or none.
+    def create_watches(
+        self,
+        drafts: Iterable[NewWatch],
+        now: float,
+        audit: Callable[[Watch], AuditEntry] | None = None,
+    ) -> list[Watch]:
+        """Create watches, each with its parent-post outbox row, all or none; with `audit`,
+        each one's audit row too, in the same transaction (docs/architecture.md#audit-trail).
 
         Raises DuplicateWatchError (nothing created) if any job is already actively
         watched in its channel.
@@ -166,7 +172,7 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
         drafts = list(drafts)
         created = []
         try:
-            created = self._create_watches(drafts, now)
+            created = self._create_watches(drafts, now, audit)
         except INTEGRITY_ERRORS:
             # Two replicas created the same watch at once: the unique index let one through.
             for draft in map(self.routed, drafts):
@@ -176,7 +182,12 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
             raise
         return created
 
-    def _create_watches(self, drafts: list[NewWatch], now: float) -> list[Watch]:
+    def _create_watches(
+        self,
+        drafts: list[NewWatch],
+        now: float,
+        audit: Callable[[Watch], AuditEntry] | None = None,
+    ) -> list[Watch]:
         created = []
         with self.engine.transaction():
             for draft in map(self.routed, drafts):
@@ -208,8 +219,12 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
                     },
                 )
                 self._queue(watch_id, OutboxKind.PARENT, now)
-                created.append(self.get_watch(watch_id))
-        return [w for w in created if w is not None]
+                watch = self.get_watch(watch_id)
+                if watch is not None:
+                    created.append(watch)
+                    if audit is not None:
+                        self.audit(audit(watch))
+        return created
 
     def _new_id(self, prefix: str, table: str) -> str:
         length = 3

@@ -349,3 +349,19 @@ def test_an_operators_bad_token_command_changes_nothing(cli_env, capsys, args, s
         assert s.list_tokens() == [] and s.audit_entries() == []
     finally:
         s.close()
+
+
+def test_a_new_watch_and_its_audit_row_commit_together(store):
+    (made,) = store.create_watches(
+        [draft()], NOW, audit=lambda w: entry("watch.create", watch_id=w.id)
+    )
+    (row,) = store.audit_entries()
+    assert (row.action, row.watch_id) == ("watch.create", made.id)
+
+    def refused(watch):  # the row can't be written: the watch must not stand without it
+        raise RuntimeError("audit row refused")
+
+    with pytest.raises(RuntimeError):
+        store.create_watches([draft(ref="3/4")], NOW, audit=refused)
+    assert [w.ref for w in store.list_watches(statuses=None)] == [made.ref]
+    assert store.outbox_backlog(NOW)[0] == 1  # only the first watch's parent row

@@ -19,7 +19,7 @@ from typing import Any
 from bot import blocks, grammar, lifecycle, texts
 from bot.api import hooks
 from bot.config import SLACK_CHANNEL, SLACK_USER, Settings
-from bot.service import record_after, watch_facts
+from bot.service import watch_facts
 from bot.vendors import SPECS, JobSnapshot, RefError, VendorSpec, lookup
 from storage import (
     ACTIVE,
@@ -279,8 +279,16 @@ class WatchApi:
             token_name=token.name,
             requested_by=requested_by,
         )
+        action = "api.watch.create" if via == Via.API else "callback.watch.create"
+
+        def audit(watch: Watch) -> AuditEntry:
+            entry = _token_entry(action, token, via, watch, now)
+            if requested_by is None:
+                return entry
+            return dataclasses.replace(entry, detail={**entry.detail, "requested_by": requested_by})
+
         try:
-            (watch,) = self._guard(lambda: self.store.create_watches([draft], now))
+            (watch,) = self._guard(lambda: self.store.create_watches([draft], now, audit=audit))
         except DuplicateWatchError as dup:  # a twin request got there first
             return 200, dup.existing
         log.info(
@@ -291,14 +299,6 @@ class WatchApi:
             channel,
             token.name,
         )
-        # After the commit, as for a slash command (bot/service.py `record_after`).
-        action = "api.watch.create" if via == Via.API else "callback.watch.create"
-        entry = _token_entry(action, token, via, watch, now)
-        if requested_by is not None:
-            entry = dataclasses.replace(
-                entry, detail={**entry.detail, "requested_by": requested_by}
-            )
-        record_after(self.store, [entry])
         self.on_change()
         return 201, watch
 

@@ -468,6 +468,14 @@ def m013_progress_points(db: Database) -> None:
     db["watches"].add_column("progress_points", str)
 
 
+@migration(postgresql=("ALTER TABLE watches ADD COLUMN poll_again BIGINT NOT NULL DEFAULT 0",))
+def m014_poll_again(db: Database) -> None:
+    # Set when a vendor callback (or Refresh) arrives while the watch is being polled: that
+    # poll may have asked just before the job ended, so the next one goes at once instead
+    # of an interval later (docs/architecture.md#vendor-callbacks).
+    db["watches"].add_column("poll_again", int, not_null_default=0)
+
+
 def apply(db: Database) -> None:
     """Bring a SQLite database up to date (called inside the store's write transaction)."""
     _refuse_newer({m.name for m in migrations.applied(db)})

@@ -318,10 +318,14 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
         return sorted((Watch.from_row(r) for r in rows), key=lambda w: w.next_poll_at or 0)
 
     def poll_soon(self, watch_id: str, now: float) -> None:
-        """Make an active watch due now (the Refresh button); a leased poll is left alone."""
+        """Make an active watch due now (the Refresh button, a vendor callback). While it is
+        being polled, that poll may have asked before the news: the next one then goes at
+        once when it is applied (`poll_again`), instead of an interval later."""
         with self.engine.transaction():
             self.engine.execute(
-                f"UPDATE watches SET next_poll_at = {_DUE_BY} WHERE id = ? AND status = 'active'",
+                f"UPDATE watches SET next_poll_at = {_DUE_BY}, poll_again = CASE WHEN "
+                "lease_owner IS NULL THEN poll_again ELSE 1 END "
+                "WHERE id = ? AND status = 'active'",
                 [now, now, watch_id],
             )
 
@@ -357,10 +361,17 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
         to = changes.pop("status", ACTIVE)
         # One conditional UPDATE instead of a read and sqlite-utils' update() (which reads
         # the row and the schema again): this runs thousands of times a minute.
-        assignments = ", ".join(f"[{column}] = ?" for column in changes)
+        assignments = [f"[{column}] = ?" for column in changes]
+        values = list(changes.values())
+        next_poll = changes.get("next_poll_at")
+        if next_poll is not None:  # asked for again during this poll: the next one at once
+            at = assignments.index("[next_poll_at] = ?")
+            assignments[at] = "[next_poll_at] = CASE WHEN poll_again = 1 THEN ? ELSE ? END"
+            values[at : at + 1] = [min(next_poll, now), next_poll]
         stay_active = (
-            f"UPDATE watches SET {assignments} WHERE id = ? AND status = ? AND lease_owner = ?",
-            [*changes.values(), watch_id, ACTIVE, owner],
+            f"UPDATE watches SET {', '.join(assignments)}, poll_again = 0 "
+            "WHERE id = ? AND status = ? AND lease_owner = ?",
+            [*values, watch_id, ACTIVE, owner],
         )
         quiet = not (result.transition or result.update_parent or result.notes or result.uploads)
         if to == ACTIVE and quiet:  # most polls: nothing to announce, one statement alone

@@ -388,6 +388,19 @@ def test_poll_soon_makes_an_active_watch_due_now(store):
     assert store.get_watch(w.id).next_poll_at is None
 
 
+def test_poll_soon_during_a_poll_makes_the_next_one_at_once(store):
+    """A vendor callback (or Refresh) while the job is being polled: that poll may have
+    asked before the job ended, so the one after it must not wait a whole interval."""
+    (w,) = make(store)
+    store.claim_due(NOW, "p1", 120, 10)  # the poll is in flight
+    store.poll_soon(w.id, NOW + 1)
+    assert store.apply_poll(w.id, "p1", running(NOW + 2), NOW + 2)  # would be NOW + 12
+    assert store.get_watch(w.id).next_poll_at == NOW + 2
+    (again,) = store.claim_due(NOW + 2, "p1", 120, 10)
+    assert store.apply_poll(again.id, "p1", running(NOW + 3), NOW + 3)  # once: then as usual
+    assert store.get_watch(w.id).next_poll_at == NOW + 13
+
+
 def test_poll_all_soon_and_the_poll_backlog(store):
     a, b, c = make(store, draft(ref="1/1"), draft(ref="1/2"), draft(ref="1/3"))
     store.claim_due(NOW, "p1", 120, 10)

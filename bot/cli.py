@@ -11,10 +11,15 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Settings
 from bot.redaction import Redactor
 from storage import ACTIVE, PAUSED, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from storage import Store
+    from storage.engine import DatabaseURL
 
 log = logging.getLogger("syncwatch")
 
@@ -130,6 +135,17 @@ def _settings_or_exit() -> Settings:
         for problem in err.problems:
             print(f"  - {problem}", file=sys.stderr)
         sys.exit(1)
+
+
+def _open_store(database: DatabaseURL, who: str = "syncwatch") -> Store | None:
+    """The store on `database`, or None once stderr says why it can't be opened."""
+    from storage import Store
+
+    try:
+        return Store(database)
+    except DatabaseUnavailable as err:
+        print(f"{who}: database {database}: {err.reason}", file=sys.stderr)
+        return None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -298,13 +314,10 @@ def _check_slack(settings: Settings) -> int:
 
 def cmd_watches(args: argparse.Namespace) -> int:
     from bot.blocks import duration
-    from storage import Store
 
     settings = _settings_or_exit()
-    try:
-        store = Store(settings.database)
-    except DatabaseUnavailable as err:
-        print(f"syncwatch: database {settings.database}: {err.reason}", file=sys.stderr)
+    store = _open_store(settings.database)
+    if store is None:
         return 1
     try:
         statuses = None if args.all else (ACTIVE, PAUSED)
@@ -330,7 +343,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Who changed what, newest first (docs/operations.md#audit). Reads only: it records
     nothing, and a SQLite file that isn't there is reported, not created."""
     from bot import audit
-    from storage import Store
 
     now = time.time()
     try:
@@ -354,10 +366,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if url.dialect == "sqlite" and not os.path.exists(url.target):
         print(f"syncwatch audit: no database at {url.target} (SYNCWATCH_DB)", file=sys.stderr)
         return 1
-    try:
-        store = Store(url)
-    except DatabaseUnavailable as err:
-        print(f"syncwatch audit: database {url}: {err.reason}", file=sys.stderr)
+    store = _open_store(url, "syncwatch audit")
+    if store is None:
         return 1
     actor = args.actor
     if actor and actor.startswith(("token:", "operator:")):  # as the table shows them
@@ -388,7 +398,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     from bot.api import credentials
     from bot.api.tokens import OPERATOR_PREFIX, hook_path, hook_url, operator_entry
     from bot.config import SLACK_CHANNEL
-    from storage import ApiToken, Store, TokenNameTaken
+    from storage import ApiToken, TokenNameTaken
 
     name = args.name
     if not credentials.NAME.match(name):
@@ -413,10 +423,8 @@ def cmd_token(args: argparse.Namespace) -> int:
             f"syncwatch token: {name} comes from the config file; change it there", file=sys.stderr
         )
         return 1
-    try:
-        store = Store(settings.database)
-    except DatabaseUnavailable as err:
-        print(f"syncwatch: database {settings.database}: {err.reason}", file=sys.stderr)
+    store = _open_store(settings.database)
+    if store is None:
         return 1
     operator, now = audit.operator_name(), time.time()
     try:
@@ -470,7 +478,6 @@ def cmd_hook_url(args: argparse.Namespace) -> int:
     from bot.api import credentials
     from bot.api.tokens import HOOK_FIELDS, hook_url
     from bot.vendors import lookup
-    from storage import Store
 
     settings = _settings_or_exit()
     spec = lookup(args.vendor)
@@ -487,10 +494,8 @@ def cmd_hook_url(args: argparse.Namespace) -> int:
         return 1
     token = settings.tokens.get(args.token)
     if token is None:
-        try:
-            store = Store(settings.database)
-        except DatabaseUnavailable as err:
-            print(f"syncwatch: database {settings.database}: {err.reason}", file=sys.stderr)
+        store = _open_store(settings.database)
+        if store is None:
             return 1
         try:
             token = store.token_named(args.token)

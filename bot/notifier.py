@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk import WebClient
@@ -207,29 +208,20 @@ class Notifier:
         return len(digests)
 
     def _deliver_digest(self, digest: Digest) -> None:
-        marker = {"digest": digest.key}
+        key = digest.key
+        mark = _InFlight(
+            f"digest {key}",
+            digest.in_flight_at,
+            lambda now: self.store.digest_in_flight(key, now),
+            lambda: self.store.digest_clear_in_flight(key),
+        )
         try:
-            if digest.in_flight_at is not None:
-                found = self._find_posted(digest.channel_id, None, marker, digest.in_flight_at)
-                if found is not None:
-                    self.store.digest_sent(digest.key, found, self.clock())
-                    return
-            self.store.digest_in_flight(digest.key, self.clock())
-            try:
-                response = self._call_with_fallback(
-                    self.client.chat_postMessage,
-                    blocks.render_digest(digest),
-                    channel=digest.channel_id,
-                    metadata={"event_type": METADATA_EVENT, "event_payload": marker},
-                    unfurl_links=False,
-                    unfurl_media=False,
-                )
-            except SlackApiError as err:
-                if getattr(err.response, "status_code", 200) < 500:
-                    self.store.digest_clear_in_flight(digest.key)  # Slack posted nothing
-                raise
-            self.store.digest_sent(digest.key, str(response["ts"]), self.clock())
-            self.metrics.slack_calls.labels("digest", "sent").inc()
+            _, ts, posted = self._post_marked(
+                mark, 0, {"digest": key}, digest.channel_id, None, blocks.render_digest(digest)
+            )
+            self.store.digest_sent(key, ts, self.clock())
+            if posted:
+                self.metrics.slack_calls.labels("digest", "sent").inc()
         except SlackApiError as err:
             code = str(err.response.get("error", "")) if err.response is not None else ""
             self.metrics.slack_calls.labels("digest", code or "error").inc()
@@ -600,17 +592,39 @@ class Notifier:
         looked up by that marker, and only a post actually sent waits for the channel's
         pace (`paced`). A `broadcast` reply is also sent to the channel; it stays in the
         thread too, where the look-up finds it. Returns (channel, ts)."""
+        mark = _InFlight(
+            f"outbox row {row_id}",
+            self.store.in_flight_since(row_id),
+            lambda now: self.store.mark_in_flight(row_id, now),
+            lambda: self.store.clear_in_flight(row_id),
+        )
+        channel, ts, _ = self._post_marked(
+            mark, row_id, marker, channel, thread_ts, message, paced=paced, broadcast=broadcast
+        )
+        return channel, ts
+
+    def _post_marked(
+        self,
+        mark: _InFlight,
+        turn: int,
+        marker: dict[str, Any],
+        channel: str,
+        thread_ts: str | None,
+        message: blocks.Message,
+        *,
+        paced: bool = False,
+        broadcast: bool = False,
+    ) -> tuple[str, str, bool]:
+        """`_post_once` for anything that records its own in-flight mark (an outbox row, a
+        digest). Returns (channel, ts, whether this call posted it)."""
         extra = {"reply_broadcast": True} if broadcast and thread_ts else {}
-        since = self.store.in_flight_since(row_id)
-        if since is not None:
-            found = self._find_posted(channel, thread_ts, marker, since)
+        if mark.since is not None:
+            found = self._find_posted(channel, thread_ts, marker, mark.since)
             if found is not None:
-                log.info(
-                    "outbox row %s was already in Slack (%s); not posting again", row_id, found
-                )
-                return channel, found
-        with self._turn(self._channel_pace if paced else None, channel, row_id):
-            self.store.mark_in_flight(row_id, self.clock())
+                log.info("%s was already in Slack (%s); not posting again", mark.name, found)
+                return channel, found, False
+        with self._turn(self._channel_pace if paced else None, channel, turn):
+            mark.mark(self.clock())
             try:
                 response = self._call_with_fallback(
                     self.client.chat_postMessage,
@@ -624,9 +638,9 @@ class Notifier:
                 )
             except SlackApiError as err:
                 if getattr(err.response, "status_code", 200) < 500:
-                    self.store.clear_in_flight(row_id)  # Slack answered: it posted nothing
+                    mark.clear()  # Slack answered: it posted nothing
                 raise
-        return str(response.get("channel") or channel), str(response["ts"])
+        return str(response.get("channel") or channel), str(response["ts"]), True
 
     def _find_posted(
         self, channel: str, thread_ts: str | None, marker: dict[str, Any], since: float
@@ -674,6 +688,18 @@ class Notifier:
             if not cursor:
                 return
         log.warning("look-up stopped after %d pages of history; sending again", LOOKUP_PAGES)
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """Where a post records that it may already be in Slack: set before the call, cleared
+    when Slack answers that it posted nothing, and left set by a crash or a 5xx so that the
+    next attempt looks the message up first (docs/architecture.md#delivery-exactly-once)."""
+
+    name: str  # for the log
+    since: float | None  # an earlier attempt's mark
+    mark: Callable[[float], None]
+    clear: Callable[[], None]
 
 
 class _Quiet:

@@ -243,12 +243,13 @@ class Service:
         return taken
 
     def _quota_problem(self, adding: int, who: Requester) -> blocks.Message | None:
-        in_channel = self.store.count_active(channel_id=who.channel_id)
+        in_channel, mine = self.store.count_active_of(
+            channel_id=who.channel_id, requester_id=who.user_id
+        )
         if in_channel + adding > self.settings.quota_per_channel:
             return blocks.render_notice(
                 texts.channel_quota(in_channel, self.settings.quota_per_channel)
             )
-        mine = self.store.count_active(requester_id=who.user_id)
         if mine + adding > self.settings.quota_per_user:
             return blocks.render_notice(texts.person_quota(mine, self.settings.quota_per_user))
         return None

@@ -188,17 +188,19 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
         now: float,
         audit: Callable[[Watch], AuditEntry] | None = None,
     ) -> list[Watch]:
-        created = []
+        created: dict[tuple[str, str, str], Watch] = {}
         with self.engine.transaction():
             for draft in map(self.routed, drafts):
-                existing = self.find_active(draft.vendor, draft.ref, draft.channel_id)
-                if existing is not None:
-                    raise DuplicateWatchError(existing)
-                watch_id = self._new_id("w", "watches")
-                self._insert(
+                job = (draft.vendor, draft.ref, draft.channel_id)
+                if job in created:  # the same job twice in one batch: all or none
+                    raise DuplicateWatchError(created[job])
+                # No look-up first: the unique index on the active job refuses a second one
+                # (create_watches turns that into DuplicateWatchError), one statement fewer
+                # on every creation (docs/architecture.md#watch-api).
+                row = self._insert_new_id(
+                    "w",
                     "watches",
                     {
-                        "id": watch_id,
                         "vendor": draft.vendor,
                         "ref": draft.ref,
                         "connection": draft.connection,
@@ -218,22 +220,32 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
                         "requested_by": draft.requested_by,
                     },
                 )
-                self._queue(watch_id, OutboxKind.PARENT, now)
-                watch = self.get_watch(watch_id)
-                if watch is not None:
-                    created.append(watch)
-                    if audit is not None:
-                        self.audit(audit(watch))
-        return created
+                watch = Watch.from_row(row)
+                self._queue(watch.id, OutboxKind.PARENT, now)
+                created[job] = watch
+                if audit is not None:
+                    self.audit(audit(watch))
+        return list(created.values())
 
-    def _new_id(self, prefix: str, table: str) -> str:
+    def _insert_new_id(self, prefix: str, table: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Insert a row under a new short random id; the stored row. A taken id changes
+        nothing (ON CONFLICT on the id alone: any other unique key still raises) and another
+        is drawn, longer once the short ones are crowded."""
         length = 3
         while True:
             for _ in range(8):
                 candidate = prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
-                if not self.engine.row(f"SELECT 1 FROM {table} WHERE id = ?", [candidate]):
-                    return candidate
-            length += 1  # crowded at this length: grow rather than loop
+                columns = {"id": candidate, **values}
+                names = ", ".join(f"[{c}]" for c in columns)
+                marks = ", ".join("?" for _ in columns)
+                inserted = self.engine.execute(
+                    f"INSERT INTO {table} ({names}) VALUES ({marks}) "
+                    "ON CONFLICT (id) DO NOTHING RETURNING *",
+                    list(columns.values()),
+                )
+                if inserted.rows:
+                    return inserted.rows[0]
+            length += 1
 
     def get_watch(self, watch_id: str) -> Watch | None:
         rows = self._rows("SELECT * FROM watches WHERE id = ?", [watch_id])
@@ -883,11 +895,10 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
         digest: str | None = None,
     ) -> Schedule:
         with self.engine.transaction():
-            schedule_id = self._new_id("s", "schedules")
-            self._insert(
+            row = self._insert_new_id(
+                "s",
                 "schedules",
                 {
-                    "id": schedule_id,
                     "vendor": draft.vendor,
                     "ref": draft.ref,
                     "connection": draft.connection,
@@ -905,9 +916,7 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
                     "digest_since": now if digest else None,
                 },
             )
-        found = self.get_schedule(schedule_id)
-        assert found is not None
-        return found
+        return Schedule.from_row(row)
 
     def get_schedule(self, schedule_id: str) -> Schedule | None:
         rows = self._rows("SELECT * FROM schedules WHERE id = ?", [schedule_id])
@@ -1228,6 +1237,16 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
             f"SELECT COUNT(*) FROM watches WHERE status = 'active' AND {column} = ?", [value]
         )
         return int(row[0])
+
+    def count_active_of(self, *, channel_id: str, requester_id: str) -> tuple[int, int]:
+        """(active watches in the channel, active watches of the requester): both quotas'
+        counts in one statement."""
+        in_channel, theirs = self.engine.row(
+            "SELECT (SELECT COUNT(*) FROM watches WHERE channel_id = ? AND status = 'active'), "
+            "(SELECT COUNT(*) FROM watches WHERE requester_id = ? AND status = 'active')",
+            [channel_id, requester_id],
+        )
+        return int(in_channel), int(theirs)
 
     def count_by_status(self) -> dict[str, int]:
         rows = self._rows("SELECT status, COUNT(*) AS n FROM watches GROUP BY status")

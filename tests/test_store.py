@@ -140,6 +140,34 @@ def test_job_can_be_watched_again_after_stop(store):
     assert store.find_active("zoho-analytics", REF, "C1").id == second.id
 
 
+def test_a_taken_id_is_drawn_again_and_nothing_is_lost(store, monkeypatch):
+    # The random id is the only thing that clashes: the second watch gets another id, the
+    # first keeps its row (an id clash must never read as "already watched").
+    (first,) = make(store)
+    letters = iter(first.id[1:] + "zzz")
+    monkeypatch.setattr("storage.store.secrets.choice", lambda alphabet: next(letters, "y"))
+    (second,) = make(store, draft(ref=REF + "9"))
+    assert second.id == "wzzz" and first.id != second.id
+    assert store.get_watch(first.id).ref == REF
+    assert store.get_watch(second.id).ref == REF + "9"
+    assert rows(store, second.id) == [("parent", "pending")]
+
+
+def test_a_new_watch_is_one_write_transaction_of_few_statements(tmp_path):
+    # The API's p99 under a burst is the sum of every creation's statements (README,
+    # benchmarks): a creation that grows a look-up should have to say so here.
+    store = Store(str(tmp_path / "syncwatch.db"))
+    seen: list[str] = []
+    store.engine.pool.get().conn.set_trace_callback(seen.append)
+    (watch,) = make(store)
+    store.engine.pool.get().conn.set_trace_callback(None)
+    verbs = [sql.split()[0].upper() for sql in seen]
+    assert verbs.count("BEGIN") == 1 and verbs[-1] == "COMMIT"
+    assert len(seen) <= 6, seen  # BEGIN, the channel's routes, watch, parent row, COMMIT
+    assert store.get_watch(watch.id).status == ACTIVE
+    store.close()
+
+
 # -- claiming -----------------------------------------------------------------------------
 
 

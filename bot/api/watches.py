@@ -95,10 +95,11 @@ class WatchApi:
 
     # -- the watch object -------------------------------------------------------------------
 
-    def view(self, watch: Watch) -> dict[str, Any]:
-        """The watch as the API shows it (docs/architecture.md#watch-api)."""
+    def view(self, watch: Watch, *, fresh: bool = False) -> dict[str, Any]:
+        """The watch as the API shows it (docs/architecture.md#watch-api). A `fresh` watch,
+        created by this request, has no parent message or file yet: nothing to look up."""
         snap = JobSnapshot.from_json(watch.snapshot)
-        parent = self.store.parent_ref(watch.id)
+        parent = None if fresh else self.store.parent_ref(watch.id)
         return {
             "id": watch.id,
             "vendor": watch.vendor,
@@ -110,7 +111,7 @@ class WatchApi:
             "progress": {str(k): str(v) for k, v in (snap.progress if snap else ())},
             "started_at": _iso(watch.created_at),
             "finished_at": _iso(watch.finished_at),
-            "files": self.store.result_file_names(watch.id),
+            "files": [] if fresh else self.store.result_file_names(watch.id),
             "permalink": blocks.archive_link(parent.channel_id, parent.ts) if parent else None,
         }
 
@@ -124,7 +125,7 @@ class WatchApi:
         Idempotency-Key."""
         if idempotency_key is None:
             status, watch = self._create(token, body)
-            return status, self.view(watch)
+            return status, self.view(watch, fresh=status == 201)
         if not IDEMPOTENCY_KEY.match(idempotency_key):
             raise ApiError(400, "invalid_idempotency_key", texts.API_BAD_IDEMPOTENCY_KEY)
         body_digest = hashlib.sha256(
@@ -141,7 +142,7 @@ class WatchApi:
         self._guard(
             lambda: self.store.idempotency_settle(token.name, idempotency_key, watch.id, status)
         )
-        return status, self.view(watch)
+        return status, self.view(watch, fresh=status == 201)
 
     def _reserve(
         self, token: ApiToken, key: str, body_digest: str
@@ -321,11 +322,12 @@ class WatchApi:
 
     def _check_quota(self, channel: str, requester: str, token_name: str) -> None:
         retry = {"Retry-After": str(QUOTA_RETRY_S)}
-        in_channel = self._guard(lambda: self.store.count_active(channel_id=channel))
+        in_channel, theirs = self._guard(
+            lambda: self.store.count_active_of(channel_id=channel, requester_id=requester)
+        )
         if in_channel + 1 > self.settings.quota_per_channel:
             message = texts.api_quota(in_channel, self.settings.quota_per_channel, "This channel")
             raise ApiError(429, "quota_exceeded", message, retry)
-        theirs = self._guard(lambda: self.store.count_active(requester_id=requester))
         if theirs + 1 > self.settings.quota_per_user:
             whose = f"Token {token_name}" if requester.startswith("token:") else requester
             message = texts.api_quota(theirs, self.settings.quota_per_user, whose)

@@ -13,6 +13,11 @@ first request of most of the server's 16 threads, each of which opens its own SQ
 connection then (the schema read, every statement compiled once). The goal is about a bot
 that has been running; a restart's first burst is a one-off, shown for what it costs.
 
+Beside the bot, in the same run: the CPU this process (the bot: the fakes and the sender are
+other processes) spent on each burst of new watches, and the same bursts answered by a bare
+waitress server with the bot's server settings and an app that only answers 201 — what the
+HTTP server itself costs on this machine at that moment.
+
 Goal: p99 < 100 ms at 50 concurrent.
 """
 
@@ -24,6 +29,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -41,8 +47,10 @@ from common import (
     summary_ms,
     timed_exchange,
 )
+from waitress.server import create_server
 
 from bot.api import credentials
+from bot.app import HTTP_THREADS
 from bot.config import Settings
 from bot.runtime import BotProcess
 
@@ -84,6 +92,34 @@ def body(k: int) -> bytes:
     return json.dumps({"vendor": "za", "ref": f"{WORKSPACE}/{job_id(k)}"}).encode()
 
 
+def bare_waitress(sender: ProcessPoolExecutor, args: argparse.Namespace) -> list[tuple[int, float]]:
+    """The same bursts against waitress alone: the bot's server settings, an app that reads
+    the body and answers 201 with a small JSON object."""
+
+    def app(environ: dict, start_response: Callable[..., object]) -> list[bytes]:
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("201 Created", [("Content-Type", "application/json")])
+        return [b'{"id":"wbare"}']
+
+    server = create_server(
+        app, host="127.0.0.1", port=0, threads=HTTP_THREADS, backlog=1024, connection_limit=1000
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.effective_port}/api/v1/watches"
+    try:
+        sender.submit(fire, url, [body(0)]).result()
+        answers: list[tuple[int, float]] = []
+        for r in range(args.rounds):
+            log(f"bare waitress: burst {r + 1}/{args.rounds}")
+            batch = [body(r * args.concurrency + k) for k in range(args.concurrency)]
+            answers += sender.submit(fire, url, batch).result()
+            time.sleep(1.0)
+        return answers
+    finally:
+        server.close()
+
+
 def main() -> None:
     args = parse_args()
     with (
@@ -121,10 +157,13 @@ def main() -> None:
             created: list[tuple[int, float]] = []
             repeated: list[tuple[int, float]] = []
             per_round = []
+            burst_cpu: list[float] = []
             for r in range(args.rounds):
                 batch = [body(r * args.concurrency + k) for k in range(args.concurrency)]
                 log(f"burst {r + 1}/{args.rounds}: {args.concurrency} new watches")
+                cpu_before = time.process_time()
                 got = sender.submit(fire, url, batch).result()
+                burst_cpu.append((time.process_time() - cpu_before) * 1000)
                 created += got
                 per_round.append(summary_ms([s for _, s in got])["p99_ms"])
                 time.sleep(1.0)
@@ -132,7 +171,9 @@ def main() -> None:
                 time.sleep(1.0)
         finally:
             bot.shutdown()
+        bare = bare_waitress(sender, args)
     p99 = summary_ms([s for _, s in created])["p99_ms"]
+    bare_p99 = summary_ms([s for _, s in bare])["p99_ms"]
     emit(
         {
             "bench": "api",
@@ -147,6 +188,9 @@ def main() -> None:
             "same_jobs_again": summary_ms([s for _, s in repeated]),
             "statuses_again": sorted({s for s, _ in repeated}),
             "one_at_a_time": summary_ms([s for _, s in alone]),
+            "bot_cpu_ms_per_burst": [round(c, 1) for c in burst_cpu],
+            "bare_waitress": summary_ms([s for _, s in bare]),
+            "p99_bot_over_bare_waitress": round(p99 / bare_p99, 2) if p99 and bare_p99 else None,
             "goals": {
                 "p99_lt_100ms": p99 is not None
                 and p99 < 100

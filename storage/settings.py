@@ -145,7 +145,14 @@ class ChannelSettingsStore:
             self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
         ) -> list[dict[str, Any]]: ...
 
-        def _insert(self, table: str, values: dict[str, Any], *, returning: str = "") -> Result: ...
+        def _insert(
+            self,
+            table: str,
+            values: dict[str, Any],
+            *,
+            on_conflict: str = "",
+            returning: str = "",
+        ) -> Result: ...
 
     def channel_settings(self, channel_id: str) -> ChannelSettings:
         rows = self._rows("SELECT * FROM channel_settings WHERE channel_id = ?", [channel_id])

@@ -141,10 +141,13 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         return self.engine.query(sql, params)
 
-    def _insert(self, table: str, values: dict[str, Any], *, returning: str = "") -> Result:
+    def _insert(
+        self, table: str, values: dict[str, Any], *, on_conflict: str = "", returning: str = ""
+    ) -> Result:
         columns = ", ".join(f"[{c}]" for c in values)
         marks = ", ".join("?" for _ in values)
-        tail = f" RETURNING {returning}" if returning else ""
+        tail = f" ON CONFLICT {on_conflict}" if on_conflict else ""
+        tail += f" RETURNING {returning}" if returning else ""
         return self.engine.execute(
             f"INSERT INTO {table} ({columns}) VALUES ({marks}){tail}", list(values.values())
         )
@@ -235,13 +238,11 @@ class Store(AuditStore, ChannelSettingsStore, AlertStore, DigestStore, ProgressP
         while True:
             for _ in range(8):
                 candidate = prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
-                columns = {"id": candidate, **values}
-                names = ", ".join(f"[{c}]" for c in columns)
-                marks = ", ".join("?" for _ in columns)
-                inserted = self.engine.execute(
-                    f"INSERT INTO {table} ({names}) VALUES ({marks}) "
-                    "ON CONFLICT (id) DO NOTHING RETURNING *",
-                    list(columns.values()),
+                inserted = self._insert(
+                    table,
+                    {"id": candidate, **values},
+                    on_conflict="(id) DO NOTHING",
+                    returning="*",
                 )
                 if inserted.rows:
                     return inserted.rows[0]
